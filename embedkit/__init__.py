@@ -1,0 +1,8 @@
+"""embedkit: train sentence and retrieval embedding models, index them with FAISS, evaluate them."""
+from embedkit.encoding import cached_encode, encode
+from embedkit.errors import ConfigError, DataError, EmbedkitError, ModelError
+from embedkit.models import load_model, model_fingerprint
+
+__version__ = "0.1.0"
+__all__ = ["ConfigError", "DataError", "EmbedkitError", "ModelError", "cached_encode", "encode", "load_model",
+           "model_fingerprint", "__version__"]

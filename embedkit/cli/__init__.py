@@ -1,0 +1,1 @@
+"""The ``embedkit`` command line. Each command group is a module with ``register(subparsers)``."""

@@ -1,0 +1,110 @@
+"""On-disk embedding cache, in chunks, keyed by the model's weight fingerprint and the texts.
+
+Chunking means an interrupted encode of a large corpus keeps the chunks it finished, and a corpus
+that shares chunks with an earlier one (same texts, same order) reuses them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from embedkit.encoding.engine import Role, encode, resolve_prompt
+from embedkit.paths import cache_dir
+
+CHUNK = 2048
+
+
+class EmbeddingCache:
+    """A folder of ``.npy`` files, one per (model, prompt, normalisation, chunk of texts)."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else cache_dir() / "embeddings"
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        p = self.path(key)
+        if not p.exists():
+            return None
+        try:
+            return np.load(p)
+        except (ValueError, OSError, EOFError):  # a damaged entry is a miss, not a failure
+            p.unlink(missing_ok=True)
+            return None
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, array)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def info(self) -> dict:
+        files = list(self.root.rglob("*.npy")) if self.root.exists() else []
+        return {"path": str(self.root), "entries": len(files), "bytes": sum(f.stat().st_size for f in files)}
+
+    def clear(self) -> int:
+        n = self.info()["entries"]
+        shutil.rmtree(self.root, ignore_errors=True)
+        return n
+
+
+def _chunk_key(fingerprint: str, prompt: str, normalize: bool, texts: Sequence[str]) -> str:
+    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0".encode())
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def cached_encode(
+    model,
+    texts: Sequence[str],
+    *,
+    role: Role | None = None,
+    prompt: str | None = None,
+    batch_size: int = 32,
+    normalize: bool = False,
+    device: str | None = None,
+    show_progress: bool | None = None,
+    cache: EmbeddingCache | None = None,
+    fingerprint: str | None = None,
+) -> np.ndarray:
+    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk."""
+    from tqdm.auto import tqdm
+
+    from embedkit.models import model_fingerprint
+
+    texts = list(texts)
+    cache = cache or EmbeddingCache()
+    fingerprint = fingerprint or model_fingerprint(model)
+    full_prompt = resolve_prompt(model, role, prompt)
+    starts = range(0, len(texts), CHUNK)
+    show = show_progress if show_progress is not None else len(texts) > CHUNK
+    parts = []
+    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
+        for start in starts:
+            chunk = texts[start:start + CHUNK]
+            key = _chunk_key(fingerprint, full_prompt, normalize, chunk)
+            emb = cache.get(key)
+            if emb is None or emb.shape[0] != len(chunk):
+                emb = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
+                             device=device, show_progress=False)
+                cache.put(key, emb)
+            parts.append(emb)
+            bar.update(len(chunk))
+    if not parts:
+        return encode(model, [], normalize=normalize)
+    return np.concatenate(parts, axis=0)

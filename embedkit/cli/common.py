@@ -13,3 +13,20 @@ def add_model_args(parser: argparse.ArgumentParser, model_required: bool = False
                         help="text prepended to queries (default: the model's 'query' prompt, if it defines one)")
     parser.add_argument("--document-prompt", default=None,
                         help="text prepended to documents (default: the model's 'document'/'passage' prompt, if any)")
+
+
+def print_table(rows: list[tuple], headers: tuple[str, ...]) -> None:
+    """A plain aligned text table on stdout."""
+    cells = [tuple(str(c) for c in headers)] + [tuple(f"{c:.2f}" if isinstance(c, float) else str(c) for c in r) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def print_json_line(obj: dict) -> None:
+    """The last stdout line of a command that scripts read: one JSON object on one line."""
+    import json
+
+    print(json.dumps(obj, sort_keys=False), flush=True)

@@ -36,8 +36,9 @@ def encode(
     """Embed ``texts`` with ``model``; ``role`` picks the model's query/document prompt unless ``prompt`` is given."""
     texts = list(texts)
     if not texts:
-        dim = model.get_sentence_embedding_dimension() if hasattr(model, "get_sentence_embedding_dimension") else 0
-        return np.zeros((0, dim or 0), dtype=np.float32)
+        from embedkit.models import embedding_dim
+
+        return np.zeros((0, embedding_dim(model) or 0), dtype=np.float32)
     import torch
 
     with torch.inference_mode():

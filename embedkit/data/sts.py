@@ -124,7 +124,8 @@ def _load_sick(table: Table, split: str | None) -> STSDataset:
         s1, s2, score_text = (text_cell(table, line, row, c) for c in SICK_COLUMNS)
         pairs.append(STSPair(s1, s2, parse_score(score_text, table.path, line, "relatedness_score")))
     if not pairs:
-        raise DataError(f"no rows with {SICK_SET_COLUMN} {wanted} (empty dataset)", path=table.path)
+        which = f"rows with {SICK_SET_COLUMN} {wanted}" if wanted else "data rows"
+        raise DataError(f"no {which} (empty dataset)", path=table.path)
     name = table.path.stem + (f"-{key}" if SICK_SET_COLUMN in table.columns else "")
     return STSDataset(name=name, pairs=pairs, source=str(table.path))
 

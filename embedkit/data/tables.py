@@ -59,7 +59,7 @@ def _tsv_rows(text: str) -> list[tuple[int, list[str]]]:
 
 
 def read_table(path: Path) -> Table:
-    """Parse ``path`` by its suffix; a file with no data rows is an error (an empty dataset)."""
+    """Parse ``path`` by its suffix (a CSV/TSV without even a header row is an error)."""
     fmt = table_format(path)
     text = read_text(path)
     if fmt == "jsonl":
@@ -72,23 +72,25 @@ def read_table(path: Path) -> Table:
             raise DataError("empty file (no header, no rows)", path=path)
         columns = [c.strip() for c in raw[0][1]]
         rows = [(n, dict(zip(columns, fields))) for n, fields in raw[1:]]
-    if not rows:
-        raise DataError("no data rows (empty dataset)", path=path)
     return Table(path, fmt, columns, rows)
 
 
 def find_schema(table: Table, schemas: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[Sequence[str], Sequence[str]]:
-    """The first ``(required, optional)`` column set whose required columns the header (or, for JSONL,
-    the first object) has; else an error listing what was found and what is accepted."""
-    line, first = table.rows[0]
-    present = table.columns if table.columns is not None else list(first)
+    """The first ``(required, optional)`` column set whose required columns the header has (for JSONL:
+    the first object's keys), with the optional columns the header has (for JSONL: all of them, as
+    keys vary by line). Raises if none fits, or if there are no data rows (an empty dataset)."""
+    if table.columns is None and not table.rows:
+        raise DataError("no data rows (empty dataset)", path=table.path)
+    present = table.columns if table.columns is not None else list(table.rows[0][1])
     for required, optional in schemas:
         if all(c in present for c in required):
-            return required, [c for c in optional if c in present]
+            if not table.rows:
+                raise DataError("no data rows (empty dataset)", path=table.path)
+            return required, [c for c in optional if table.columns is None or c in present]
     accepted = " | ".join(",".join(list(req) + [f"[{o}]" for o in opt]) for req, opt in schemas)
     where = "header" if table.columns is not None else "first object's keys"
     raise DataError(f"{where} {present} lacks the needed columns; expected one of: {accepted}", path=table.path,
-                    line=1 if table.columns is not None else line)
+                    line=1 if table.columns is not None else table.rows[0][0])
 
 
 def text_cell(table: Table, line: int, row: dict, column: str) -> str:

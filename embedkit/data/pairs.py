@@ -57,7 +57,8 @@ def load_triplets(path: str | os.PathLike) -> list[Triplet]:
     for line, row in table.rows:
         anchor, positive = text_cell(table, line, row, anchor_col), text_cell(table, line, row, positive_col)
         negative = None
-        if optional and not (table.columns is None and row.get(optional[0]) is None):
+        # in JSONL a missing or null negative means none; in CSV/TSV a short row is an error
+        if optional and (table.columns is not None or row.get(optional[0]) is not None):
             negative = text_cell(table, line, row, optional[0]) or None
         triplets.append(Triplet(anchor, positive, negative))
     return triplets

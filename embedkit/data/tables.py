@@ -25,12 +25,14 @@ TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".
 
 @dataclass(frozen=True)
 class Table:
-    """``rows`` are ``(line, {column: value})`` with 1-based line numbers; ``columns`` is None for JSONL."""
+    """``rows`` are ``(line, {column: value})`` with 1-based line numbers; ``columns`` (the header, on
+    ``header_line``) is None for JSONL."""
 
     path: Path
     format: str
     columns: list[str] | None
     rows: list[tuple[int, dict]]
+    header_line: int | None = None
 
 
 def table_format(path: Path) -> str:
@@ -65,14 +67,14 @@ def read_table(path: Path) -> Table:
     if fmt == "jsonl":
         rows = [(n, parse_json_object(line, path, n)) for n, line in enumerate(split_lines(text), start=1)
                 if line.strip()]
-        columns = None
+        columns, header_line = None, None
     else:
         raw = _csv_rows(path, text) if fmt == "csv" else _tsv_rows(text)
         if not raw:
             raise DataError("empty file (no header, no rows)", path=path)
-        columns = [c.strip() for c in raw[0][1]]
+        header_line, columns = raw[0][0], [c.strip() for c in raw[0][1]]
         rows = [(n, dict(zip(columns, fields))) for n, fields in raw[1:]]
-    return Table(path, fmt, columns, rows)
+    return Table(path, fmt, columns, rows, header_line)
 
 
 def find_schema(table: Table, schemas: Sequence[tuple[Sequence[str], Sequence[str]]]) -> tuple[Sequence[str], Sequence[str]]:
@@ -90,7 +92,7 @@ def find_schema(table: Table, schemas: Sequence[tuple[Sequence[str], Sequence[st
     accepted = " | ".join(",".join(list(req) + [f"[{o}]" for o in opt]) for req, opt in schemas)
     where = "header" if table.columns is not None else "first object's keys"
     raise DataError(f"{where} {present} lacks the needed columns; expected one of: {accepted}", path=table.path,
-                    line=1 if table.columns is not None else table.rows[0][0])
+                    line=table.header_line if table.columns is not None else table.rows[0][0])
 
 
 def text_cell(table: Table, line: int, row: dict, column: str) -> str:

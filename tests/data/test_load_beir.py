@@ -140,3 +140,11 @@ def test_iter_documents_streams_lazily_and_reports_bad_lines(tmp_path):
         list(iter_documents(empty))
     msg = error_of(count_documents, tmp_path)
     assert "corpus.jsonl" in msg
+
+
+def test_progress_bar_on_request(tmp_path, capsys):
+    folder = make_beir(tmp_path / "b")
+    assert len(load_beir(folder, show_progress=True).corpus) == 3
+    assert "load corpus.jsonl" in capsys.readouterr().err
+    load_beir(folder)
+    assert "load corpus.jsonl" not in capsys.readouterr().err  # small corpora load silently

@@ -1,0 +1,41 @@
+"""``embedkit train RECIPE.yaml [--set key=value ...] [--out DIR] [--resume] [--check]``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an embedding model from a recipe (see training/README.md)")
+    p.add_argument("recipe", help="recipe YAML file, e.g. training/simcse-unsup.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, nested with dots (loss.temperature=0.05, max_steps=8); "
+                        "the value is read as YAML; repeatable")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --out")
+    p.add_argument("--check", action="store_true",
+                   help="validate the recipe and read its data, print the resolved recipe, train nothing")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from embedkit.training import load_recipe, run_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if args.check:
+        from embedkit.training.datasets import load_training_data
+        from embedkit.training.evaluation import load_eval_sets
+
+        rows = len(next(iter(load_training_data(recipe.data).columns.values())))
+        sets = load_eval_sets(recipe.eval, seed=recipe.seed)
+        print(recipe.to_yaml(), end="")
+        print(f"# ok: {rows} training examples, {len(sets)} evaluation set(s)")
+        return 0
+    out = Path(args.out) if args.out else Path("runs") / recipe.name
+    result = run_recipe(recipe, out, resume=args.resume)
+    if result.after:
+        from embedkit.training.result import results_table
+
+        print(results_table(result))
+    print(f"saved to {out} ({result.steps} steps, {result.train_seconds:.0f} s of training)")
+    return 0

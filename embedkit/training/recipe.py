@@ -1,0 +1,315 @@
+"""A training recipe: one typed, validated YAML file that says everything about a run.
+
+Loading goes YAML -> dict -> ``--set`` overrides -> pydantic validation. Every failure becomes one
+``ConfigError`` line that names the key (dotted, e.g. ``loss.temperature``) and the allowed keys or values.
+"""
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from embedkit.errors import ConfigError
+from embedkit.paths import resolve_data_path
+from embedkit.training.loss_specs import LossSpec
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class MiningSpec(StrictModel):
+    """Hard negatives mined with the index layer before training (cached; see ``embedkit.training.mining``)."""
+
+    model: Optional[str] = None  # None: the recipe's base model
+    range: str = "10:60"  # rank window start:end (0-based, end exclusive) after dropping labelled-relevant docs
+    num_negatives: int = Field(1, ge=1)
+    sampling: Literal["top", "random"] = "random"
+    batch_size: int = Field(64, ge=1)
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        parse_range(value)
+        return value
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return parse_range(self.range)
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"10:60"`` -> ``(10, 60)``; refuses anything but ``start:end`` with ``0 <= start < end``."""
+    match = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
+    if not match or int(match.group(1)) >= int(match.group(2)):
+        raise ValueError(f"range must be START:END with 0 <= START < END, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+DataKind = Literal["sentences", "pairs", "triplets", "nli", "sts", "beir"]
+
+
+class DataSpec(StrictModel):
+    """Training data. ``path`` is relative to ``EMBEDKIT_DATA`` unless it exists as given or is absolute."""
+
+    kind: DataKind
+    path: str
+    split: Optional[str] = None  # sts: train/dev/test; beir: the qrels split (default train)
+    limit: Optional[int] = Field(None, ge=1)  # keep the first N examples
+    hard_negatives: Optional[MiningSpec] = None  # beir only
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> "DataSpec":
+        if self.kind in ("sts", "beir") and self.split is None:
+            self.split = "train"
+        if self.hard_negatives is not None and self.kind != "beir":
+            raise ValueError(f"hard_negatives is only for kind beir, not {self.kind}")
+        return self
+
+    def resolved_path(self) -> Path:
+        return resolve_data_path(self.path)
+
+
+class EvalSet(StrictModel):
+    """One evaluation: an STS file (Spearman) or a BEIR collection (nDCG@10)."""
+
+    kind: Literal["sts", "beir"]
+    path: str
+    split: str = "test"
+    name: Optional[str] = None  # default: "<folder>-<split>"
+    during: bool = True  # also run every ``eval.steps`` during training (False: only before and after)
+    max_queries: Optional[int] = Field(None, ge=1)  # beir: a seeded subset of the queries
+    max_documents: Optional[int] = Field(None, ge=1)  # beir: judged docs of the kept queries + others up to N
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "EvalSet":
+        if self.name is None:
+            self.name = f"{Path(self.path).name}-{self.split}"
+        if self.kind == "sts" and (self.max_queries or self.max_documents):
+            raise ValueError("max_queries/max_documents are only for kind beir")
+        return self
+
+
+class EvalSpec(StrictModel):
+    sets: list[EvalSet] = []
+    steps: Optional[int] = Field(None, ge=1)  # evaluate the ``during`` sets every N steps (None: never during)
+    before: bool = True  # evaluate the base model first, for the model card's before/after table
+    batch_size: int = Field(64, ge=1)
+    max_seq_length: Optional[int] = Field(None, ge=1)  # None: the base model's own (training length is separate)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "EvalSpec":
+        names = [s.name for s in self.sets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"evaluation set names must differ; {', '.join(repeated)} repeats (set name: ...)")
+        return self
+
+
+class Recipe(StrictModel):
+    name: Optional[str] = None  # default: the recipe file's stem
+    description: str = ""
+    model: str = "default"  # 'default', a model folder, or a hub id
+    method: str = "contrastive"  # a registered runner (embedkit.training.runners)
+    params: dict[str, Any] = {}  # the runner's own parameters, validated by the runner
+    data: DataSpec
+    loss: Optional[LossSpec] = None
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    warmup_steps: int = Field(0, ge=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: Optional[int] = Field(None, ge=1)  # overrides epochs
+    max_seq_length: Optional[int] = Field(None, ge=1)  # training only; None: the model's own
+    max_grad_norm: float = Field(1.0, ge=0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 42
+    save_steps: int = Field(500, ge=1)
+    save_total_limit: Optional[int] = Field(2, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    eval: EvalSpec = EvalSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Recipe":
+        if self.warmup_ratio and self.warmup_steps:
+            raise ValueError("give warmup_ratio or warmup_steps, not both")
+        if self.method == "contrastive":
+            if self.loss is None:
+                raise ValueError("method contrastive needs a loss")
+            self.loss.check_data_kind(self.data.kind, bool(self.data.hard_negatives))
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+    """Read ``path``, apply ``--set key=value`` overrides, validate. Any problem raises one ``ConfigError``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such recipe file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe is a YAML mapping of keys, got {type(raw).__name__}")
+    raw.setdefault("name", path.stem)
+    for item in overrides or []:
+        apply_override(raw, item)
+    return validate_recipe(raw, source=str(path))
+
+
+def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_one_line(exc)}") from None
+    from embedkit.training.runners import validate_params
+
+    try:
+        validate_params(recipe)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return recipe
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """``"loss.temperature=0.05"`` -> ``raw["loss"]["temperature"] = 0.05``; values are YAML scalars."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set loss.temperature=0.05")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    value = _number(value)
+    parts = key.strip().split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])} has {len(node)} entries; "
+                                  f"{part!r} is not an index 0..{len(node) - 1}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])} is a value, not a section")
+        if last:
+            node[part] = value
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads ``3e-5`` as a string; recipes mean the number."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+        return float(value)
+    return value
+
+
+# ------------------------------------------------------------------------------- one-line error messages
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    shown, allowed = _describe_location(err["loc"])
+    key = ".".join(shown)
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {key!r}; allowed keys{_at(shown[:-1])}: {', '.join(allowed)}"
+    if err["type"] == "union_tag_invalid":
+        field = err["ctx"]["discriminator"].strip("'")
+        return f"{'.'.join([*shown, field])}: unknown value {err['ctx']['tag']!r}; allowed values: {err['ctx']['expected_tags']}"
+    if err["type"] == "missing":
+        return f"missing key {key!r}"
+    message = err["msg"].removeprefix("Value error, ")
+    given = err.get("input")
+    got = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
+    extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{key + ': ' if key else ''}{message}{got}{extra}"
+
+
+def _at(parent: list[str]) -> str:
+    return f" in {'.'.join(parent)}" if parent else ""
+
+
+def _describe_location(loc: tuple) -> tuple[list[str], list[str]]:
+    """The user-facing dotted key for a pydantic error location, and the allowed keys at its parent.
+
+    Discriminated-union tags (``('loss', 'infonce', 'x')``) are not keys the user wrote, so they are
+    used to pick the union member and then dropped from the displayed key.
+    """
+    shown: list[str] = []
+    annotation: Any = Recipe
+    allowed: list[str] = list(Recipe.model_fields)
+    i = 0
+    while i < len(loc):
+        part = loc[i]
+        model = _as_model(annotation)
+        if model is not None and isinstance(part, str) and part in model.model_fields:
+            allowed = list(model.model_fields)
+            annotation = model.model_fields[part].annotation
+            shown.append(part)
+        elif model is None and _union_members(annotation) and isinstance(part, str):
+            member = next((m for m in _union_members(annotation) if _tag(m) == part), None)
+            if member is None:
+                shown.append(str(part))
+            annotation = member
+            if member is not None:
+                allowed = list(member.model_fields)
+        elif isinstance(part, int):
+            shown.append(str(part))
+            args = typing.get_args(_strip(annotation))
+            annotation = args[0] if args else None
+        else:
+            if model is not None:
+                allowed = list(model.model_fields)
+            shown.append(str(part))
+            annotation = None
+        i += 1
+    return shown, allowed
+
+
+def _strip(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _strip(args[0])
+    return annotation
+
+
+def _as_model(annotation: Any) -> type[BaseModel] | None:
+    annotation = _strip(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _union_members(annotation: Any) -> list[type[BaseModel]]:
+    annotation = _strip(annotation)
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return [m for m in typing.get_args(annotation) if _as_model(m) is not None]
+    return []
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("name")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return args[0] if args else None

@@ -1,0 +1,86 @@
+"""Training methods by name, so that methods which do not train through ``SentenceTransformerTrainer``
+(generative embedders, mixture-of-experts, ...) plug into ``embedkit train`` with their own loop.
+
+A runner is ``run(recipe, params, out_dir, resume) -> TrainResult``; ``params`` is ``recipe.params``
+validated by the runner's pydantic model (``None``: the method takes no params). The built-in
+``contrastive`` runner (``embedkit.training.trainer``) is the SentenceTransformerTrainer path.
+Modules listed in ``RUNNER_MODULES`` are imported on first lookup so their ``register_runner`` calls run.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from embedkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embedkit.training.recipe import Recipe
+    from embedkit.training.result import TrainResult
+
+RUNNER_MODULES = ["embedkit.training.trainer"]
+
+RunFn = Callable[["Recipe", Any, Path, bool], "TrainResult"]
+
+
+@dataclass(frozen=True)
+class Runner:
+    name: str
+    params_model: type[BaseModel] | None
+    run: RunFn
+
+
+_RUNNERS: dict[str, Runner] = {}
+_imported = False
+
+
+def register_runner(name: str, params_model: type[BaseModel] | None, run_fn: RunFn) -> None:
+    """Make ``method: <name>`` available to recipes. Re-registering a name replaces it."""
+    _RUNNERS[name] = Runner(name, params_model, run_fn)
+
+
+def _import_runner_modules() -> None:
+    global _imported
+    if not _imported:
+        _imported = True
+        for module in RUNNER_MODULES:
+            importlib.import_module(module)
+
+
+def runner_names() -> list[str]:
+    _import_runner_modules()
+    return sorted(_RUNNERS)
+
+
+def get_runner(name: str) -> Runner:
+    _import_runner_modules()
+    if name not in _RUNNERS:
+        raise ConfigError(f"method: unknown method {name!r}; allowed values: {', '.join(runner_names())}")
+    return _RUNNERS[name]
+
+
+def validate_params(recipe: "Recipe") -> Any:
+    """``recipe.params`` checked against the method's params model; returns the validated object."""
+    runner = get_runner(recipe.method)
+    if runner.params_model is None:
+        if recipe.params:
+            raise ConfigError(f"params: method {recipe.method!r} takes no params; "
+                              f"unknown key(s): {', '.join(recipe.params)}")
+        return None
+    try:
+        return runner.params_model.model_validate(recipe.params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(["params", *map(str, err["loc"])])
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(runner.params_model.model_fields)
+            raise ConfigError(f"unknown key {key!r}; allowed keys in params: {allowed}") from None
+        raise ConfigError(f"{key}: {err['msg']}") from None
+
+
+def run_recipe(recipe: "Recipe", out_dir: Path, resume: bool = False) -> "TrainResult":
+    runner = get_runner(recipe.method)
+    return runner.run(recipe, validate_params(recipe), Path(out_dir), resume)

@@ -8,18 +8,12 @@ import time
 from pathlib import Path
 
 from embedkit.data import load_beir, load_sts
-from embedkit.data.records import Document
 from embedkit.encoding import cached_encode
 from embedkit.evaluation import evaluate_retrieval, evaluate_sts
 from embedkit.models import embedding_dim, load_model, model_fingerprint, model_name
 from embedkit.paths import cache_dir, resolve_data_path
 
 SAMPLE_QUERY = "Vitamin D deficiency is linked to a higher risk of respiratory infections."
-
-
-def document_text(doc: Document) -> str:
-    """Title and text joined as mteb joins them, so the index reuses the evaluation's cached embeddings."""
-    return f"{doc.title} {doc.text}".strip() if doc.title else doc.text
 
 
 def run_demo(model: str = "default", query: str = SAMPLE_QUERY, k: int = 3, spec: str = "HNSW32",
@@ -41,7 +35,8 @@ def run_demo(model: str = "default", query: str = SAMPLE_QUERY, k: int = 3, spec
 
     t = time.perf_counter()
     docs = list(scifact.corpus.values())
-    vectors = cached_encode(encoder, [document_text(d) for d in docs], role="document", batch_size=batch_size,
+    # full_text joins title and text as mteb does, so these are the evaluation's cached embeddings
+    vectors = cached_encode(encoder, [d.full_text for d in docs], role="document", batch_size=batch_size,
                             device=device)
     index = FaissIndex(embedding_dim(encoder), spec=spec, metric="cosine", model_name=model,
                        model_fingerprint=model_fingerprint(encoder))

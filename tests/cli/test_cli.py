@@ -1,0 +1,80 @@
+"""The CLI: one JSON object as the last stdout line, and one-line errors with exit code 2."""
+import json
+
+import numpy as np
+import pytest
+
+from embedkit.cli.main import main
+from helpers import write_beir, write_stsb
+
+
+def last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_eval_sts_prints_json_last(tiny_model_dir, tmp_path, capsys):
+    path = write_stsb(tmp_path / "sts-test.csv")
+    assert main(["eval", "sts", "--model", str(tiny_model_dir), "--data", str(path)]) == 0
+    result = last_json(capsys)
+    assert result["n_pairs"] == 8
+    assert -100 <= result["spearman"] <= 100 and -100 <= result["pearson"] <= 100
+
+
+def test_eval_retrieval_prints_json_last(tiny_model_dir, tmp_path, capsys):
+    folder = write_beir(tmp_path / "beir")
+    assert main(["eval", "retrieval", "--model", str(tiny_model_dir), "--data", str(folder)]) == 0
+    result = last_json(capsys)
+    assert set(result) >= {"ndcg@10", "mrr@10", "map@10", "recall@10", "recall@100", "n_queries"}
+    assert result["n_queries"] == 3
+    assert result["recall@100"] == pytest.approx(100.0)  # 6 documents: every relevant one is in the top 100
+
+
+def test_encode_writes_rows_in_order(tiny_model, tiny_model_dir, tmp_path, capsys):
+    texts = ["first line", "a much longer second line with more words in it", "", "third"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    assert main(["encode", "--model", str(tiny_model_dir), "--input", str(tmp_path / "in.txt"), "--out", str(out)]) == 0
+    emb = np.load(out)
+    assert emb.dtype == np.float32 and emb.shape[0] == 4
+    expected = tiny_model.encode(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(emb, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["eval", "sts", "--data", "no/such/file.csv"], "no/such/file.csv"),
+    (["eval", "retrieval", "--data", "no/such/beir"], "no/such/beir"),
+    (["encode", "--input", "missing.txt", "--out", "x.npy"], "missing.txt"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EMBEDKIT_DATA", str(tmp_path))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("embedkit: error:") and fragment in err and "\n" not in err and "Traceback" not in err
+
+
+def test_not_a_model_folder(tmp_path, capsys):
+    path = write_stsb(tmp_path / "sts-test.csv")
+    (tmp_path / "empty_model").mkdir()
+    assert main(["eval", "sts", "--model", str(tmp_path / "empty_model"), "--data", str(path)]) == 2
+    assert "not a model folder" in capsys.readouterr().err
+
+
+def test_malformed_sts_line_names_file_and_line(tmp_path, capsys):
+    path = write_stsb(tmp_path / "sts-test.csv")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("main-news\tfile\t2012\t0099\tnot-a-number\ta\tb\n")
+    assert main(["eval", "sts", "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "sts-test.csv" in err and "line 9" in err
+
+
+def test_cache_info_and_clear(tiny_model_dir, tmp_path, capsys):
+    path = write_stsb(tmp_path / "sts-test.csv")
+    main(["eval", "sts", "--model", str(tiny_model_dir), "--data", str(path)])
+    capsys.readouterr()
+    assert main(["cache", "info"]) == 0
+    assert "entries  0" not in capsys.readouterr().out
+    assert main(["cache", "clear"]) == 0
+    main(["cache", "info"])
+    assert "entries  0" in capsys.readouterr().out

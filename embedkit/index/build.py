@@ -1,0 +1,127 @@
+"""Building an index from a stream of documents: encode in slices, add as they come.
+
+Memory holds the index's vectors plus one slice of texts and vectors at a time (plus, for specs that
+need training, the training sample until it has been used), never the whole corpus twice.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from embedkit.encoding import encode
+from embedkit.errors import DataError
+from embedkit.index.chunking import Chunker, Passage, full_text
+from embedkit.index.faiss_index import FaissIndex
+from embedkit.index.specs import training_size
+
+ENCODE_SLICE = 2048
+
+
+def model_source_of(model) -> str | None:
+    """What :func:`embedkit.models.load_model` needs to load this model again, when it can be told."""
+    from embedkit.models import DEFAULT_MODEL_NAME
+
+    name = getattr(model, "embedkit_name", None)
+    if name == DEFAULT_MODEL_NAME:
+        return "default"
+    return getattr(model, "embedkit_source", None)
+
+
+def _passages(documents: Iterable, chunker: Chunker | None) -> Iterator[Passage]:
+    for doc in documents:
+        if chunker is None:
+            yield Passage(doc.id, full_text(doc.title, doc.text), doc.text, doc.title, None)
+        else:
+            yield from chunker.passages(doc.id, doc.title, doc.text)
+
+
+def add_documents(index: FaissIndex, model, documents: Iterable, batch_size: int = 32,
+                  chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
+                  prompt: str | None = None, show_progress: bool = True, total: int | None = None) -> int:
+    """Encode ``documents`` (objects with ``id``, ``title``, ``text``) slice by slice into ``index``.
+
+    Returns the number of vectors added (chunks count one each). An untrained index first gathers a
+    training sample (see :func:`embedkit.index.specs.training_size`), trains on it, then streams.
+    """
+    from tqdm.auto import tqdm
+
+    chunker = Chunker(model, chunk_tokens, chunk_overlap) if chunk_tokens else None
+    first_slice = max(ENCODE_SLICE, training_size(index.faiss_index))
+    buffer: list[Passage] = []
+    added = 0
+
+    def flush() -> None:
+        nonlocal added
+        vectors = encode(model, [p.encoded for p in buffer], role="document", prompt=prompt,
+                         batch_size=batch_size, device=device, show_progress=False)
+        index.add([p.id for p in buffer], vectors, texts=[p.text for p in buffer],
+                  titles=[p.title for p in buffer], parents=[p.parent_id for p in buffer])
+        added += len(buffer)
+        buffer.clear()
+
+    with tqdm(total=total, desc="index", unit="doc", disable=not show_progress) as bar:
+        last_parent = None
+        for passage in _passages(documents, chunker):
+            buffer.append(passage)
+            parent = passage.parent_id or passage.id
+            if parent != last_parent:
+                bar.update(1)
+                last_parent = parent
+            if len(buffer) >= (first_slice if not added else ENCODE_SLICE):
+                flush()
+        if buffer:
+            flush()
+    return added
+
+
+def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "cosine", batch_size: int = 32,
+                chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
+                show_progress: bool = True, prompt: str | None = None, model_source: str | None = None,
+                total: int | None = None) -> FaissIndex:
+    """A new :class:`FaissIndex` over ``documents``, encoded with ``model`` (role "document").
+
+    ``chunk_tokens``: split documents longer than this many tokens (title included) into overlapping
+    chunks; each chunk's hit names its parent. ``model_source`` is recorded so that ``index search`` can
+    load the model again (defaults to ``"default"`` for the packaged model).
+    """
+    from embedkit.models import model_fingerprint, model_name
+
+    dim = model.get_sentence_embedding_dimension()
+    index = FaissIndex(dim, spec, metric, model_name=model_name(model), model_fingerprint=model_fingerprint(model),
+                       model_source=model_source or model_source_of(model))
+    added = add_documents(index, model, documents, batch_size, chunk_tokens, chunk_overlap, device, prompt,
+                          show_progress, total)
+    if not added:
+        raise DataError("no documents to index (empty corpus)")
+    return index
+
+
+def build_from_vectors(ids, vectors: np.ndarray, spec: str = "Flat", metric: str = "cosine",
+                       texts=None, titles=None, model_name: str | None = None, model_fingerprint: str | None = None,
+                       model_source: str | None = None, slice_size: int = 65536,
+                       show_progress: bool = True) -> FaissIndex:
+    """A new index from precomputed vectors (e.g. a memory-mapped ``.npy``), added slice by slice."""
+    from tqdm.auto import tqdm
+
+    ids = list(ids)
+    if len(ids) != len(vectors):
+        raise DataError(f"{len(ids)} ids for {len(vectors)} vectors")
+    if not ids:
+        raise DataError("no vectors to index (empty input)")
+    if vectors.ndim != 2:
+        raise DataError(f"embeddings must be a 2-D array, got shape {tuple(vectors.shape)}")
+    index = FaissIndex(int(vectors.shape[1]), spec, metric, model_name=model_name,
+                       model_fingerprint=model_fingerprint, model_source=model_source)
+    sample = training_size(index.faiss_index)
+    if sample:
+        step = max(1, len(ids) // sample)
+        index.train(np.asarray(vectors[::step][:sample]))
+    with tqdm(total=len(ids), desc="index", unit="vec", disable=not show_progress) as bar:
+        for start in range(0, len(ids), slice_size):
+            stop = start + slice_size
+            index.add(ids[start:stop], np.asarray(vectors[start:stop]),
+                      texts=None if texts is None else texts[start:stop],
+                      titles=None if titles is None else titles[start:stop])
+            bar.update(min(stop, len(ids)) - start)
+    return index

@@ -1,0 +1,135 @@
+"""String document ids, texts, titles and parents, keyed by the int64 labels FAISS stores.
+
+Labels are positions in parallel lists, handed out in order and never reused, so a label is its row
+number in ``docs-<gen>.jsonl`` (a removed document leaves a ``null`` row). Parallel lists of plain
+Python objects cost a few pointers per vector, far less than one object per document at 1M vectors.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from embedkit.errors import IndexError_
+
+
+def _optional_column(values: Sequence | None, n: int, name: str) -> list:
+    if values is None:
+        return [None] * n
+    values = list(values)
+    if len(values) != n:
+        raise IndexError_(f"{name}: {len(values)} values for {n} ids")
+    return [None if v is None else str(v) for v in values]
+
+
+class DocStore:
+    def __init__(self) -> None:
+        self.ids: list[str | None] = []
+        self.texts: list[str | None] = []
+        self.titles: list[str | None] = []
+        self.parents: list[str | None] = []
+        self.label_of: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.label_of)
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self.label_of
+
+    @property
+    def next_label(self) -> int:
+        return len(self.ids)
+
+    def check_new_ids(self, ids: Sequence[str]) -> list[str]:
+        """The ids as strings, refusing empty, duplicated and already-present ones (nothing is changed)."""
+        ids = [str(i) for i in ids]
+        if any(not i for i in ids):
+            raise IndexError_("document ids must be non-empty strings")
+        duplicated = [i for i, n in Counter(ids).items() if n > 1]
+        if duplicated:
+            raise IndexError_(f"duplicate ids in one add: {_some(duplicated)}")
+        present = [i for i in ids if i in self.label_of]
+        if present:
+            raise IndexError_(f"ids already in the index: {_some(present)} (use upsert to replace them)")
+        return ids
+
+    def add(self, ids: Sequence[str], texts=None, titles=None, parents=None) -> np.ndarray:
+        """Register ids (already checked) and return their new labels."""
+        n = len(ids)
+        texts, titles, parents = (_optional_column(texts, n, "texts"), _optional_column(titles, n, "titles"),
+                                  _optional_column(parents, n, "parents"))
+        start = self.next_label
+        for offset, doc_id in enumerate(ids):
+            self.label_of[doc_id] = start + offset
+        self.ids.extend(ids)
+        self.texts.extend(texts)
+        self.titles.extend(titles)
+        self.parents.extend(parents)
+        return np.arange(start, start + n, dtype=np.int64)
+
+    def labels_for(self, ids: Sequence[str]) -> np.ndarray:
+        """Labels of existing ids; unknown ids are refused, all named in one line."""
+        ids = [str(i) for i in ids]
+        unknown = [i for i in ids if i not in self.label_of]
+        if unknown:
+            raise IndexError_(f"ids not in the index: {_some(unknown)}")
+        return np.array([self.label_of[i] for i in ids], dtype=np.int64)
+
+    def forget(self, labels: np.ndarray) -> None:
+        for label in labels.tolist():
+            doc_id = self.ids[label]
+            if doc_id is not None:
+                del self.label_of[doc_id]
+            self.ids[label] = self.texts[label] = self.titles[label] = self.parents[label] = None
+
+    def live_labels(self) -> np.ndarray:
+        return np.fromiter(self.label_of.values(), dtype=np.int64, count=len(self.label_of))
+
+    def write(self, path: Path) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for doc_id, text, title, parent in zip(self.ids, self.texts, self.titles, self.parents):
+                if doc_id is None:
+                    f.write("null\n")
+                    continue
+                row = {"id": doc_id}
+                if text is not None:
+                    row["text"] = text
+                if title is not None:
+                    row["title"] = title
+                if parent is not None:
+                    row["parent"] = parent
+                f.write(json.dumps(row, ensure_ascii=False))
+                f.write("\n")
+
+    @classmethod
+    def read(cls, path: Path) -> "DocStore":
+        store = cls()
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                try:
+                    row = json.loads(line)
+                    if row is not None:
+                        doc_id = row["id"]
+                        if doc_id in store.label_of:
+                            raise ValueError(f"duplicate id {doc_id!r}")
+                        store.label_of[doc_id] = lineno - 1
+                        store.ids.append(doc_id)
+                        store.texts.append(row.get("text"))
+                        store.titles.append(row.get("title"))
+                        store.parents.append(row.get("parent"))
+                        continue
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise IndexError_(f"{path}, line {lineno}: corrupt document row ({exc})") from None
+                store.ids.append(None)
+                store.texts.append(None)
+                store.titles.append(None)
+                store.parents.append(None)
+        return store
+
+
+def _some(ids: list[str], shown: int = 5) -> str:
+    head = ", ".join(repr(i) for i in ids[:shown])
+    return head + (f" and {len(ids) - shown} more" if len(ids) > shown else "")

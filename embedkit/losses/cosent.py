@@ -11,7 +11,7 @@ where ``cos_k`` is the cosine similarity of pair k's two sentences and ``label_k
 """
 from __future__ import annotations
 
-from sentence_transformers.losses import CoSENTLoss as _STCoSENTLoss
+from sentence_transformers.sentence_transformer.losses import CoSENTLoss as _STCoSENTLoss
 from sentence_transformers.util import pairwise_cos_sim
 
 

@@ -18,6 +18,7 @@ SimCSE unsupervised is ``InfoNCELoss`` on (sentence, same sentence) pairs; SimCS
 group whitening module of WhitenedCSE; :mod:`embedkit.losses.gather` gathers embeddings across processes.
 """
 from embedkit.losses.cached import CachedInfoNCELoss
+from embedkit.losses.ccp import CCPLoss, ccp_loss  # noqa: F401 (contrastive context prediction)
 from embedkit.losses.cosent import CoSENTLoss
 from embedkit.losses.debcse import DebCSELoss
 from embedkit.losses.infonce import InfoNCELoss, info_nce

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from embedkit.training.recipe import Recipe
     from embedkit.training.result import TrainResult
 
-RUNNER_MODULES = ["embedkit.training.trainer"]
+RUNNER_MODULES = ["embedkit.training.trainer", "embedkit.training.moe", "embedkit.training.ccp"]
 
 RunFn = Callable[["Recipe", Any, Path, bool], "TrainResult"]
 

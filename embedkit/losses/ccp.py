@@ -1,0 +1,161 @@
+"""Contrastive context prediction (CCP; Wu et al., IJCAI 2022).
+
+Wu, Liang, Ren, Shou, Duan, Gong, Jiang 2022, "Unsupervised Context Aware Sentence Representation
+Pretraining for Multi-lingual Dense Retrieval" (arXiv:2206.03281): sentences near each other in a
+document are positives. Each sentence embedding goes through a projection head; the anchor (centre
+sentence) must pick its context sentence among the in-batch candidates and a memory bank of earlier
+embeddings, and vice versa. Two parts keep this from collapsing or cheating, per the paper:
+
+- a memory bank per language (:class:`embedkit.modules.LanguageMemoryBank`): an anchor is only ever
+  contrasted with candidates of its own language, in the batch and in the bank, so language identity
+  cannot separate the positive from the negatives;
+- asymmetric batch normalisation on the projection (:class:`embedkit.modules.AsymmetricBatchNorm`):
+  batch statistics on the anchor side only, so the positive side carries no information about the
+  other rows of its batch.
+
+The projection exists for training only: the model's own sentence embeddings (before the projection)
+are what retrieval uses, as in SimCLR-style training. The paper's pretraining code is not public (its
+repository holds the retrieval fine-tuning stage), so the exact head (one linear layer + batch norm),
+the bank holding both sides for the symmetric term, and the masking of other-language in-batch
+candidates are this implementation's reading of the method section.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from sentence_transformers.base.losses.merged_forward import embed_columns
+from torch import Tensor, nn
+
+from embedkit.modules.batchnorm import AsymmetricBatchNorm
+from embedkit.modules.memory import LanguageMemoryBank
+
+POSITIVE_VIEW, ANCHOR_VIEW = 0, 1
+
+
+def ccp_loss(
+    anchors: Tensor,
+    positives: Tensor,
+    language_ids: Tensor,
+    bank: LanguageMemoryBank | None = None,
+    temperature: float = 0.05,
+    symmetric: bool = True,
+) -> Tensor:
+    """Mean CCP loss over the rows; ``anchors`` and ``positives`` are projected ``(N, D)`` embeddings.
+
+    For anchor ``i`` of language ``l`` the candidates are the positives of the batch's language-``l``
+    rows followed by the bank's language-``l`` positives (view 0), scored by cosine / T, and the loss is
+    the cross-entropy of picking its own positive. With ``symmetric``, positive ``i`` must likewise pick
+    anchor ``i`` among the batch's language-``l`` anchors and the bank's anchors (view 1), and the two
+    directions are averaged. The bank is read, not written (the caller enqueues after the step).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if anchors.shape != positives.shape or anchors.size(0) != language_ids.numel():
+        raise ValueError(f"anchors {tuple(anchors.shape)}, positives {tuple(positives.shape)} and "
+                         f"{language_ids.numel()} language ids do not line up")
+    anchors, positives = F.normalize(anchors, dim=-1), F.normalize(positives, dim=-1)
+    total = anchors.new_zeros(())
+    for language in torch.unique(language_ids).tolist():
+        rows = (language_ids == language).nonzero().squeeze(1)
+        a, p = anchors[rows], positives[rows]
+        targets = torch.arange(rows.numel(), device=anchors.device)
+        banked = bank.get(language, POSITIVE_VIEW).to(p) if bank is not None else p[:0]
+        forward = a @ torch.cat([p, banked]).T / temperature
+        losses = F.cross_entropy(forward, targets, reduction="none")
+        if symmetric:
+            banked = bank.get(language, ANCHOR_VIEW).to(a) if bank is not None else a[:0]
+            backward = p @ torch.cat([a, banked]).T / temperature
+            losses = (losses + F.cross_entropy(backward, targets, reduction="none")) / 2
+        total = total + losses.sum()
+    return total / anchors.size(0)
+
+
+class CCPLoss(nn.Module):
+    def __init__(
+        self,
+        model,
+        languages: Sequence[str] = ("en",),
+        projection_dim: int | None = None,
+        memory_bank_size: int = 4096,
+        temperature: float = 0.05,
+        symmetric: bool = True,
+    ) -> None:
+        """Contrastive context prediction with a per-language memory bank and asymmetric batch norm.
+
+        Batch columns: ``(anchor, positive)`` -- a sentence and a sentence within ``w`` sentences of it
+        in the same document (see :func:`embedkit.training.ccp.context_pairs`) -- and a ``label``
+        column with each row's language id (an index into ``languages``; without labels every row is
+        ``languages[0]``). After each training step the step's projected embeddings are enqueued.
+
+        Args:
+            model: the ``SentenceTransformer`` being trained.
+            languages: language names, in label order; one bank queue each.
+            projection_dim: width of the projection head (default: the embedding width).
+            memory_bank_size: rows kept per language (0: in-batch negatives only).
+            temperature: softmax temperature T.
+            symmetric: also predict the anchor from its context sentence (the paper's "vice versa").
+        """
+        super().__init__()
+        from embedkit.models import embedding_dim
+
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if memory_bank_size < 0:
+            raise ValueError(f"memory_bank_size must be >= 0, got {memory_bank_size}")
+        self.model = model
+        self.languages = list(languages)
+        width = embedding_dim(model)
+        self.projection_dim = projection_dim or width
+        self.temperature, self.symmetric, self.memory_bank_size = temperature, symmetric, memory_bank_size
+        self.projection = nn.Linear(width, self.projection_dim)
+        self.batch_norm = AsymmetricBatchNorm(self.projection_dim)
+        self.memory = (LanguageMemoryBank(self.projection_dim, memory_bank_size, self.languages,
+                                          views=2 if symmetric else 1) if memory_bank_size else None)
+
+    def project(self, embeddings: Tensor, side: str) -> Tensor:
+        return self.batch_norm(self.projection(embeddings), side)
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        anchors, positives = embed_columns(self.model, sentence_features)
+        return self.compute_loss_from_embeddings([anchors, positives], labels)
+
+    def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None = None) -> Tensor:
+        if len(embeddings) != 2:
+            raise ValueError(f"CCP needs (anchor, positive) columns, got {len(embeddings)}")
+        anchors, positives = embeddings
+        language_ids = (labels.to(anchors.device).long().view(-1) if labels is not None
+                        else torch.zeros(anchors.size(0), dtype=torch.long, device=anchors.device))
+        if language_ids.numel() and not 0 <= int(language_ids.min()) <= int(language_ids.max()) < len(self.languages):
+            raise ValueError(f"language ids must be in 0..{len(self.languages) - 1}")
+        self.batch_norm.train(self.model.training)
+        z_anchor, z_positive = self.project(anchors, "anchor"), self.project(positives, "positive")
+        loss = ccp_loss(z_anchor, z_positive, language_ids, self.memory, self.temperature, self.symmetric)
+        if self.memory is not None and self.model.training:
+            views = [F.normalize(z_positive, dim=-1)]
+            if self.symmetric:
+                views.append(F.normalize(z_anchor, dim=-1))
+            self.memory.enqueue(views, language_ids)
+        return loss
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"languages": self.languages, "projection_dim": self.projection_dim,
+                "memory_bank_size": self.memory_bank_size, "temperature": self.temperature,
+                "symmetric": self.symmetric}
+
+    @property
+    def citation(self) -> str:
+        return CCP_CITATION
+
+
+CCP_CITATION = """
+@inproceedings{wu2022ccp,
+    title = {Unsupervised Context Aware Sentence Representation Pretraining for Multi-lingual Dense Retrieval},
+    author = {Wu, Ning and Liang, Yaobo and Ren, Houxing and Shou, Linjun and Duan, Nan and Gong, Ming and Jiang, Daxin},
+    booktitle = {Proceedings of the Thirty-First International Joint Conference on Artificial Intelligence (IJCAI)},
+    year = {2022},
+    url = {https://arxiv.org/abs/2206.03281},
+}
+"""

@@ -1,0 +1,441 @@
+"""The ``moe`` method: one model, N domains, each routed to its own experts (Kapur, Hallee et al. 2024).
+
+Training (``embedkit train training/moe-domains.yaml``): every domain's pairs form one dataset; the
+trainer draws each batch from one domain (sentence-transformers' multi-dataset batch samplers) and
+:class:`DomainRoutedLoss` routes the whole batch to that domain's experts, then applies the recipe's
+``loss`` (InfoNCE / Multiple Negatives Ranking) with in-batch negatives from the same domain.
+
+``params.architecture: dense`` trains the same data without experts -- the "one model on all domains
+mixed" baseline -- and ``params.only: [science]`` trains on a subset (with ``dense``: the "N separate
+models" baseline, one run per domain). Each domain is evaluated on its own set, MoE models routed to the
+domain's experts; STS domains that share a file are also pooled into one Spearman over all their pairs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor, nn
+
+from embedkit.errors import ConfigError, DataError
+from embedkit.paths import resolve_data_path
+from embedkit.training.recipe import Recipe
+from embedkit.training.result import TrainResult
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DomainEval(_Strict):
+    """How a domain is scored: beir nDCG@10, sts Spearman (of ``genres`` only, if given), or triplets
+    (share of triplets whose positive is closer to the anchor than the negative)."""
+
+    kind: Literal["beir", "sts", "triplets"]
+    path: str
+    split: str = "test"
+    genres: list[str] = []
+    max_queries: Optional[int] = Field(None, ge=1)
+    max_documents: Optional[int] = Field(None, ge=1)
+
+
+class DomainSpec(_Strict):
+    """One domain's training pairs.
+
+    kinds: ``beir`` (query, judged-relevant document) of ``split`` (default train); ``sts`` pairs of
+    ``genres`` (STS-B's ``main-forum``/``main-forums`` spellings are one genre) scored at least
+    ``min_score``; ``nli`` (premise, entailment hypothesis) from a SentEval SNLI folder's ``split``;
+    ``pairs`` any pairs file; ``cocitation`` papers co-cited at least ``min_count`` times (a papers JSONL).
+    """
+
+    name: str
+    kind: Literal["beir", "sts", "nli", "pairs", "cocitation"]
+    path: str
+    split: Optional[str] = None
+    genres: list[str] = []
+    min_score: Optional[float] = None
+    min_count: int = Field(1, ge=1)
+    limit: Optional[int] = Field(None, ge=1)
+    eval: Optional[DomainEval] = None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "DomainSpec":
+        if self.split is None:
+            self.split = {"beir": "train", "sts": "train", "nli": "dev"}.get(self.kind)
+        if self.genres and self.kind != "sts":
+            raise ValueError("genres is only for kind sts")
+        return self
+
+
+class MoEParams(_Strict):
+    domains: list[DomainSpec] = Field(min_length=1)
+    architecture: Literal["moe", "dense"] = "moe"
+    only: Optional[list[str]] = None  # train and evaluate these domains only
+    expert_layers: Optional[list[int]] = None  # None: every layer
+    learned_router: bool = False  # the router extension (see embedkit.modules.moe)
+    router_weight: float = Field(0.1, ge=0)
+    sampling: Literal["round_robin", "proportional"] = "round_robin"
+    collapse_threshold: float = Field(0.05, ge=0, lt=1)
+    collapse_patience: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MoEParams":
+        names = [d.name for d in self.domains]
+        if len(set(names)) != len(names):
+            raise ValueError(f"domain names must be distinct, got {names}")
+        unknown = sorted(set(self.only or []) - set(names))
+        if unknown:
+            raise ValueError(f"only: unknown domain(s) {', '.join(unknown)}; domains: {', '.join(names)}")
+        if self.learned_router and self.architecture != "moe":
+            raise ValueError("learned_router needs architecture moe")
+        return self
+
+    def active(self) -> list[DomainSpec]:
+        return [d for d in self.domains if self.only is None or d.name in self.only]
+
+
+# ------------------------------------------------------------------------------------- domain data
+
+
+def domain_pairs(spec: DomainSpec) -> list[tuple[str, str]]:
+    """The domain's (anchor, positive) training pairs, ``limit`` applied."""
+    from embedkit import data
+    from embedkit.data.records import normalize_genre
+    from embedkit.training.cocitation import cocitation_pairs
+    from embedkit.training.datasets import document_text, relevant_pairs
+
+    path = resolve_data_path(spec.path)
+    if spec.kind == "beir":
+        dataset = data.load_beir(path, split=spec.split)
+        pairs = [(dataset.queries[q], document_text(dataset.corpus[d])) for q, d in relevant_pairs(dataset)]
+    elif spec.kind == "sts":
+        genres = {normalize_genre(g) for g in spec.genres}
+        minimum = spec.min_score if spec.min_score is not None else float("-inf")
+        pairs = [(p.sentence1, p.sentence2) for p in data.load_sts(path, split=spec.split).pairs
+                 if (not genres or normalize_genre(p.genre) in genres) and p.score >= minimum]
+    elif spec.kind == "nli":
+        pairs = snli_pairs(path, spec.split, "entailment")
+    elif spec.kind == "pairs":
+        pairs = data.load_pairs(path)
+    else:
+        pairs = cocitation_pairs(path, min_count=spec.min_count)
+    pairs = pairs[: spec.limit]
+    if not pairs:
+        raise DataError(f"domain {spec.name!r}: no training pairs ({spec.kind}, split {spec.split}, "
+                        f"genres {spec.genres or 'all'})", path=path)
+    return pairs
+
+
+def _snli_rows(folder: Path, split: str) -> list[tuple[str, str, str]]:
+    from embedkit.data.textio import read_text, split_lines
+
+    files = [folder / f"{name}.{split}" for name in ("s1", "s2", "labels")]
+    for file in files:
+        if not file.is_file():
+            raise DataError(f"no {file.name}: expected a SentEval SNLI folder with s1/s2/labels.{split}", path=folder)
+    columns = [split_lines(read_text(f)) for f in files]
+    if len({len(c) for c in columns}) != 1:
+        raise DataError(f"s1/s2/labels.{split} have different line counts {[len(c) for c in columns]}", path=folder)
+    return [(p.strip(), h.strip(), label.strip()) for p, h, label in zip(*columns)]
+
+
+def snli_pairs(folder: Path, split: str, label: str) -> list[tuple[str, str]]:
+    """(premise, hypothesis) of every pair with gold ``label`` in a SentEval SNLI folder's split."""
+    return [(p, h) for p, h, gold in _snli_rows(folder, split) if gold == label]
+
+
+def snli_triplets(folder: Path, split: str) -> list[tuple[str, str, str]]:
+    """(premise, entailment, contradiction): for each premise with both, each entailment hypothesis
+    paired with that premise's contradictions in round-robin order (SimCSE's construction)."""
+    groups: dict[str, dict[str, list[str]]] = {}
+    for premise, hypothesis, gold in _snli_rows(folder, split):
+        groups.setdefault(premise, {}).setdefault(gold, []).append(hypothesis)
+    triplets = []
+    for premise, by_label in groups.items():
+        entailed, contradicted = by_label.get("entailment", []), by_label.get("contradiction", [])
+        for i, hypothesis in enumerate(entailed if contradicted else []):
+            triplets.append((premise, hypothesis, contradicted[i % len(contradicted)]))
+    return triplets
+
+
+# ------------------------------------------------------------------------------------------- loss
+
+
+class DomainRoutedLoss(nn.Module):
+    """``loss`` with every row of the batch routed to ``domain``'s experts (enforced routing).
+
+    Sets ``domain_ids`` on every column's features, which :class:`embedkit.modules.MoETransformer`
+    reads. With a learned router, adds ``router_weight`` x the cross-entropy of the router's prediction
+    for the first column against ``domain`` (the router extension).
+    """
+
+    def __init__(self, loss: nn.Module, domain_index: int, router_weight: float = 0.0):
+        super().__init__()
+        self.loss, self.domain_index, self.router_weight = loss, domain_index, router_weight
+
+    @property
+    def model(self):
+        return self.loss.model
+
+    def forward(self, sentence_features, labels: Tensor | None = None) -> Tensor:
+        from embedkit.modules.moe import moe_modules
+
+        features = list(sentence_features)
+        for column in features:
+            rows = column["input_ids"].size(0)
+            column["domain_ids"] = torch.full((rows,), self.domain_index, dtype=torch.long,
+                                              device=column["input_ids"].device)
+        value = self.loss(features, labels)
+        moe = moe_modules(self.loss.model)
+        if self.router_weight and moe and moe[0].domain_router is not None:
+            logits = moe[0].router_logits(features[0])
+            target = torch.full((logits.size(0),), self.domain_index, dtype=torch.long, device=logits.device)
+            value = value + self.router_weight * nn.functional.cross_entropy(logits, target)
+        return value
+
+
+# ------------------------------------------------------------------------------------- evaluation
+
+HEADLINE = {"beir": "ndcg@10", "sts": "spearman", "triplets": "accuracy"}
+
+
+@dataclass(frozen=True)
+class LoadedDomainEval:
+    domain: str
+    spec: DomainEval
+    dataset: object  # BEIRDataset, STSDataset (genre-filtered) or a list of triplets
+
+    @property
+    def name(self) -> str:
+        genres = f"-{'+'.join(self.spec.genres)}" if self.spec.genres else ""
+        return f"{self.domain}:{Path(self.spec.path).name}-{self.spec.split}{genres}"
+
+
+def load_domain_evals(domains: Sequence[DomainSpec], seed: int = 0) -> list[LoadedDomainEval]:
+    from embedkit import data
+    from embedkit.data.records import normalize_genre
+    from embedkit.training.evaluation import subset_beir
+
+    loaded = []
+    for domain in domains:
+        spec = domain.eval
+        if spec is None:
+            continue
+        path = resolve_data_path(spec.path)
+        if spec.kind == "beir":
+            dataset = subset_beir(data.load_beir(path, split=spec.split), spec.max_queries, spec.max_documents, seed)
+        elif spec.kind == "sts":
+            full = data.load_sts(path, split=spec.split)
+            genres = {normalize_genre(g) for g in spec.genres}
+            dataset = replace(full, pairs=[p for p in full.pairs if not genres or normalize_genre(p.genre) in genres],
+                              subsets=None)
+            if not dataset.pairs:
+                raise DataError(f"domain {domain.name!r}: no {spec.split} pairs of genres {spec.genres}", path=path)
+        else:
+            dataset = snli_triplets(path, spec.split) if path.is_dir() else \
+                [(t.anchor, t.positive, t.negative) for t in data.load_triplets(path) if t.negative]
+            if not dataset:
+                raise DataError(f"domain {domain.name!r}: no triplets", path=path)
+        loaded.append(LoadedDomainEval(domain.name, spec, dataset))
+    return loaded
+
+
+def _encode(model, texts: list[str], batch_size: int):
+    from embedkit.encoding import cached_encode
+
+    return cached_encode(model, texts, batch_size=batch_size, normalize=True, show_progress=len(texts) > 2000)
+
+
+def _pair_cosines(model, pairs: Sequence[tuple[str, str]], batch_size: int):
+    left = _encode(model, [a for a, _ in pairs], batch_size)
+    right = _encode(model, [b for _, b in pairs], batch_size)
+    return (left * right).sum(axis=1)
+
+
+def triplet_accuracy(model, triplets: Sequence[tuple[str, str, str]], batch_size: int = 64) -> dict:
+    """x100 share of triplets with cos(anchor, positive) > cos(anchor, negative). The one-line metric is
+    computed here (not with sentence-transformers' TripletEvaluator) so the embedding cache serves it."""
+    anchors = _encode(model, [t[0] for t in triplets], batch_size)
+    positives = _encode(model, [t[1] for t in triplets], batch_size)
+    negatives = _encode(model, [t[2] for t in triplets], batch_size)
+    wins = ((anchors * positives).sum(1) > (anchors * negatives).sum(1)).mean()
+    return {"accuracy": 100 * float(wins), "n_triplets": len(triplets)}
+
+
+def evaluate_domains(models: dict[str, tuple[object, Optional[str]]], evals: Sequence[LoadedDomainEval],
+                     batch_size: int = 64) -> dict:
+    """``{eval name: metrics}``: each domain's set scored by ``models[domain] = (model, route)``, under
+    ``routed(model, route)``; STS sets that share a file are also pooled into ``all:<file>-<split>``."""
+    from scipy.stats import spearmanr
+
+    from embedkit.evaluation import evaluate_retrieval, evaluate_sts
+    from embedkit.modules import routed
+
+    results: dict[str, dict] = {}
+    pooled: dict[tuple[str, str], list] = {}
+    for item in evals:
+        model, route = models[item.domain]
+        with routed(model, route):
+            if item.spec.kind == "beir":
+                metrics = evaluate_retrieval(model, item.dataset, batch_size=batch_size)
+            elif item.spec.kind == "sts":
+                metrics = evaluate_sts(model, item.dataset, batch_size=batch_size, show_progress=False)
+                pairs = [(p.sentence1, p.sentence2) for p in item.dataset.pairs]
+                pooled.setdefault((item.spec.path, item.spec.split), []).append(
+                    (_pair_cosines(model, pairs, batch_size), [p.score for p in item.dataset.pairs]))
+            else:
+                metrics = triplet_accuracy(model, item.dataset, batch_size)
+        results[item.name] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    for (path, split), parts in pooled.items():
+        if len(parts) > 1:
+            import numpy as np
+
+            cosines = np.concatenate([c for c, _ in parts])
+            gold = [s for _, scores in parts for s in scores]
+            results[f"all:{Path(path).name}-{split}"] = {"spearman": 100 * float(spearmanr(cosines, gold)[0]),
+                                                         "n_pairs": len(gold)}
+    return results
+
+
+def headlines(results: dict, evals: Sequence[LoadedDomainEval]) -> dict:
+    names = {item.name: HEADLINE[item.spec.kind] for item in evals}
+    return {name: names.get(name, "spearman") for name in results}
+
+
+# ------------------------------------------------------------------------------------------ runner
+
+
+def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = False) -> TrainResult:
+    from datasets import DatasetDict
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
+
+    from embedkit.losses import InfoNCELoss
+    from embedkit.models import load_model
+    from embedkit.modules import to_moe
+    from embedkit.training.callbacks import NonFiniteLossGuard
+    from embedkit.training.checkpoints import prepare_out_dir
+    from embedkit.training.collapse import CollapseGuard
+    from embedkit.training.datasets import to_dataset
+    from embedkit.training.result import model_card, write_results, write_text_atomic
+
+    out_dir = Path(out_dir)
+    resume_from = prepare_out_dir(out_dir, resume)
+    domains = params.active()
+    names = [d.name for d in domains]
+    # 1. Data and evaluation sets before any model, so a bad file fails first.
+    train_data = {d.name: to_dataset({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
+                  for d, pairs in ((d, domain_pairs(d)) for d in domains)}
+    evals = load_domain_evals(domains, seed=recipe.seed)
+    args = moe_training_arguments(recipe, out_dir)
+    args.multi_dataset_batch_sampler = (MultiDatasetBatchSamplers.ROUND_ROBIN if params.sampling == "round_robin"
+                                        else MultiDatasetBatchSamplers.PROPORTIONAL)
+
+    # 2. The base model, evaluated as it is (before any experts: they start as exact copies anyway).
+    base = load_model(recipe.model)
+    inference_length = base.max_seq_length = recipe.eval.max_seq_length or base.max_seq_length
+    before = _evaluate_before(base, names, evals, recipe, out_dir) if args.should_save else {}
+
+    # 3. Experts, and one loss per domain that routes its batches.
+    moe = params.architecture == "moe"
+    model = to_moe(base, names, params.expert_layers, learned_router=params.learned_router) if moe else base
+    inner = recipe.loss.build(model) if recipe.loss is not None else InfoNCELoss(model)
+    losses = {name: DomainRoutedLoss(inner, i, params.router_weight) if moe else inner for i, name in enumerate(names)}
+    finite = NonFiniteLossGuard(inner)
+    collapse = CollapseGuard(model, params.collapse_threshold, params.collapse_patience)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_data), loss=losses,
+                                         callbacks=[finite, collapse])
+    model.max_seq_length = recipe.max_seq_length or inference_length
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    seconds = time.perf_counter() - started
+    finite.check(out_dir)
+    collapse.check()
+    model.max_seq_length = inference_length
+
+    # 4. Evaluate each domain (routed to its experts) and save.
+    result = TrainResult(
+        out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model, steps=trainer.state.global_step,
+        train_seconds=round(seconds, 1), resumed_from=str(resume_from) if resume_from else None, before=before,
+        during=[{"step": step, "embedding_spread": spread} for step, spread in collapse.history],
+    )
+    if args.should_save:
+        result.after = evaluate_domains({n: (model, n if moe else None) for n in names}, evals, recipe.eval.batch_size)
+        result.headline = headlines(result.after, evals)
+        model.save(str(out_dir), create_model_card=False)
+        write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
+        write_results(result)
+        write_text_atomic(out_dir / "README.md", model_card(result))
+    return result
+
+
+def _evaluate_before(base, names: list[str], evals, recipe: Recipe, out_dir: Path) -> dict:
+    from embedkit.training.result import write_text_atomic
+
+    if not recipe.eval.before or not evals:
+        return {}
+    saved = out_dir / "results-before.json"
+    if saved.exists():
+        cached = json.loads(saved.read_text(encoding="utf-8"))
+        if all(item.name in cached for item in evals):
+            return cached
+    before = evaluate_domains({n: (base, None) for n in names}, evals, recipe.eval.batch_size)
+    write_text_atomic(saved, json.dumps(before, indent=2) + "\n")
+    return before
+
+
+def moe_training_arguments(recipe: Recipe, out_dir: Path):
+    """The contrastive trainer's arguments (batches without repeated texts for in-batch negatives)."""
+    from embedkit.training.loss_specs import InfoNCESpec
+    from embedkit.training.trainer import training_arguments
+
+    if recipe.loss is not None and not recipe.loss.in_batch_negatives:
+        raise ConfigError(f"loss: method moe trains on pairs with in-batch negatives; {recipe.loss.name} does not")
+    return training_arguments(recipe if recipe.loss is not None
+                              else recipe.model_copy(update={"loss": InfoNCESpec(name="infonce")}), out_dir)
+
+
+def evaluate_separate(recipe: Recipe, folders: dict[str, Union[str, Path]]) -> dict:
+    """The "N separate models" row: each domain scored by its own model (``{domain: model folder}``)."""
+    from embedkit.models import load_model
+    from embedkit.training.runners import validate_params
+
+    params: MoEParams = validate_params(recipe)
+    domains = [d for d in params.domains if d.name in folders]
+    evals = load_domain_evals(domains, seed=recipe.seed)
+    models = {name: (load_model(str(folder)), None) for name, folder in folders.items()}
+    return evaluate_domains(models, evals, recipe.eval.batch_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m embedkit.training.moe RECIPE domain=FOLDER ...``: print the separate-models row as JSON."""
+    import argparse
+
+    from embedkit.training.recipe import load_recipe
+
+    parser = argparse.ArgumentParser(prog="python -m embedkit.training.moe",
+                                     description="score N separately trained models, each on its own domain")
+    parser.add_argument("recipe")
+    parser.add_argument("models", nargs="+", metavar="DOMAIN=FOLDER")
+    args = parser.parse_args(argv)
+    folders = dict(item.split("=", 1) for item in args.models)
+    print(json.dumps(evaluate_separate(load_recipe(args.recipe), folders), indent=2))
+    return 0
+
+
+def _register() -> None:
+    from embedkit.training.runners import register_runner
+
+    register_runner("moe", MoEParams, train_moe)
+
+
+_register()
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from embedkit.cli.common import add_model_args, print_json_line, print_table
+from embedkit.cli.suite import add_suite_parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(ret)
     ret.add_argument("--data", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
     ret.add_argument("--split", default="test", help="qrels split (default test)")
+    ret.add_argument("--index", default=None, metavar="SPEC",
+                     help="search through an index: a FAISS spec (Flat, HNSW32, IVF256,Flat, IVF256,PQ16), "
+                          "bm25, or hybrid (dense + BM25, reciprocal rank fusion); default: mteb's exact search")
+    ret.add_argument("--tune-recall", type=float, default=None, metavar="R",
+                     help="with a FAISS spec: tune nprobe/efSearch to this recall@10 against exact search first")
     ret.set_defaults(func=run_retrieval)
+
+    add_suite_parser(groups)
 
 
 def run_sts(args: argparse.Namespace) -> int:
@@ -46,8 +54,9 @@ def run_retrieval(args: argparse.Namespace) -> int:
     dataset = load_beir(args.data, split=args.split)
     model = load_model(args.model, device=args.device)
     result = evaluate_retrieval(model, dataset, batch_size=args.batch_size, device=args.device,
-                                query_prompt=args.query_prompt, document_prompt=args.document_prompt)
-    print_table([(k, v) for k, v in result.items() if k != "n_queries"] + [("queries", result["n_queries"])],
-                ("metric", "value"))
+                                query_prompt=args.query_prompt, document_prompt=args.document_prompt,
+                                index=args.index, tune_recall=args.tune_recall)
+    rows = [(k, v) for k, v in result.items() if isinstance(v, float)]
+    print_table(rows + [("queries", result["n_queries"]), ("search", args.index or "exact (mteb)")], ("metric", "value"))
     print_json_line(result)
     return 0

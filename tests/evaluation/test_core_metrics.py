@@ -73,3 +73,24 @@ def test_default_model_scifact_subset_matches_reference(shared_data):
     result = evaluate_retrieval(model, subset, show_progress=False)
     assert result["ndcg@10"] == pytest.approx(_reference_retrieval(model, subset)["ndcg@10"], abs=1e-3)
     assert result["ndcg@10"] > 60
+
+
+@pytest.mark.parametrize("index", ["Flat", "HNSW32", "bm25", "hybrid"])
+def test_retrieval_through_index_layer(tiny_model, tmp_path, index):
+    dataset = load_beir(write_beir(tmp_path / "beir"), split="test")
+    exact = evaluate_retrieval(tiny_model, dataset, show_progress=False)
+    result = evaluate_retrieval(tiny_model, dataset, index=index, show_progress=False)
+    assert result["index"] == index and result["n_queries"] == 3
+    if index in ("Flat", "HNSW32"):  # six documents: any FAISS spec finds the exact neighbours
+        assert result["recall@10_vs_exact"] == pytest.approx(100.0)
+        assert result["ndcg@10"] == pytest.approx(exact["ndcg@10"], abs=1e-6)
+    else:
+        assert "recall@10_vs_exact" not in result
+
+
+def test_bm25_ranks_exact_term_matches(tiny_model, tmp_path):
+    """BM25 ignores the (random) model: queries sharing rare terms with their documents rank them first."""
+    docs = {"a": ("", "zebra stripes pattern"), "b": ("", "quantum flux capacitor"), "c": ("", "bread baking yeast")}
+    queries = {"q1": "zebra pattern", "q2": "flux capacitor", "q3": "baking bread"}
+    dataset = load_beir(write_beir(tmp_path / "beir", docs, queries, [("q1", "a"), ("q2", "b"), ("q3", "c")]))
+    assert evaluate_retrieval(tiny_model, dataset, index="bm25", show_progress=False)["ndcg@10"] == pytest.approx(100.0)

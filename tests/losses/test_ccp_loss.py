@@ -1,0 +1,58 @@
+"""CCP loss: the formula by hand, per-language candidates, the bank as extra negatives, enqueueing."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from embedkit.losses import CCPLoss, ccp_loss
+from embedkit.modules import LanguageMemoryBank
+
+
+def test_one_direction_by_hand():
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    p = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    t = 0.5
+    s = F.normalize(a, dim=-1) @ F.normalize(p, dim=-1).T / t
+    expected = (torch.logsumexp(s[0], 0) - s[0, 0] + torch.logsumexp(s[1], 0) - s[1, 1]) / 2
+    got = ccp_loss(a, p, torch.zeros(2, dtype=torch.long), None, temperature=t, symmetric=False)
+    torch.testing.assert_close(got, expected)
+
+
+def test_other_languages_are_not_candidates():
+    torch.manual_seed(0)
+    a, p = torch.randn(4, 3), torch.randn(4, 3)
+    mixed = ccp_loss(a, p, torch.tensor([0, 1, 0, 1]), None, symmetric=True)
+    separate = (ccp_loss(a[[0, 2]], p[[0, 2]], torch.zeros(2, dtype=torch.long), None) * 2
+                + ccp_loss(a[[1, 3]], p[[1, 3]], torch.zeros(2, dtype=torch.long), None) * 2) / 4
+    torch.testing.assert_close(mixed, separate)
+
+
+def test_bank_rows_are_extra_negatives_of_their_language_only():
+    a = torch.tensor([[1.0, 0.0]])
+    p = torch.tensor([[1.0, 0.0]])
+    bank = LanguageMemoryBank(dim=2, size=4, languages=["en", "de"], views=1)
+    bank.enqueue(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1]))
+    t = 1.0
+    got = ccp_loss(a, p, torch.tensor([0]), bank, temperature=t, symmetric=False)
+    expected = math.log(math.exp(1.0) + math.exp(0.0)) - 1.0  # the en bank row (cos 0) only
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_loss_module_trains_projection_and_fills_the_bank(tiny_model):
+    loss = CCPLoss(tiny_model, memory_bank_size=8, temperature=0.1)
+    tiny_model.train()
+    columns = [tiny_model.preprocess(["the cat sat", "a dog ran", "birds fly"]),
+               tiny_model.preprocess(["on the mat", "in the park", "south in winter"])]
+    value = loss(columns, torch.zeros(3, dtype=torch.long))
+    value.backward()
+    assert torch.isfinite(value)
+    assert loss.projection.weight.grad is not None
+    assert int(loss.memory.filled[0]) == 3 and loss.memory.get(0, view=1).shape == (3, loss.projection_dim)
+    tiny_model.eval()
+    loss(columns, None)  # evaluation: no enqueue, running batch-norm statistics
+    assert int(loss.memory.filled[0]) == 3
+    with pytest.raises(ValueError, match="language ids"):
+        loss(columns, torch.tensor([0, 1, 0]))

@@ -25,6 +25,7 @@ def combined_columns() -> list[torch.Tensor]:
 
 def run(rank: int, world_size: int, init_file: str, out_dir: str, model_dir: str) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    torch.set_num_threads(1)  # tiny tensors; see conftest.py
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     from embedkit.losses import CachedInfoNCELoss, InfoNCELoss
     from embedkit.losses.infonce import info_nce_from_columns

@@ -72,3 +72,38 @@ class NonFiniteLossGuard(TrainerCallback):
             f"training loss became {self.bad_value} at step {self.stopped_at}; stopped without saving. {kept}. "
             "Lower learning_rate, raise loss.temperature, or use precision fp32, then resume with --resume"
         )
+
+
+class LossStateCheckpointer(TrainerCallback):
+    """Saves trainable state that lives in the loss rather than the model (WhitenedCSE's projection head)
+    into each checkpoint, so that ``--resume`` restores it; the trainer's checkpoints hold only the model.
+
+    It writes at the end of a step that will be saved, before the trainer writes that checkpoint, so the
+    trainer's ``trainer_state.json`` (written last) still marks a complete checkpoint."""
+
+    FILE = "loss_state.pt"
+
+    def __init__(self, loss_module: torch.nn.Module, out_dir):
+        from pathlib import Path
+
+        self.loss, self.out_dir = loss_module, Path(out_dir)
+        shared = {name for name, _ in loss_module.named_children() if name in ("model", "guide")}
+        self.keys = [k for k in loss_module.state_dict() if k.split(".", 1)[0] not in shared]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.keys and control.should_save and args.should_save:
+            import os
+
+            folder = self.out_dir / f"checkpoint-{state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            full = self.loss.state_dict()
+            torch.save({k: full[k] for k in self.keys}, folder / (self.FILE + ".tmp"))
+            os.replace(folder / (self.FILE + ".tmp"), folder / self.FILE)
+        return control
+
+    def restore(self, checkpoint) -> None:
+        from pathlib import Path
+
+        path = Path(checkpoint) / self.FILE if checkpoint else None
+        if self.keys and path is not None and path.exists():
+            self.loss.load_state_dict(torch.load(path, map_location="cpu"), strict=False)

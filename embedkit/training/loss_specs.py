@@ -6,7 +6,7 @@ batches without duplicate texts.
 """
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +24,10 @@ class _LossSpec(BaseModel):
 
     def build(self, model):
         return self.loss_class()(model, **self.model_dump(exclude={"name"}))
+
+    def batch_columns(self, columns: dict[str, list]) -> dict[str, list]:
+        """The data's columns as this loss reads them (most losses take them as they are)."""
+        return columns
 
     def check_data_kind(self, kind: str, has_hard_negatives: bool) -> None:
         if kind not in self.data_kinds:
@@ -56,8 +60,19 @@ class CachedInfoNCESpec(InfoNCESpec):
 
 class DebCSESpec(_LossSpec):
     name: Literal["debcse"]
-    data_kinds: ClassVar[frozenset[str]] = frozenset({"sentences", "pairs"})
     temperature: float = Field(0.05, gt=0)
+    max_weight: float = Field(10.0, ge=1)
+    l2: float = Field(0.01, ge=0)
+    false_negative_margin: Optional[float] = 0.0
+    min_positive_similarity: Optional[float] = None
+    guide: Optional[str] = None  # a frozen model for the semantic similarities ('default', folder, hub id)
+
+    def build(self, model):
+        from embedkit.models import load_model
+
+        kwargs = self.model_dump(exclude={"name", "guide"})
+        guide = load_model(self.guide, device=str(model.device)) if self.guide else None
+        return self.loss_class()(model, guide=guide, **kwargs)
 
     def loss_class(self):
         from embedkit.losses import DebCSELoss
@@ -67,8 +82,16 @@ class DebCSESpec(_LossSpec):
 
 class WhitenedCSESpec(_LossSpec):
     name: Literal["whitenedcse"]
-    data_kinds: ClassVar[frozenset[str]] = frozenset({"sentences", "pairs"})
+    data_kinds: ClassVar[frozenset[str]] = frozenset({"sentences"})
+    num_groups: Optional[int] = Field(None, ge=1)  # must divide the embedding dimension; None: per batch
+    num_views: int = Field(3, ge=2)
     temperature: float = Field(0.05, gt=0)
+    whitening_method: Literal["zca", "cholesky"] = "zca"
+    projection: bool = True
+    eps: float = Field(1e-5, gt=0)
+
+    def batch_columns(self, columns: dict[str, list]) -> dict[str, list]:
+        return {"sentence": columns["anchor"]}  # one column: the loss makes its own views
 
     def loss_class(self):
         from embedkit.losses import WhitenedCSELoss

@@ -41,8 +41,9 @@ class DomainEval(_Strict):
     path: str
     split: str = "test"
     genres: list[str] = []
-    max_queries: Optional[int] = Field(None, ge=1)
+    max_queries: Optional[int] = Field(None, ge=1)  # beir: a seeded subset (see training.evaluation.subset_beir)
     max_documents: Optional[int] = Field(None, ge=1)
+    limit: Optional[int] = Field(None, ge=1)  # sts, triplets: the first N only
 
 
 class DomainSpec(_Strict):
@@ -233,13 +234,14 @@ def load_domain_evals(domains: Sequence[DomainSpec], seed: int = 0) -> list[Load
         elif spec.kind == "sts":
             full = data.load_sts(path, split=spec.split)
             genres = {normalize_genre(g) for g in spec.genres}
-            dataset = replace(full, pairs=[p for p in full.pairs if not genres or normalize_genre(p.genre) in genres],
-                              subsets=None)
+            dataset = replace(full, pairs=[p for p in full.pairs if not genres or normalize_genre(p.genre) in genres]
+                              [: spec.limit], subsets=None)
             if not dataset.pairs:
                 raise DataError(f"domain {domain.name!r}: no {spec.split} pairs of genres {spec.genres}", path=path)
         else:
             dataset = snli_triplets(path, spec.split) if path.is_dir() else \
                 [(t.anchor, t.positive, t.negative) for t in data.load_triplets(path) if t.negative]
+            dataset = dataset[: spec.limit]
             if not dataset:
                 raise DataError(f"domain {domain.name!r}: no triplets", path=path)
         loaded.append(LoadedDomainEval(domain.name, spec, dataset))

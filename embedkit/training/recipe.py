@@ -153,11 +153,31 @@ class Recipe(StrictModel):
 # ---------------------------------------------------------------------------------------------- loading
 
 
+class _RecipeLoader(yaml.SafeLoader):
+    """YAML with YAML 1.2 numbers: ``10:60`` stays a string (YAML 1.1 reads it as the base-60 number 660)
+    and ``3e-5`` is a float (YAML 1.1 wants ``3.0e-5``)."""
+
+
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+_RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_RecipeLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(0|[1-9][0-9_]*)$"), list("-+0123456789"))
+_RecipeLoader.add_implicit_resolver(
+    _FLOAT, re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=_RecipeLoader)
+
+
 def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
     """Read ``path``, apply ``--set key=value`` overrides, validate. Any problem raises one ``ConfigError``."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such recipe file") from None
     except yaml.YAMLError as exc:
@@ -194,10 +214,9 @@ def apply_override(raw: dict, item: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set loss.temperature=0.05")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = read_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
-    value = _number(value)
     parts = key.strip().split(".")
     node: Any = raw
     for depth, part in enumerate(parts):
@@ -215,13 +234,6 @@ def apply_override(raw: dict, item: str) -> None:
             if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
                 node[part] = {}
             node = node[part]
-
-
-def _number(value: Any) -> Any:
-    """YAML 1.1 reads ``3e-5`` as a string; recipes mean the number."""
-    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
-        return float(value)
-    return value
 
 
 # ------------------------------------------------------------------------------- one-line error messages

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from embedkit.errors import ConfigError
-from embedkit.training.callbacks import NonFiniteLossGuard
+from embedkit.training.callbacks import LossStateCheckpointer, NonFiniteLossGuard
 from embedkit.training.checkpoints import prepare_out_dir
 from embedkit.training.datasets import load_training_data, to_dataset
 from embedkit.training.evaluation import RecipeEvaluator, evaluate_sets, load_eval_sets
@@ -23,6 +23,7 @@ from embedkit.training.runners import register_runner
 
 def train_contrastive(recipe: Recipe, params: None, out_dir: Path, resume: bool = False) -> TrainResult:
     from sentence_transformers import SentenceTransformerTrainer
+    from transformers import set_seed
 
     from embedkit.models import load_model
 
@@ -39,21 +40,25 @@ def train_contrastive(recipe: Recipe, params: None, out_dir: Path, resume: bool 
     # 3. The base model; it is evaluated and saved at its own length, trained at recipe.max_seq_length.
     model = load_model(recipe.model)
     inference_length = model.max_seq_length = recipe.eval.max_seq_length or model.max_seq_length
+    check_length(model, recipe.max_seq_length)
     if recipe.data.hard_negatives is not None:
         with args.main_process_first(desc="mining hard negatives"):
             data.columns = with_hard_negatives(model, recipe, data)
-    train_dataset = to_dataset(data.columns)
+    train_dataset = to_dataset(recipe.loss.batch_columns(data.columns))
 
     # 4. The recipe's evaluation of the base model (kept in the out folder, so a resumed run reuses it).
     before = evaluate_before(model, recipe, eval_sets, out_dir) if args.should_save else {}
 
-    # 5. Train.
+    # 5. Train (seeded before the loss is built: some losses own freshly initialised layers).
+    set_seed(recipe.seed)
     loss = recipe.loss.build(model)
     guard = NonFiniteLossGuard(loss)
+    loss_state = LossStateCheckpointer(loss, out_dir)
+    loss_state.restore(resume_from)
     during = [s for s in eval_sets if s.spec.during]
     evaluator = RecipeEvaluator(during, recipe.eval.batch_size, inference_length) if during and recipe.eval.steps else None
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss,
-                                         evaluator=evaluator, callbacks=[guard])
+                                         evaluator=evaluator, callbacks=[guard, loss_state])
     model.max_seq_length = recipe.max_seq_length or inference_length
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -111,6 +116,13 @@ def training_arguments(recipe: Recipe, out_dir: Path):
         report_to="none",
         run_name=recipe.name,
     )
+
+
+def check_length(model, length: int | None) -> None:
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if length and positions and length > positions:
+        raise ConfigError(f"max_seq_length: {length} exceeds the model's {positions} position embeddings")
 
 
 def with_hard_negatives(model, recipe: Recipe, data) -> dict[str, list]:

@@ -42,6 +42,10 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | None
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
+        if (path / "embedkit_grace.json").is_file():  # a GRACE policy LM + LoRA adapter, not an ST folder
+            from embedkit.generative.grace import load_grace_encoder
+
+            return load_grace_encoder(path, device)
         if not path.is_dir() or not _looks_like_model_folder(path):
             raise ModelError(f"{text}: not a model folder (expected modules.json or config.json inside); "
                              "pass a sentence-transformers or transformers model folder, or 'default'")

@@ -151,16 +151,17 @@ def ccp_columns(recipe: Recipe, params: CCPParams) -> dict[str, list]:
 
 def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = False) -> TrainResult:
     from sentence_transformers import SentenceTransformerTrainer
+    from transformers import set_seed
 
     from embedkit.losses import CCPLoss
     from embedkit.models import load_model
-    from embedkit.training.callbacks import NonFiniteLossGuard
+    from embedkit.training.callbacks import LossStateCheckpointer, NonFiniteLossGuard
     from embedkit.training.checkpoints import prepare_out_dir
     from embedkit.training.collapse import CollapseGuard
     from embedkit.training.datasets import to_dataset
     from embedkit.training.evaluation import RecipeEvaluator, evaluate_sets, load_eval_sets
     from embedkit.training.result import model_card, write_results, write_text_atomic
-    from embedkit.training.trainer import evaluate_before
+    from embedkit.training.trainer import check_length, evaluate_before
 
     out_dir = Path(out_dir)
     resume_from = prepare_out_dir(out_dir, resume)
@@ -170,17 +171,21 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
 
     model = load_model(recipe.model)
     inference_length = model.max_seq_length = recipe.eval.max_seq_length or model.max_seq_length
+    check_length(model, recipe.max_seq_length)
     before = evaluate_before(model, recipe, eval_sets, out_dir) if args.should_save else {}
 
+    set_seed(recipe.seed)  # the projection head is freshly initialised
     loss = CCPLoss(model, languages=[params.language], projection_dim=params.projection_dim,
                    memory_bank_size=params.memory_bank_size, temperature=params.temperature,
                    symmetric=params.symmetric)
     finite = NonFiniteLossGuard(loss)
+    loss_state = LossStateCheckpointer(loss, out_dir)  # projection, batch-norm statistics and bank
+    loss_state.restore(resume_from)
     collapse = CollapseGuard(model, params.collapse_threshold, params.collapse_patience)
     during = [s for s in eval_sets if s.spec.during]
     evaluator = RecipeEvaluator(during, recipe.eval.batch_size, inference_length) if during and recipe.eval.steps else None
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=to_dataset(columns), loss=loss,
-                                         evaluator=evaluator, callbacks=[finite, collapse])
+                                         evaluator=evaluator, callbacks=[finite, loss_state, collapse])
     model.max_seq_length = recipe.max_seq_length or inference_length
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

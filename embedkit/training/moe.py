@@ -317,6 +317,7 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     from datasets import DatasetDict
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.base.sampler import MultiDatasetBatchSamplers
+    from transformers import set_seed
 
     from embedkit.losses import InfoNCELoss
     from embedkit.models import load_model
@@ -326,6 +327,7 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     from embedkit.training.collapse import CollapseGuard
     from embedkit.training.datasets import to_dataset
     from embedkit.training.result import model_card, write_results, write_text_atomic
+    from embedkit.training.trainer import check_length
 
     out_dir = Path(out_dir)
     resume_from = prepare_out_dir(out_dir, resume)
@@ -342,10 +344,12 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     # 2. The base model, evaluated as it is (before any experts: they start as exact copies anyway).
     base = load_model(recipe.model)
     inference_length = base.max_seq_length = recipe.eval.max_seq_length or base.max_seq_length
+    check_length(base, recipe.max_seq_length)
     before = _evaluate_before(base, names, evals, recipe, out_dir) if args.should_save else {}
 
     # 3. Experts, and one loss per domain that routes its batches.
     moe = params.architecture == "moe"
+    set_seed(recipe.seed)  # the learned router (if any) is freshly initialised
     model = to_moe(base, names, params.expert_layers, learned_router=params.learned_router) if moe else base
     inner = recipe.loss.build(model) if recipe.loss is not None else InfoNCELoss(model)
     losses = {name: DomainRoutedLoss(inner, i, params.router_weight) if moe else inner for i, name in enumerate(names)}

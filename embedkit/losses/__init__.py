@@ -11,6 +11,7 @@ CachedInfoNCELoss   anchor, positive[, negative_1, ...]             GradCache (G
 DebCSELoss          anchor, positive[, negative_1, ...]             DebCSE (Miao et al. 2023)
 WhitenedCSELoss     sentence (one column, encoded num_views times)  WhitenedCSE (Zhuo et al. 2023)
 CoSENTLoss          sentence1, sentence2, score (label)             CoSENT (Su 2022; Huang et al. 2024)
+CCPLoss             anchor, context sentence, language id (label)   CCP (Wu et al. 2022)
 ==================  ==============================================  =====================================
 
 SimCSE unsupervised is ``InfoNCELoss`` on (sentence, same sentence) pairs; SimCSE supervised is
@@ -18,11 +19,11 @@ SimCSE unsupervised is ``InfoNCELoss`` on (sentence, same sentence) pairs; SimCS
 group whitening module of WhitenedCSE; :mod:`embedkit.losses.gather` gathers embeddings across processes.
 """
 from embedkit.losses.cached import CachedInfoNCELoss
-from embedkit.losses.ccp import CCPLoss, ccp_loss  # noqa: F401 (contrastive context prediction)
+from embedkit.losses.ccp import CCPLoss, ccp_loss
 from embedkit.losses.cosent import CoSENTLoss
 from embedkit.losses.debcse import DebCSELoss
 from embedkit.losses.infonce import InfoNCELoss, info_nce
 from embedkit.losses.whitening import GroupWhitening, WhitenedCSELoss
 
-__all__ = ["CachedInfoNCELoss", "CoSENTLoss", "DebCSELoss", "GroupWhitening", "InfoNCELoss", "WhitenedCSELoss",
-           "info_nce"]
+__all__ = ["CCPLoss", "CachedInfoNCELoss", "CoSENTLoss", "DebCSELoss", "GroupWhitening", "InfoNCELoss",
+           "WhitenedCSELoss", "ccp_loss", "info_nce"]

@@ -35,6 +35,7 @@ from sentence_transformers.base.losses.merged_forward import merge_feature_batch
 from torch import Tensor, nn
 
 from embedkit.losses.infonce import info_nce
+from embedkit.models import embedding_dim
 
 WHITENEDCSE_CITATION = """
 @inproceedings{zhuo2023whitenedcse,
@@ -161,7 +162,7 @@ class WhitenedCSELoss(nn.Module):
         self.whitening_method = whitening_method
         self.eps = eps
         self.whitening = GroupWhitening(num_groups, whitening_method, eps)
-        dim = (getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()
+        dim = embedding_dim(model)
         self.projection = nn.Sequential(nn.Linear(dim, dim), nn.Tanh()) if projection else nn.Identity()
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from embedkit.training.recipe import Recipe
     from embedkit.training.result import TrainResult
 
-RUNNER_MODULES = ["embedkit.training.trainer", "embedkit.training.moe", "embedkit.training.ccp"]
+RUNNER_MODULES = ["embedkit.training.trainer", "embedkit.training.moe", "embedkit.training.ccp",
+                  "embedkit.generative.rankgen_train", "embedkit.generative.grace_train"]
 
 RunFn = Callable[["Recipe", Any, Path, bool], "TrainResult"]
 

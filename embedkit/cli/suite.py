@@ -35,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from embedkit.evaluation.suite_runner import run_suite
 
     suite = load_suite(args.suite)
+    if args.no_progress:
+        import datasets
+
+        datasets.disable_progress_bars()  # mteb maps the corpus through datasets, which draws its own bars
     models = args.model or ["default"]
     out = Path(args.out) if args.out else DEFAULT_OUT / suite.name
     command = ["embedkit", *sys.argv[1:]] if Path(sys.argv[0]).name == "embedkit" else list(sys.argv)
@@ -55,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
                        for o in result.outcomes if o.model == m} for m in columns},
         "ran": sum(o.status == "ran" for o in result.outcomes),
         "done_before": sum(o.status == "done before" for o in result.outcomes),
-        "failed": [o.label for o in result.failed],
+        "failed": list(dict.fromkeys(o.label for o in result.failed)),
     })
     return 2 if result.failed else 0

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from embedkit.atomic import atomic_open, write_text_atomic
 from embedkit.errors import ConfigError
 from embedkit.evaluation.results import StoredResult, read_results
 from embedkit.evaluation.significance import ALPHA, N_RESAMPLES, PairedTest, compare_per_item
@@ -213,28 +214,28 @@ def render_chart(report: Report, path: str | os.PathLike) -> Path:
     axes = figure.add_subplot()
     width = 0.8 / n_cols
     positions = np.arange(n_rows)
+    lowest = 0.0
     for i, column in enumerate(report.columns):
         values = [100 * row.cells[i].score if row.cells[i] is not None else np.nan for row in report.rows]
+        lowest = min([lowest, *(v for v in values if not np.isnan(v))])
         bars = axes.bar(positions + (i - (n_cols - 1) / 2) * width, values, width, label=column.header)
         axes.bar_label(bars, labels=[f"{v:.2f}" if not np.isnan(v) else "" for v in values], fontsize=7, padding=2)
     axes.set_xticks(positions, [f"{row.label}\n{metric_name(row.metric)}" for row in report.rows], fontsize=8)
     axes.set_ylabel("score x100")
-    axes.set_ylim(0, 105)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.set_ylim(lowest - 5 if lowest < 0 else 0, 105)
+    axes.axhline(0, color="black", linewidth=0.6)
     axes.grid(axis="y", alpha=0.3)
+    # above the axes, so no bar is hidden behind it
+    axes.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=min(n_cols, 3), frameon=False)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as f:
+        figure.savefig(f, format="png", bbox_inches="tight")
     return path
 
 
 def write_report(results_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                  models: list[str] | None = None, command: str | None = None) -> tuple[Path, Path, Report]:
     """Write ``out`` (default RESULTS_DIR/report.md) and the chart beside it (same name, ``.png``)."""
-    from embedkit.evaluation.results import write_text_atomic
-
     report = build_report(results_dir, models)
     md_path = Path(out) if out is not None else Path(results_dir) / "report.md"
     png_path = render_chart(report, md_path.with_suffix(".png"))

@@ -20,29 +20,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedkit.atomic import write_json_atomic
 from embedkit.errors import ConfigError
 
 RESULTS_SUBDIR = "results"
 PER_ITEM_DIR = "per_item"
 PROVENANCE_KEY = "embedkit"
 MODEL_META_FILE = "model_meta.json"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=str))
 
 
 def task_result_path(out: str | os.PathLike, model_meta, task_name: str) -> Path:

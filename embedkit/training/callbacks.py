@@ -92,13 +92,11 @@ class LossStateCheckpointer(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.keys and control.should_save and args.should_save:
-            import os
+            from embedkit.atomic import atomic_open
 
-            folder = self.out_dir / f"checkpoint-{state.global_step}"
-            folder.mkdir(parents=True, exist_ok=True)
             full = self.loss.state_dict()
-            torch.save({k: full[k] for k in self.keys}, folder / (self.FILE + ".tmp"))
-            os.replace(folder / (self.FILE + ".tmp"), folder / self.FILE)
+            with atomic_open(self.out_dir / f"checkpoint-{state.global_step}" / self.FILE, "wb") as f:
+                torch.save({k: full[k] for k in self.keys}, f)
         return control
 
     def restore(self, checkpoint) -> None:

@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from embedkit.atomic import atomic_open
 from embedkit.errors import DataError
 from embedkit.training.datasets import document_text, relevant_pairs
 
@@ -73,18 +73,10 @@ def mine_hard_negatives(model, dataset, *, window: tuple[int, int] = (10, 60), n
 
 def write_mined(examples: list[MinedExample], path: str | os.PathLike) -> Path:
     """JSON lines ``{query_id, query, positive_id, positive, negative_ids, negatives}``, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for example in examples:
-                f.write(json.dumps(asdict(example), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "w") as f:
+        for example in examples:
+            f.write(json.dumps(asdict(example), ensure_ascii=False) + "\n")
+    return Path(path)
 
 
 def read_mined(path: str | os.PathLike) -> list[MinedExample]:

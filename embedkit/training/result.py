@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from embedkit.atomic import write_text_atomic
 
 
 @dataclass
@@ -20,18 +20,6 @@ class TrainResult:
     after: dict = field(default_factory=dict)  # {eval set: metrics} of the trained model
     during: list = field(default_factory=list)  # the trainer's evaluation log entries
     headline: dict = field(default_factory=dict)  # {eval set: metric name} shown in tables
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_results(result: TrainResult) -> None:

@@ -90,6 +90,8 @@ def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "c
     dim = model.get_sentence_embedding_dimension()
     index = FaissIndex(dim, spec, metric, model_name=model_name(model), model_fingerprint=model_fingerprint(model),
                        model_source=model_source or model_source_of(model))
+    index.build_params = {"chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap if chunk_tokens else None,
+                          "document_prompt": prompt}
     added = add_documents(index, model, documents, batch_size, chunk_tokens, chunk_overlap, device, prompt,
                           show_progress, total)
     if not added:

@@ -62,6 +62,7 @@ class FaissIndex:
         self.model_name, self.model_fingerprint, self.model_source = model_name, model_fingerprint, model_source
         self.created = _now()
         self.tuned: dict | None = None
+        self.build_params: dict = {}  # how documents were turned into vectors (chunking, prompt), reused by add
         self.path: Path | None = None
         self._docs = DocStore()
         self._deleted: set[int] = set()
@@ -173,6 +174,22 @@ class FaissIndex:
         self._docs.forget(labels)
         self._changed()
         return len(labels)
+
+    def remove_documents(self, doc_ids: Sequence[str]) -> int:
+        """Remove documents by their id, with all their chunks; unknown ids are refused (nothing is removed)."""
+        wanted = {str(i) for i in doc_ids}
+        d = self._docs
+        targets = [i for i, p in zip(d.ids, d.parents) if i is not None and (i in wanted or p in wanted)]
+        found = set(targets) | {d.parents[d.label_of[i]] for i in targets}
+        unknown = [i for i in map(str, doc_ids) if i not in found]
+        if unknown:
+            raise IndexError_(f"ids not in the index: {', '.join(map(repr, unknown[:5]))}"
+                              + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "") + "; nothing removed")
+        return self.remove(targets)
+
+    def ids(self) -> list[str]:
+        """The ids held, in insertion order (chunk ids for chunked documents)."""
+        return [i for i in self._docs.ids if i is not None]
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str] | None = None,
                titles: Sequence[str] | None = None, parents: Sequence[str] | None = None) -> None:
@@ -353,7 +370,8 @@ class FaissIndex:
             "model": self.model_name, "model_fingerprint": self.model_fingerprint, "model_source": self.model_source,
             "normalized": self.normalized, "trained": self.is_trained, "ntotal": int(self._index.ntotal),
             "marked_deleted": len(self._deleted), "removes_in_place": self._removes_in_place,
-            "search_params": self.search_params(), "tuned": self.tuned, "created": self.created,
+            "search_params": self.search_params(), "tuned": self.tuned, "build": self.build_params,
+            "created": self.created,
             "chunked": any(p is not None for p in self._docs.parents), **_versions(),
             "path": str(self.path) if self.path else None,
         }
@@ -390,7 +408,7 @@ class FaissIndex:
                 "ntotal": int(self._index.ntotal), "labels": self._docs.next_label, "normalized": self.normalized,
                 "model": {"name": self.model_name, "fingerprint": self.model_fingerprint, "source": self.model_source},
                 "created": self.created, "saved": _now(), "search_params": self.search_params(),
-                "tuned": self.tuned, "marked_deleted": len(self._deleted), "faiss_header": header,
+                "tuned": self.tuned, "build": self.build_params, "marked_deleted": len(self._deleted), "faiss_header": header,
                 "roles": names, "files": files,
             }
             storage.write_json_atomic(folder / MANIFEST, meta)
@@ -445,6 +463,7 @@ class FaissIndex:
         self.model_name, self.model_fingerprint, self.model_source = (model.get("name"), model.get("fingerprint"),
                                                                       model.get("source"))
         self.created, self.tuned, self.path = meta.get("created"), meta.get("tuned"), folder
+        self.build_params = meta.get("build") or {}
         self._index, self._docs, self._deleted, self._read_only = index, docs, deleted, mmap
         self._setup()
         if meta.get("search_params"):

@@ -39,6 +39,11 @@ def make_index(dim: int, spec: str, metric: str) -> faiss.Index:
     except RuntimeError as exc:
         reason = str(exc).strip().splitlines()[-1]
         raise IndexError_(f"invalid FAISS index spec {spec!r} for dimension {dim}: {reason}") from None
+    inner = unwrap(base)
+    if hasattr(inner, "do_polysemous_training"):
+        # index_factory turns on polysemous training for PQ (unless the spec ends in "np"); it only serves
+        # Hamming-threshold search, which embedkit never enables, and costs minutes on a busy machine.
+        inner.do_polysemous_training = False
     if faiss.try_extract_index_ivf(base) is not None:
         return base
     return faiss.IndexIDMap2(base)

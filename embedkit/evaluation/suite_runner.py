@@ -137,7 +137,7 @@ def run_suite(suite: Suite, models: list[str], out: str | os.PathLike, *, batch_
 
     from embedkit.encoding import EmbeddingCache
     from embedkit.evaluation.encoder import MtebEncoder
-    from embedkit.evaluation.results import load_finished, task_result_path, write_task_result
+    from embedkit.evaluation.results import load_finished, task_result_path
     from embedkit.models import load_model, model_name
 
     log = log or tqdm.write  # lines above the progress bar, not through it
@@ -162,8 +162,7 @@ def run_suite(suite: Suite, models: list[str], out: str | os.PathLike, *, batch_
                     outcome = TaskOutcome(meta.name, encoder.fingerprint, prepared.label, prepared.name, "done before",
                                           stored.metric, stored.score, result_path=str(path))
                 else:
-                    outcome = _run_one(encoder, meta, model_spec, prepared, suite, out, batch_size, device, command,
-                                       write_task_result)
+                    outcome = _run_one(encoder, meta, model_spec, prepared, suite, out, batch_size, device, command)
                 run.outcomes.append(outcome)
                 bar.update(1)
                 if outcome.status == "failed":
@@ -174,8 +173,9 @@ def run_suite(suite: Suite, models: list[str], out: str | os.PathLike, *, batch_
 
 
 def _run_one(encoder, meta, model_spec: str, prepared: PreparedTask, suite: Suite, out: Path, batch_size: int,
-             device: str | None, command: list[str] | None, write_task_result) -> TaskOutcome:
+             device: str | None, command: list[str] | None) -> TaskOutcome:
     from embedkit.evaluation._mteb import import_mteb
+    from embedkit.evaluation.results import write_task_result
 
     mteb = import_mteb()
     outcome = TaskOutcome(meta.name, encoder.fingerprint, prepared.label, prepared.name, "failed")
@@ -201,8 +201,8 @@ def _run_one(encoder, meta, model_spec: str, prepared: PreparedTask, suite: Suit
     provenance = _provenance(prepared, meta, encoder.fingerprint, model_spec, suite, batch_size, device, command,
                              outcome.seconds)
     path = write_task_result(out, meta, task_result, provenance, prepared.recorder.record())
-    outcome.status, outcome.metric, outcome.score = "ran", prepared.task.metadata.main_score, float(task_result.get_score())
-    outcome.result_path = str(path)
+    outcome.status, outcome.metric = "ran", prepared.task.metadata.main_score
+    outcome.score, outcome.result_path = float(task_result.get_score()), str(path)
     return outcome
 
 

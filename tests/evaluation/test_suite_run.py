@@ -162,3 +162,13 @@ def test_unknown_mteb_name_and_bad_data_fail_before_any_model_loads(tmp_path, mo
     suite.write_text(f"tasks:\n  - {{type: sts, data: {tmp_path / 'bad.csv'}}}\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.csv, line 2, field 'score'.*\(task at .*suite.yaml, line 2\)"):
         run(suite, ["default"], tmp_path / "out")
+
+
+@pytest.mark.e2e
+def test_default_model_reproduces_stsb_and_resumes(shared_data, tmp_path):
+    suite = tmp_path / "stsb.yaml"
+    suite.write_text(f"tasks:\n  - {{type: sts, data: {shared_data / 'stsb'}, split: test}}\n", encoding="utf-8")
+    first = run(suite, ["default"], tmp_path / "out").outcomes
+    assert first[0].status == "ran" and round(100 * first[0].score, 2) == 82.03
+    second = run(suite, ["default"], tmp_path / "out").outcomes
+    assert second[0].status == "done before" and second[0].score == pytest.approx(first[0].score)

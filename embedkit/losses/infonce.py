@@ -47,9 +47,9 @@ def info_nce_per_anchor(
 
         loss_g = -s(a_g, p_g)/T + log( sum_j exp(s(a_g, p_j)/T) + sum_k sum_j w_gj exp(s(a_g, n_kj)/T) )
 
-    with ``w_gj = hard_negative_weight`` when ``j == g`` and 1 otherwise (Gao et al. 2021, SimCSE,
-    supervised objective with the weight alpha of their Appendix: only the anchor's own hard negative is
-    weighted; implemented as ``log(alpha)`` added to that logit, so a weight of 0 removes it).
+    with ``w_gj = hard_negative_weight`` when ``j == g`` and 1 otherwise: SimCSE's supervised objective
+    with hard-negative weight alpha (Gao et al. 2021), where only the anchor's own hard negative is
+    weighted. Implemented as ``log(alpha)`` added to that logit, so a weight of 0 removes it.
 
     ``symmetric=True`` averages in the reverse direction, positive -> all anchors:
     ``(loss_g + [-s(p_g, a_g)/T + log sum_j exp(s(p_g, a_j)/T)]) / 2`` (no negatives in that direction).

@@ -67,17 +67,23 @@ def test_dropout_is_replayed_in_the_second_pass(tiny_model):
 
 
 class _SavedActivations:
-    """Bytes of tensors saved for backward that are alive at once (an activation-memory measure)."""
+    """Bytes of tensors saved for backward that are alive at once: an activation-memory measure.
 
-    def __init__(self):
+    Saved parameters (e.g. a linear layer's weight) are skipped: they alias memory that exists anyway.
+    """
+
+    def __init__(self, model):
+        self.parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self.live = self.peak = 0
 
     def pack(self, tensor):
+        if tensor.untyped_storage().data_ptr() in self.parameters:
+            return tensor
         return _Tracked(tensor, self)
 
     @staticmethod
-    def unpack(tracked):
-        return tracked.tensor
+    def unpack(packed):
+        return packed.tensor if isinstance(packed, _Tracked) else packed
 
 
 class _Tracked:
@@ -90,8 +96,9 @@ class _Tracked:
         self.tracker.live -= self.size
 
 
-def _peak_saved_bytes(model, loss_fn, columns):
-    tracker = _SavedActivations()
+def peak_saved_bytes(model, loss_fn, columns):
+    """Peak bytes of activations saved for backward during one forward + backward of ``loss_fn``."""
+    tracker = _SavedActivations(model)
     model.zero_grad()
     with torch.autograd.graph.saved_tensors_hooks(tracker.pack, tracker.unpack):
         loss_fn(_features(model, columns), None).backward()
@@ -105,10 +112,10 @@ def test_activation_memory_is_bounded_by_the_mini_batch(tiny_model):
     rows_with_graph = []
     hook = tiny_model[0].register_forward_pre_hook(
         lambda module, args: rows_with_graph.append(args[0]["input_ids"].size(0)) if torch.is_grad_enabled() else None)
-    cached_peak = _peak_saved_bytes(tiny_model, CachedInfoNCELoss(tiny_model, mini_batch_size=4), columns)
+    cached_peak = peak_saved_bytes(tiny_model, CachedInfoNCELoss(tiny_model, mini_batch_size=4), columns)
     hook.remove()
-    full_peak = _peak_saved_bytes(tiny_model, InfoNCELoss(tiny_model), columns)
-    mini_peak = _peak_saved_bytes(tiny_model, InfoNCELoss(tiny_model), (texts[:4], texts[:4]))
+    full_peak = peak_saved_bytes(tiny_model, InfoNCELoss(tiny_model), columns)
+    mini_peak = peak_saved_bytes(tiny_model, InfoNCELoss(tiny_model), (texts[:4], texts[:4]))
     assert max(rows_with_graph) == 4  # no forward pass with a graph ever sees more than a mini-batch
     assert cached_peak <= 1.1 * mini_peak  # one mini-batch of one column alive at a time
     assert cached_peak < full_peak / 4

@@ -65,9 +65,10 @@ def length_scorer():
     return LengthScorer()
 
 
-def grace_settings(tiny_lm_dir, **overrides):
+@pytest.fixture()
+def grace_settings(tiny_lm_dir):
+    """Settings for a GRACE encoder on the tiny LM (short inputs and rationales, rank-4 LoRA)."""
     from embedkit.generative.grace import GraceSettings, LoraSettings
 
-    values = dict(base_lm=str(tiny_lm_dir), max_input_tokens=16, max_rationale_tokens=6, lora=LoraSettings(r=4, alpha=8))
-    values.update(overrides)
-    return GraceSettings(**values)
+    return GraceSettings(base_lm=str(tiny_lm_dir), max_input_tokens=16, max_rationale_tokens=6,
+                         lora=LoraSettings(r=4, alpha=8))

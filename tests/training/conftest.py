@@ -69,3 +69,15 @@ def recipe_file(tmp_path, tiny_recipe):
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread(monkeypatch):
+    """One intra-op thread: on a shared CPU a 2-thread team spends its time waiting at barriers."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for subprocesses
+    yield
+    torch.set_num_threads(threads)

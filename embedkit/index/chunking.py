@@ -57,15 +57,23 @@ class Chunker:
             window, title_for_encoding = budget, ""
         else:
             title_for_encoding = title
-        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        if len(offsets) <= window:
+        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets, words = encoding["offset_mapping"], encoding.word_ids()
+        n = len(offsets)
+        if n <= window:
             return [Passage(doc_id, full_text(title, text), text, title, None)]
-        step = window - self.overlap
-        out = []
-        for n, start in enumerate(range(0, len(offsets), step)):
-            end = min(start + window, len(offsets))
+
+        def word_start(i: int, floor: int) -> int:
+            """``i`` moved back to the first token of its word (not past ``floor``), so words stay whole."""
+            while i > floor + 1 and words[i] is not None and words[i] == words[i - 1]:
+                i -= 1
+            return i
+
+        out, start = [], 0
+        while True:
+            end = n if start + window >= n else word_start(start + window, start)
             piece = text[offsets[start][0]:offsets[end - 1][1]]
-            out.append(Passage(f"{doc_id}#{n}", full_text(title_for_encoding, piece), piece, title, doc_id))
-            if end == len(offsets):
-                break
-        return out
+            out.append(Passage(f"{doc_id}#{len(out)}", full_text(title_for_encoding, piece), piece, title, doc_id))
+            if end == n:
+                return out
+            start = max(word_start(end - self.overlap, start), start + 1)

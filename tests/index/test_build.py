@@ -1,0 +1,88 @@
+"""Streaming builds from documents with the tiny random model, chunking, and precomputed vectors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedkit.data import Document
+from embedkit.errors import ConfigError, DataError, IndexError_
+from embedkit.index import Chunker, build_from_vectors, build_index
+from embedkit.index.build import add_documents
+from embedkit.models import model_fingerprint
+
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
+
+
+def docs(n: int, words: int = 12) -> list[Document]:
+    return [Document(f"d{i}", f"title {i}", " ".join(WORDS[(i + j) % len(WORDS)] for j in range(words)))
+            for i in range(n)]
+
+
+def test_build_streams_and_records_the_model(tiny_model, monkeypatch):
+    import embedkit.index.build as build
+
+    monkeypatch.setattr(build, "ENCODE_SLICE", 7)  # several slices even for a small corpus
+    calls = []
+    real = build.encode
+    monkeypatch.setattr(build, "encode", lambda model, texts, **kw: calls.append(len(texts)) or real(model, texts, **kw))
+    index = build_index(tiny_model, iter(docs(20)), show_progress=False)
+    assert len(index) == 20 and index.model_fingerprint == model_fingerprint(tiny_model)
+    assert index.model_name == "st" and index.dim == 32
+    assert calls and sum(calls) == 20
+    hit = index.search(build.encode(tiny_model, ["title 3 " + docs(20)[3].text]), 1)[0][0]
+    assert (hit.id, hit.title, hit.text) == ("d3", "title 3", docs(20)[3].text)
+
+
+def test_build_trains_on_a_sample_first(tiny_model):
+    index = build_index(tiny_model, docs(300), spec="IVF4,Flat", show_progress=False)
+    assert index.is_trained and len(index) == 300
+
+
+def test_empty_corpus(tiny_model):
+    with pytest.raises(DataError, match="empty corpus"):
+        build_index(tiny_model, [], show_progress=False)
+
+
+def test_chunking_names_the_parent(tiny_model):
+    long_doc = Document("long", "T", " ".join(WORDS * 10))  # ~190 words: several chunks of 32 tokens
+    index = build_index(tiny_model, [long_doc, *docs(3)], chunk_tokens=32, chunk_overlap=4, show_progress=False)
+    chunk_ids = [i for i in index.ids() if i.startswith("long#")]
+    assert len(chunk_ids) >= 5 and "d0" in index
+    hits = index.search(np.ones((1, 32), dtype=np.float32), k=len(index))[0]
+    chunks = [h for h in hits if h.id.startswith("long#")]
+    assert all(h.parent_id == "long" and h.document_id == "long" and h.title == "T" for h in chunks)
+    assert all(h.parent_id is None for h in hits if not h.id.startswith("long#"))
+    # every word of the long document is in some chunk: nothing is dropped past the model's max length
+    stored = " ".join(h.text for h in sorted(chunks, key=lambda h: int(h.id.split("#")[1])))
+    assert set(stored.split()) == set(WORDS) and stored.split()[-1] == WORDS[-1]
+    by_doc = index.search(np.ones((1, 32), dtype=np.float32), k=4, by_parent=True)[0]
+    assert sorted(h.document_id for h in by_doc) == ["d0", "d1", "d2", "long"]
+    assert index.build_params["chunk_tokens"] == 32
+
+
+def test_chunk_windows_fit_the_model(tiny_model):
+    chunker = Chunker(tiny_model, 32, 4)
+    for p in chunker.passages("x", "A title", " ".join(WORDS * 5)):
+        assert len(tiny_model.tokenizer(p.encoded)["input_ids"]) <= 32
+    with pytest.raises(ConfigError, match="above the model's max length 64"):
+        Chunker(tiny_model, 100)
+    with pytest.raises(ConfigError, match="overlap"):
+        Chunker(tiny_model, 32, 20)
+
+
+def test_add_documents_refuses_duplicates_before_changing_anything(tiny_model):
+    index = build_index(tiny_model, docs(5), show_progress=False)
+    with pytest.raises(IndexError_, match="already in the index: 'd1'"):
+        add_documents(index, tiny_model, [Document("new", "", "x"), Document("d1", "", "y")], show_progress=False)
+    assert len(index) == 5
+
+
+def test_build_from_vectors_in_slices():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 8)).astype(np.float32)
+    index = build_from_vectors([str(i) for i in range(500)], x, spec="IVF4,Flat", slice_size=64, show_progress=False)
+    assert len(index) == 500 and index.search(x[7], 1)[0][0].id == "7"
+    with pytest.raises(DataError, match="3 ids for 500 vectors"):
+        build_from_vectors(["a", "b", "c"], x)
+    with pytest.raises(DataError, match="empty"):
+        build_from_vectors([], x[:0])

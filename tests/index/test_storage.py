@@ -1,0 +1,166 @@
+"""Crash-safe saving and refusal of damaged index folders."""
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+from index.ixhelpers import DIM, clustered_vectors, ids_for
+
+from embedkit.errors import IndexError_
+from embedkit.index import BM25Index, FaissIndex
+from embedkit.index.docstore import DocStore
+
+
+def saved(tmp_path, spec="Flat", n=50):
+    index = FaissIndex(DIM, spec)
+    x = clustered_vectors(n)
+    index.add(ids_for(n), x, texts=[f"t{i}" for i in range(n)])
+    folder = index.save(tmp_path / "ix")
+    return index, x, folder
+
+
+def files(folder, prefix):
+    return [p for p in folder.iterdir() if p.name.startswith(prefix)]
+
+
+def test_layout_and_manifest(tmp_path):
+    index, _, folder = saved(tmp_path)
+    meta = json.loads((folder / "meta.json").read_text())
+    for key in ("embedkit", "faiss", "spec", "metric", "dim", "count", "normalized", "model", "created", "tuned",
+                "files", "search_params"):
+        assert key in meta
+    assert meta["faiss"] == faiss.__version__ and meta["count"] == 50 and meta["normalized"] is True
+    assert all(set(r) == {"bytes", "sha256"} for r in meta["files"].values())
+    assert len(files(folder, "index-")) == 1 and len(files(folder, "docs-")) == 1
+    index.add(["extra"], clustered_vectors(1))
+    index.save(folder)  # a second save leaves only the new generation behind
+    assert len(files(folder, "index-")) == 1 and FaissIndex.load(folder).info()["count"] == 51
+
+
+def test_no_pickle_in_the_folder(tmp_path):
+    index, _, folder = saved(tmp_path, "HNSW16")
+    index.remove(["doc1"])
+    index.save(folder)
+    for path in folder.iterdir():
+        if path.suffix == ".npy":
+            np.load(path, allow_pickle=False)  # would raise on an object (pickled) array
+
+
+@pytest.mark.parametrize("broken", ["faiss", "docs", "manifest"])
+def test_crash_mid_save_leaves_the_previous_index(tmp_path, monkeypatch, broken):
+    index, x, folder = saved(tmp_path)
+    before = FaissIndex.load(folder).search(x[:3], 5)
+    index.add(["late"], clustered_vectors(1, seed=9))
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash: disk full")
+
+    if broken == "faiss":
+        real = faiss.write_index
+
+        def half_written(idx, path):  # write part of the file, then die
+            real(idx, path)
+            with open(path, "r+b") as f:
+                f.truncate(10)
+            crash()
+        monkeypatch.setattr(faiss, "write_index", half_written)
+    elif broken == "docs":
+        monkeypatch.setattr(DocStore, "write", crash)
+    else:
+        monkeypatch.setattr("embedkit.index.storage.write_json_atomic", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        index.save(folder)
+    monkeypatch.undo()
+    loaded = FaissIndex.load(folder, verify=True)
+    assert len(loaded) == 50 and "late" not in loaded
+    assert [[h.id for h in r] for r in loaded.search(x[:3], 5)] == [[h.id for h in r] for r in before]
+    assert len(files(folder, "index-")) == 1  # the failed generation was cleaned up
+
+
+def test_truncated_faiss_file_is_refused(tmp_path):
+    _, _, folder = saved(tmp_path)
+    path = files(folder, "index-")[0]
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(IndexError_, match="truncated"):
+        FaissIndex.load(folder)
+
+
+def test_corrupt_header_is_refused_without_verify(tmp_path):
+    _, _, folder = saved(tmp_path)
+    path = files(folder, "index-")[0]
+    data = bytearray(path.read_bytes())
+    data[:4] = b"XXXX"
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexError_, match="bad header"):
+        FaissIndex.load(folder)
+
+
+def test_corrupt_body_is_caught_by_verify(tmp_path):
+    _, _, folder = saved(tmp_path)
+    path = files(folder, "index-")[0]
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF  # a flipped bit inside a stored vector: same size, same header
+    path.write_bytes(bytes(data))
+    FaissIndex.load(folder)  # the fast check cannot see it ...
+    with pytest.raises(IndexError_, match="checksum mismatch"):
+        FaissIndex.load(folder, verify=True)  # ... the full one does
+
+
+def test_corrupt_faiss_structure_is_a_clear_error(tmp_path):
+    _, _, folder = saved(tmp_path)
+    path = files(folder, "index-")[0]
+    data = bytearray(path.read_bytes())
+    data[4:40] = b"\xff" * 36  # header intact, dimensions garbage
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexError_, match="corrupt FAISS file|disagree"):
+        FaissIndex.load(folder)
+
+
+def test_corrupt_docs_row(tmp_path):
+    _, _, folder = saved(tmp_path)
+    path = files(folder, "docs-")[0]
+    text = path.read_text()
+    path.write_text(text.replace('{"id": "doc3"', '{"iX": "doc3"', 1))
+    with pytest.raises(IndexError_, match="line 4: corrupt document row"):
+        FaissIndex.load(folder)
+
+
+def test_missing_file(tmp_path):
+    _, _, folder = saved(tmp_path)
+    files(folder, "docs-")[0].unlink()
+    with pytest.raises(IndexError_, match="missing"):
+        FaissIndex.load(folder)
+
+
+def test_not_an_index(tmp_path):
+    (tmp_path / "some.txt").write_text("hello")
+    with pytest.raises(IndexError_, match="not a embedkit index folder|not an? embedkit index"):
+        FaissIndex.load(tmp_path)
+    with pytest.raises(IndexError_, match="no such"):
+        FaissIndex.load(tmp_path / "absent")
+    (tmp_path / "meta.json").write_text("{not json")
+    with pytest.raises(IndexError_, match="corrupt manifest"):
+        FaissIndex.load(tmp_path)
+    (tmp_path / "meta.json").write_text('{"files": {}, "format": "other"}')
+    with pytest.raises(IndexError_, match="not an embedkit FAISS index manifest"):
+        FaissIndex.load(tmp_path)
+
+
+def test_save_refuses_a_foreign_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("precious")
+    index = FaissIndex(DIM)
+    with pytest.raises(IndexError_, match="not empty and not an embedkit index"):
+        index.save(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+def test_bm25_lives_beside_and_survives_faiss_saves(tmp_path):
+    index, _, folder = saved(tmp_path)
+    bm25 = BM25Index()
+    bm25.index(["a", "b"], ["cats purr", "dogs bark"])
+    bm25.save(folder)
+    index.save(folder)  # FAISS generations must not delete BM25 files
+    assert BM25Index.load(folder, verify=True).search(["cat"], 1)[0][0].id == "a"
+    FaissIndex.load(folder, verify=True)

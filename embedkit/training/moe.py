@@ -416,6 +416,8 @@ def evaluate_separate(recipe: Recipe, folders: dict[str, Union[str, Path]]) -> d
     domains = [d for d in params.domains if d.name in folders]
     evals = load_domain_evals(domains, seed=recipe.seed)
     models = {name: (load_model(str(folder)), None) for name, folder in folders.items()}
+    for model, _ in models.values():
+        model.max_seq_length = recipe.eval.max_seq_length or model.max_seq_length  # as the runner evaluates
     return evaluate_domains(models, evals, recipe.eval.batch_size)
 
 

@@ -143,27 +143,30 @@ class GraceEncoder:
 
     # -- persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the folder atomically (a temp folder renamed into place)."""
+        """Write ``adapter/`` (a temp folder renamed into place), then the marker, atomically and last:
+        a folder with the marker is complete. Other files in ``path`` (checkpoints, logs) are kept."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".tmp"))
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path, prefix=".adapter.tmp"))
         try:
-            self.lm.model.save_pretrained(tmp / ADAPTER_DIR)
-            marker = {"format": "embedkit-grace", "version": 1, "name": path.name, "base_lm_name": self.lm.name,
-                      "embedding_dimension": self.get_sentence_embedding_dimension(),
-                      "settings": self.settings.model_dump(mode="json")}
-            (tmp / GRACE_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-            old = None
-            if path.exists():
-                old = path.with_name(path.name + ".old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            self.lm.model.save_pretrained(tmp)
+            target = path / ADAPTER_DIR
+            old = path / ".adapter.old"
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        marker = {"format": "embedkit-grace", "version": 1, "name": path.name, "base_lm_name": self.lm.name,
+                  "embedding_dimension": self.get_sentence_embedding_dimension(),
+                  "settings": self.settings.model_dump(mode="json")}
+        fd, tmp_marker = tempfile.mkstemp(dir=path, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(marker, indent=2) + "\n")
+        os.replace(tmp_marker, path / GRACE_MARKER)
         self.embedkit_name = path.name
         return path
 

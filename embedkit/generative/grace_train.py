@@ -173,7 +173,7 @@ def policy_step(encoder: GraceEncoder, optimizer, pairs, params: GraceParams, ma
     grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm if max_grad_norm > 0 else math.inf))
     optimizer.step()
     model.eval()
-    return {"loss": float(parts.loss), "reward": float(rewards.total.mean()),
+    return {"loss": float(parts.loss.detach()), "reward": float(rewards.total.mean()),
             "reward_contrastive": float(rewards.contrastive.mean()), "kl": parts.kl, "grad_norm": grad_norm,
             "rationale_tokens": sum(rollout.lengths) / len(rollout.lengths),
             "finished": sum(rollout.finished) / len(rollout.finished)}

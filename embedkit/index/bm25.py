@@ -142,7 +142,7 @@ class BM25Index:
         import bm25s
 
         folder = Path(path)
-        meta = storage.read_manifest(folder, MANIFEST, "BM25 index")
+        meta = storage.read_manifest(folder, MANIFEST, "embedkit BM25 index")
         if meta.get("format") != FORMAT:
             raise IndexError_(f"{folder / MANIFEST}: not an embedkit BM25 manifest")
         storage.check_files(folder, meta["files"], verify)

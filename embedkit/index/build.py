@@ -18,6 +18,12 @@ from embedkit.index.specs import training_size
 ENCODE_SLICE = 2048
 
 
+def embedding_dim(model) -> int:
+    """The model's output dimension (sentence-transformers renamed the method in v5.2)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
 def model_source_of(model) -> str | None:
     """What :func:`embedkit.models.load_model` needs to load this model again, when it can be told."""
     from embedkit.models import DEFAULT_MODEL_NAME
@@ -87,7 +93,7 @@ def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "c
     """
     from embedkit.models import model_fingerprint, model_name
 
-    dim = model.get_sentence_embedding_dimension()
+    dim = embedding_dim(model)
     index = FaissIndex(dim, spec, metric, model_name=model_name(model), model_fingerprint=model_fingerprint(model),
                        model_source=model_source or model_source_of(model))
     index.build_params = {"chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap if chunk_tokens else None,

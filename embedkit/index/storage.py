@@ -78,7 +78,7 @@ def read_manifest(folder: Path, name: str, what: str) -> dict:
         raise IndexError_(f"{folder}: no such {what} folder")
     path = folder / name
     if not path.is_file():
-        raise IndexError_(f"{folder}: not a {what} folder (no {name})")
+        raise IndexError_(f"{folder}: not an {what} folder (no {name})")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -136,7 +136,7 @@ def test_missing_file(tmp_path):
 
 def test_not_an_index(tmp_path):
     (tmp_path / "some.txt").write_text("hello")
-    with pytest.raises(IndexError_, match="not a embedkit index folder|not an? embedkit index"):
+    with pytest.raises(IndexError_, match="not an embedkit index folder"):
         FaissIndex.load(tmp_path)
     with pytest.raises(IndexError_, match="no such"):
         FaissIndex.load(tmp_path / "absent")

@@ -1,0 +1,380 @@
+"""``embedkit index build|search|info|add|remove|tune``: persistent FAISS (+ BM25) indexes on disk."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from embedkit.cli.common import add_model_args
+from embedkit.errors import DataError, IndexError_
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="build, query and maintain FAISS search indexes")
+    isub = p.add_subparsers(dest="index_command", required=True, metavar="SUBCOMMAND")
+
+    b = isub.add_parser("build", help="build an index over a corpus (or precomputed embeddings)")
+    b.add_argument("--corpus", help="BEIR folder, corpus.jsonl, or text file with one document a line")
+    b.add_argument("--embeddings", help="precomputed float32 .npy (one row a document) instead of encoding")
+    b.add_argument("--ids", help="with --embeddings and no --corpus: text file with one id a line, row order")
+    b.add_argument("--out", required=True, help="index folder to write")
+    add_model_args(b)
+    b.add_argument("--spec", default="Flat", help="FAISS index_factory spec: Flat (default, exact), HNSW32, "
+                   "IVF1024,Flat, IVF1024,PQ32, ...")
+    b.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"], help="similarity (default cosine)")
+    _add_chunk_args(b)
+    b.add_argument("--no-bm25", action="store_true", help="do not build the BM25 index kept beside the FAISS one")
+    b.add_argument("--force", action="store_true", help="replace an existing index at --out")
+    b.add_argument("--json", action="store_true", help="print one JSON line with the index info")
+    b.set_defaults(func=run_build)
+
+    s = isub.add_parser("search", help="query an index with text")
+    s.add_argument("dir", help="index folder")
+    s.add_argument("--query", required=True, action="append", help="query text (repeat for several queries)")
+    s.add_argument("-k", type=int, default=10, help="hits per query (default 10)")
+    s.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="dense",
+                   help="dense (FAISS, default), bm25, or hybrid (reciprocal rank fusion of both)")
+    _add_loaded_model_args(s)
+    s.add_argument("--mmap", action="store_true", help="memory-map the index instead of reading it")
+    s.add_argument("--verify", action="store_true", help="verify every file's SHA-256 before searching")
+    s.add_argument("--json", action="store_true", help='one line per query: {"hits": [{"id", "score", "title", "text"}]}')
+    s.set_defaults(func=run_search)
+
+    i = isub.add_parser("info", help="describe an index")
+    i.add_argument("dir", help="index folder")
+    i.add_argument("--verify", action="store_true", help="verify every file's SHA-256")
+    i.add_argument("--json", action="store_true", help="one JSON line (count, dim, spec, metric, model, ...)")
+    i.set_defaults(func=run_info)
+
+    a = isub.add_parser("add", help="add documents to an index")
+    a.add_argument("dir", help="index folder")
+    a.add_argument("--corpus", help="BEIR folder, corpus.jsonl, or text file with one document a line")
+    a.add_argument("--embeddings", help="precomputed float32 .npy instead of encoding (rows match --corpus or --ids)")
+    a.add_argument("--ids", help="with --embeddings and no --corpus: text file with one id a line")
+    _add_loaded_model_args(a)
+    a.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
+    a.add_argument("--json", action="store_true", help="print one JSON line with the index info")
+    a.set_defaults(func=run_add)
+
+    r = isub.add_parser("remove", help="remove documents from an index by id")
+    r.add_argument("dir", help="index folder")
+    r.add_argument("--ids", required=True, nargs="+", help="document ids to remove")
+    r.add_argument("--compact", action="store_true", help="rebuild HNSW graphs now rather than marking deleted")
+    r.add_argument("--json", action="store_true", help="print one JSON line with the index info")
+    r.set_defaults(func=run_remove)
+
+    t = isub.add_parser("tune", help="pick nprobe/efSearch for a target recall@k against exact search")
+    t.add_argument("dir", help="index folder")
+    t.add_argument("--queries", required=True, help="queries: BEIR folder, queries.jsonl, or one query a line")
+    t.add_argument("--target-recall", type=float, default=0.95, help="recall@k to reach (default 0.95)")
+    t.add_argument("-k", type=int, default=10, help="k of recall@k (default 10)")
+    t.add_argument("--sample", type=int, default=1000, help="use at most this many queries (default 1000)")
+    _add_loaded_model_args(t)
+    t.add_argument("--json", action="store_true", help="print the tuning result as one JSON line")
+    t.set_defaults(func=run_tune)
+
+
+def _add_chunk_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chunk-tokens", type=int, default=None,
+                   help="split documents longer than this many tokens (title included) into overlapping chunks; "
+                        "each hit names its parent document (default: no chunking)")
+    p.add_argument("--chunk-overlap", type=int, default=32, help="tokens shared by consecutive chunks (default 32)")
+
+
+def _add_loaded_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model to encode with (default: the one recorded in the index)")
+    p.add_argument("--force", action="store_true", help="use --model even if it is not the model the index was built with")
+    p.add_argument("--device", default=None, help="torch device (default: best available)")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False))
+
+
+def _recorded_model(index, args):
+    """The model to encode with: ``--model`` (checked against the index unless ``--force``) or the recorded one."""
+    from embedkit.models import load_model, model_fingerprint, model_name
+
+    source = args.model or index.model_source
+    if source is None:
+        raise IndexError_(f"{index.path}: the index records no loadable model ({index.model_name or 'unknown'}); "
+                          "pass --model")
+    model = load_model(source, device=args.device)
+    index.check_model(model_fingerprint(model), model_name(model), force=args.force)
+    return model
+
+
+def _read_ids(path: str) -> list[str]:
+    from embedkit.data import read_lines
+
+    ids = [line.strip() for line in read_lines(path)]
+    if any(not i for i in ids):
+        raise DataError("blank id line", path=path)
+    return ids
+
+
+def _load_embeddings(path: str, rows: int | None):
+    import numpy as np
+
+    try:
+        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read embeddings ({exc})", path=path) from None
+    if vectors.ndim != 2:
+        raise DataError(f"embeddings must be a 2-D array, got shape {vectors.shape}", path=path)
+    if rows is not None and len(vectors) != rows:
+        raise DataError(f"{len(vectors)} embedding rows for {rows} ids/documents", path=path)
+    return vectors
+
+
+def _precomputed(args):
+    """(ids, vectors, texts, titles) for ``--embeddings`` with ``--corpus`` (ids/texts from it) or ``--ids``."""
+    if args.corpus:
+        from embedkit.data import iter_documents
+
+        docs = list(iter_documents(args.corpus))
+        ids, texts, titles = [d.id for d in docs], [d.text for d in docs], [d.title for d in docs]
+    elif args.ids:
+        ids, texts, titles = _read_ids(args.ids), None, None
+    else:
+        raise DataError("--embeddings needs --ids FILE (one id a line) or --corpus PATH (documents in row order)")
+    return ids, _load_embeddings(args.embeddings, len(ids)), texts, titles
+
+
+def _check_out(out: Path, force: bool) -> None:
+    from embedkit.index.faiss_index import MANIFEST
+
+    if out.exists() and not out.is_dir():
+        raise IndexError_(f"{out}: exists and is not a folder")
+    if (out / MANIFEST).exists() and not force:
+        raise IndexError_(f"{out}: an index already exists there; pass --force to replace it")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists():
+        raise IndexError_(f"{out}: folder is not empty and not an index; choose another --out")
+
+
+def _summary(index) -> dict:
+    info = index.info()
+    return {key: info[key] for key in ("count", "dim", "spec", "metric", "model", "model_fingerprint",
+                                       "search_params", "path")}
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from embedkit.index import BM25Index, build_from_vectors, build_index
+    from embedkit.index.build import embedding_dim
+    from embedkit.models import load_model, model_fingerprint, model_name
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    if not args.corpus and not args.embeddings:
+        raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
+    model = load_model(args.model, device=args.device)
+    source = _model_source(args.model)
+    if args.embeddings:
+        ids, vectors, texts, titles = _precomputed(args)
+        dim = embedding_dim(model)
+        if vectors.shape[1] != dim:
+            raise DataError(f"embeddings have dimension {vectors.shape[1]} but model {model_name(model)} "
+                            f"gives {dim}", path=args.embeddings)
+        index = build_from_vectors(ids, vectors, args.spec, args.metric, texts=texts, titles=titles,
+                                   model_name=model_name(model), model_fingerprint=model_fingerprint(model),
+                                   model_source=source)
+    else:
+        from embedkit.data import count_documents, iter_documents
+
+        index = build_index(model, iter_documents(args.corpus), args.spec, args.metric, args.batch_size,
+                            args.chunk_tokens, args.chunk_overlap, args.device, prompt=args.document_prompt,
+                            model_source=source, total=count_documents(args.corpus))
+    bm25 = None
+    if args.corpus and not args.no_bm25:
+        from embedkit.data import iter_documents
+
+        bm25 = BM25Index.from_documents(iter_documents(args.corpus))
+    index.save(out)
+    if bm25 is not None:
+        bm25.save(out)
+    if args.json:
+        _print_json({**_summary(index), "bm25": bm25 is not None})
+    else:
+        print(f"indexed {len(index)} vectors ({index.spec}, {index.metric}, dim {index.dim}) into {out}"
+              + (" with a BM25 index beside it" if bm25 is not None else ""))
+    return 0
+
+
+def _model_source(name) -> str:
+    """What to record so that ``load_model`` finds the model again: 'default', an absolute folder, or a hub id."""
+    if name is None or str(name) == "default":
+        return "default"
+    path = Path(str(name)).expanduser()
+    return str(path.resolve()) if path.exists() else str(name)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from embedkit.encoding import encode
+    from embedkit.index import BM25Index, FaissIndex, HybridSearcher
+
+    if args.k < 1:
+        raise IndexError_(f"-k must be at least 1, got {args.k}")
+    if args.mode == "bm25":
+        results = BM25Index.load(_bm25_dir(args.dir), verify=args.verify).search(args.query, args.k)
+    else:
+        index = FaissIndex.load(args.dir, mmap=args.mmap, verify=args.verify)
+        model = _recorded_model(index, args)
+        vectors = encode(model, args.query, role="query", device=args.device, show_progress=False)
+        if args.mode == "hybrid":
+            bm25 = BM25Index.load(_bm25_dir(args.dir), verify=args.verify)
+            results = HybridSearcher(index, bm25, model).search(args.query, args.k, query_vectors=vectors)
+        else:
+            results = index.search(vectors, args.k, by_parent=False)
+    for query, hits in zip(args.query, results):
+        if args.json:
+            _print_json({"hits": [{"id": h.id, "score": h.score, "title": h.title, "text": h.text,
+                                   **({"parent_id": h.parent_id} if h.parent_id else {})} for h in hits]})
+            continue
+        print(f"query: {query}")
+        for rank, h in enumerate(hits, 1):
+            label = h.id if not h.parent_id else f"{h.id} (of {h.parent_id})"
+            snippet = (h.text or "").replace("\n", " ")
+            print(f"{rank:3d}. {h.score:.4f}  {label}  {h.title or ''}  {snippet[:100]}")
+    return 0
+
+
+def _bm25_dir(folder: str) -> Path:
+    from embedkit.index import BM25Index
+
+    if not BM25Index.exists(folder):
+        from embedkit.index.faiss_index import MANIFEST
+
+        if not (Path(folder) / MANIFEST).exists():
+            raise IndexError_(f"{folder}: not an embedkit index folder (no {MANIFEST})")
+        raise IndexError_(f"{folder}: has no BM25 index (it was built with --no-bm25 or from embeddings)")
+    return Path(folder)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from embedkit.index import BM25Index, FaissIndex
+
+    index = FaissIndex.load(args.dir, verify=args.verify)
+    info = index.info()
+    info["bm25"] = len(BM25Index.load(args.dir, verify=args.verify)) if BM25Index.exists(args.dir) else None
+    if args.json:
+        _print_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from embedkit.index import BM25Index, FaissIndex, add_documents
+
+    index = FaissIndex.load(args.dir)
+    if not args.corpus and not args.embeddings:
+        raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
+    if args.embeddings:
+        from embedkit.models import load_model, model_fingerprint, model_name
+
+        ids, vectors, texts, titles = _precomputed(args)
+        if args.model:
+            model = load_model(args.model, device=args.device)
+            index.check_model(model_fingerprint(model), model_name(model), force=args.force)
+        index.add(ids, vectors, texts=texts, titles=titles)
+        added = len(ids)
+    else:
+        from embedkit.data import count_documents, iter_documents
+
+        model = _recorded_model(index, args)
+        built = index.build_params
+        added = add_documents(index, model, iter_documents(args.corpus), args.batch_size, built.get("chunk_tokens"),
+                              built.get("chunk_overlap") or 32, args.device, prompt=built.get("document_prompt"),
+                              total=count_documents(args.corpus))
+    bm25 = None
+    if args.corpus and BM25Index.exists(args.dir):
+        from embedkit.data import iter_documents
+
+        bm25 = BM25Index.load(args.dir)
+        bm25.add(iter_documents(args.corpus))
+    index.save(args.dir)
+    if bm25 is not None:
+        bm25.save(args.dir)
+    if args.json:
+        _print_json({**_summary(index), "added": added})
+    else:
+        print(f"added {added} vectors; the index now holds {len(index)}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from embedkit.index import BM25Index, FaissIndex
+
+    index = FaissIndex.load(args.dir)
+    bm25 = BM25Index.load(args.dir) if BM25Index.exists(args.dir) else None
+    removed = index.remove_documents(args.ids)  # a chunked document goes with all its chunks
+    if bm25 is not None:
+        bm25.remove([i for i in args.ids if i in set(bm25.ids)])
+    index.save(args.dir, compact=True if args.compact else None)
+    if bm25 is not None:
+        bm25.save(args.dir)
+    if args.json:
+        _print_json({**_summary(index), "removed": removed})
+    else:
+        print(f"removed {removed} vectors; the index now holds {len(index)}")
+    return 0
+
+
+def _read_queries(path: str) -> list[str]:
+    from embedkit.paths import resolve_data_path
+
+    p = resolve_data_path(path)
+    if p.is_dir():
+        p = p / "queries.jsonl"
+        if not p.exists():
+            raise DataError("folder has no queries.jsonl", path=path)
+    if p.suffix == ".jsonl":
+        queries = []
+        with open(p, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    queries.append(str(json.loads(line)["text"]))
+                except (ValueError, KeyError, TypeError):
+                    raise DataError("expected a JSON object with a 'text' field", path=p, line=n) from None
+    else:
+        from embedkit.data import read_lines
+
+        queries = [q for q in read_lines(p) if q.strip()]
+    if not queries:
+        raise DataError("no queries", path=p)
+    return queries
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    import random
+
+    from embedkit.encoding import encode
+    from embedkit.index import FaissIndex
+
+    index = FaissIndex.load(args.dir)
+    queries = _read_queries(args.queries)
+    if len(queries) > args.sample:
+        queries = random.Random(0).sample(queries, args.sample)
+    model = _recorded_model(index, args)
+    vectors = encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000)
+    result = index.tune(vectors, target_recall=args.target_recall, k=args.k)
+    index.save(args.dir)
+    if args.json:
+        _print_json(result.as_dict())
+    else:
+        for point in result.curve:
+            print(f"  {result.param}={point.value}: recall@{result.k} {point.recall:.4f}, {point.qps:.0f} queries/s")
+        print(result.message)
+    if not result.reached:
+        print(f"embedkit: warning: {result.message}", file=sys.stderr)
+    return 0

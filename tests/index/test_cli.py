@@ -1,0 +1,137 @@
+"""``embedkit index ...`` through embedkit.cli.main.main, with the tiny random model."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from embedkit.cli.main import main
+
+DOCS = [("c1", "Cats", "Cats purr and chase mice around the house."),
+        ("c2", "Dogs", "Dogs bark at strangers and love running in parks."),
+        ("c3", "Fish", "Fish swim in rivers, lakes and the open sea."),
+        ("c4", "Birds", "Birds sing at dawn and migrate south in winter."),
+        ("c5", "Bees", "Bees make honey and pollinate flowers in spring.")]
+
+
+def write_corpus(path, docs):
+    path.write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+    return path
+
+
+@pytest.fixture()
+def built(tmp_path, tiny_model_dir, capsys):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", DOCS[:4])
+    out = tmp_path / "ix"
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--spec", "HNSW16", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["count"] == 4 and summary["spec"] == "HNSW16" and summary["bm25"] is True
+    return out
+
+
+def one_json_line(capsys) -> dict:
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("embedkit: error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err  # (model loading may draw a progress bar)
+    return errors[0]
+
+
+def test_info_and_search(built, capsys):
+    assert main(["index", "info", str(built), "--json", "--verify"]) == 0
+    info = one_json_line(capsys)
+    assert {k: info[k] for k in ("count", "dim", "spec", "metric", "model")} == {
+        "count": 4, "dim": 32, "spec": "HNSW16", "metric": "cosine", "model": "st"}
+    assert info["model_source"].endswith("st") and info["bm25"] == 4
+
+    assert main(["index", "search", str(built), "--query", "Cats purr and chase mice around the house.",
+                 "-k", "10", "--json"]) == 0
+    hits = one_json_line(capsys)["hits"]
+    assert len(hits) == 4 and set(hits[0]) >= {"id", "score", "title", "text"}
+    for mode in ("bm25", "hybrid"):
+        assert main(["index", "search", str(built), "--query", "honey bees migrate", "-k", "2", "--json",
+                     "--mode", mode]) == 0
+        hits = one_json_line(capsys)["hits"]
+        assert hits[0]["id"] == "c4"  # the only document with a query term ("migrate")
+    assert main(["index", "search", str(built), "--query", "dogs"]) == 0
+    assert "query: dogs" in capsys.readouterr().out
+
+
+def test_add_remove_tune(built, tmp_path, capsys):
+    more = write_corpus(tmp_path / "more.jsonl", DOCS[4:])
+    assert main(["index", "add", str(built), "--corpus", str(more), "--json"]) == 0
+    assert one_json_line(capsys)["count"] == 5
+    assert main(["index", "search", str(built), "--query", "pollinate", "--mode", "bm25", "--json"]) == 0
+    assert one_json_line(capsys)["hits"][0]["id"] == "c5"
+
+    assert main(["index", "remove", str(built), "--ids", "c1", "c5", "--json"]) == 0
+    assert one_json_line(capsys)["count"] == 3
+    assert main(["index", "search", str(built), "--query", "pollinate", "--mode", "bm25", "--json"]) == 0
+    assert one_json_line(capsys)["hits"] == []
+
+    queries = tmp_path / "queries.txt"
+    queries.write_text("cats\nfish in the sea\nsinging birds\n")
+    assert main(["index", "tune", str(built), "--queries", str(queries), "--target-recall", "0.9", "--json"]) == 0
+    result = one_json_line(capsys)
+    assert result["param"] == "efSearch" and result["reached"]
+    assert main(["index", "info", str(built), "--json"]) == 0
+    assert one_json_line(capsys)["search_params"] == {"efSearch": result["value"]}
+
+
+def test_precomputed_embeddings(tmp_path, tiny_model_dir, capsys):
+    vectors = np.random.default_rng(0).standard_normal((3, 32)).astype(np.float32)
+    np.save(tmp_path / "emb.npy", vectors)
+    (tmp_path / "ids.txt").write_text("a\nb\nc\n")
+    out = tmp_path / "ix"
+    assert main(["index", "build", "--embeddings", str(tmp_path / "emb.npy"), "--ids", str(tmp_path / "ids.txt"),
+                 "--out", str(out), "--model", str(tiny_model_dir), "--json"]) == 0
+    assert one_json_line(capsys)["bm25"] is False and (out / "meta.json").exists()
+    np.save(tmp_path / "bad.npy", vectors[:, :5])
+    assert main(["index", "build", "--embeddings", str(tmp_path / "bad.npy"), "--ids", str(tmp_path / "ids.txt"),
+                 "--out", str(tmp_path / "ix2"), "--model", str(tiny_model_dir)]) == 2
+    assert "dimension 5" in error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["index", "add", "{ix}", "--corpus", "{dup}"], "already in the index: 'c1'"),
+    (["index", "remove", "{ix}", "--ids", "c1", "nope"], "not in the index: 'nope'"),
+    (["index", "search", "{tmp}", "--query", "x"], "not an embedkit index folder"),
+    (["index", "info", "{tmp}/absent"], "no such embedkit index folder"),
+    (["index", "build", "--corpus", "{dup}", "--out", "{ix}", "--model", "{model}"], "already exists there; pass --force"),
+    (["index", "build", "--corpus", "{empty}", "--out", "{tmp}/new", "--model", "{model}"], "empty corpus"),
+    (["index", "build", "--corpus", "{dup}", "--out", "{tmp}/new", "--model", "{model}", "--spec", "IVF64,Flat"],
+     "needs at least 64 training vectors"),
+    (["index", "search", "{ix}", "--query", "x", "-k", "0"], "-k must be at least 1"),
+])
+def test_bad_input_is_one_line_and_changes_nothing(built, tmp_path, tiny_model_dir, capsys, argv, message):
+    dup = write_corpus(tmp_path / "dup.jsonl", [("zz", "", "new doc"), DOCS[0]])
+    (tmp_path / "empty.jsonl").write_text("")
+    before = sorted(p.name for p in built.iterdir())
+    argv = [a.format(ix=built, tmp=tmp_path, dup=dup, empty=tmp_path / "empty.jsonl", model=tiny_model_dir)
+            for a in argv]
+    assert main(argv) == 2
+    assert message in error_line(capsys)
+    assert sorted(p.name for p in built.iterdir()) == before
+    assert not (tmp_path / "new").exists()
+    assert main(["index", "info", str(built), "--json", "--verify"]) == 0
+    assert one_json_line(capsys)["count"] == 4
+
+
+def test_model_mismatch_needs_force(built, tmp_path, capsys):
+    from conftest import make_tiny_model_dir
+
+    other = make_tiny_model_dir(tmp_path / "other", seed=1)
+    more = write_corpus(tmp_path / "more.jsonl", DOCS[4:])
+    assert main(["index", "add", str(built), "--corpus", str(more), "--model", str(other)]) == 2
+    assert "built with model st" in error_line(capsys)
+    assert main(["index", "search", str(built), "--query", "x", "--model", str(other)]) == 2
+    assert "--force" in error_line(capsys)
+    assert main(["index", "add", str(built), "--corpus", str(more), "--model", str(other), "--force", "--json"]) == 0
+    assert one_json_line(capsys)["count"] == 5

@@ -270,31 +270,23 @@ def _describe_location(loc: tuple) -> tuple[list[str], list[str]]:
     shown: list[str] = []
     annotation: Any = Recipe
     allowed: list[str] = list(Recipe.model_fields)
-    i = 0
-    while i < len(loc):
-        part = loc[i]
+    for part in loc:
         model = _as_model(annotation)
-        if model is not None and isinstance(part, str) and part in model.model_fields:
-            allowed = list(model.model_fields)
-            annotation = model.model_fields[part].annotation
+        members = _union_members(annotation) if model is None else []
+        if model is not None and part in model.model_fields:
+            allowed, annotation = list(model.model_fields), model.model_fields[part].annotation
             shown.append(part)
-        elif model is None and _union_members(annotation) and isinstance(part, str):
-            member = next((m for m in _union_members(annotation) if _tag(m) == part), None)
-            if member is None:
-                shown.append(str(part))
-            annotation = member
-            if member is not None:
-                allowed = list(member.model_fields)
-        elif isinstance(part, int):
-            shown.append(str(part))
+        elif members and isinstance(part, str):  # a discriminator tag: pick the member, show nothing
+            annotation = next((m for m in members if _tag(m) == part), None)
+            allowed = list(annotation.model_fields) if annotation is not None else allowed
+        elif isinstance(part, int):  # a list index
             args = typing.get_args(_strip(annotation))
             annotation = args[0] if args else None
-        else:
-            if model is not None:
-                allowed = list(model.model_fields)
             shown.append(str(part))
+        else:  # the unknown key itself
+            allowed = list(model.model_fields) if model is not None else allowed
             annotation = None
-        i += 1
+            shown.append(str(part))
     return shown, allowed
 
 

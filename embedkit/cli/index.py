@@ -118,12 +118,9 @@ def _read_ids(path: str) -> list[str]:
 
 
 def _load_embeddings(path: str, rows: int | None):
-    import numpy as np
+    from embedkit.index.build import NpyRows
 
-    try:
-        vectors = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read embeddings ({exc})", path=path) from None
+    vectors = NpyRows(path)
     if vectors.ndim != 2:
         raise DataError(f"embeddings must be a 2-D array, got shape {vectors.shape}", path=path)
     if rows is not None and len(vectors) != rows:
@@ -284,7 +281,7 @@ def run_add(args: argparse.Namespace) -> int:
         if args.model:
             model = load_model(args.model, device=args.device)
             index.check_model(model_fingerprint(model), model_name(model), force=args.force)
-        index.add(ids, vectors, texts=texts, titles=titles)
+        index.add(ids, vectors[:], texts=texts, titles=titles)
         added = len(ids)
     else:
         from embedkit.data import count_documents, iter_documents

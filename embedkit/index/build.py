@@ -105,11 +105,56 @@ def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "c
     return index
 
 
+class NpyRows:
+    """Rows of a ``.npy`` file read on demand with plain reads (no pickle, no memory map).
+
+    A memory map would leave every page it touched resident (and counted in the process's memory)
+    until the kernel reclaims it; reading slices keeps the build's memory at the index plus one slice.
+    """
+
+    def __init__(self, path):
+        from embedkit.errors import DataError
+
+        self.path = path
+        try:
+            with open(path, "rb") as f:
+                major, _ = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if major == 1
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(f)
+                self.offset = f.tell()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"not a readable .npy file ({exc})", path=path) from None
+        if dtype.hasobject or fortran:
+            raise DataError("embeddings must be a plain C-order numeric array (no objects, no pickle)", path=path)
+        self.shape, self.dtype, self.ndim = tuple(shape), dtype, len(shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        row_items = int(np.prod(self.shape[1:]))
+        row_bytes = row_items * self.dtype.itemsize
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(len(self))
+            if step != 1:
+                return self[np.arange(start, stop, step)]
+            count = max(stop - start, 0)
+            out = np.fromfile(self.path, dtype=self.dtype, count=count * row_items, offset=self.offset + start * row_bytes)
+            return out.reshape((count,) + self.shape[1:])
+        out = np.empty((len(rows),) + self.shape[1:], dtype=self.dtype)
+        with open(self.path, "rb") as f:
+            for i, row in enumerate(np.asarray(rows).tolist()):
+                f.seek(self.offset + row * row_bytes)
+                out[i] = np.frombuffer(f.read(row_bytes), dtype=self.dtype).reshape(self.shape[1:])
+        return out
+
+
 def build_from_vectors(ids, vectors: np.ndarray, spec: str = "Flat", metric: str = "cosine",
                        texts=None, titles=None, model_name: str | None = None, model_fingerprint: str | None = None,
                        model_source: str | None = None, slice_size: int = 65536,
                        show_progress: bool = True) -> FaissIndex:
-    """A new index from precomputed vectors (e.g. a memory-mapped ``.npy``), added slice by slice."""
+    """A new index from precomputed vectors (an array or :class:`NpyRows`), added slice by slice."""
     from tqdm.auto import tqdm
 
     ids = list(ids)
@@ -122,9 +167,8 @@ def build_from_vectors(ids, vectors: np.ndarray, spec: str = "Flat", metric: str
     index = FaissIndex(int(vectors.shape[1]), spec, metric, model_name=model_name,
                        model_fingerprint=model_fingerprint, model_source=model_source)
     sample = training_size(index.faiss_index)
-    if sample:
-        step = max(1, len(ids) // sample)
-        index.train(np.asarray(vectors[::step][:sample]))
+    if sample:  # evenly spaced rows, so a corpus sorted by topic still trains every region
+        index.train(np.asarray(vectors[np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(np.int64)]))
     with tqdm(total=len(ids), desc="index", unit="vec", disable=not show_progress) as bar:
         for start in range(0, len(ids), slice_size):
             stop = start + slice_size

@@ -7,7 +7,7 @@ import pytest
 from embedkit.data import Document
 from embedkit.errors import ConfigError, DataError, IndexError_
 from embedkit.index import Chunker, build_from_vectors, build_index
-from embedkit.index.build import add_documents
+from embedkit.index.build import NpyRows, add_documents
 from embedkit.models import model_fingerprint
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
@@ -86,3 +86,19 @@ def test_build_from_vectors_in_slices():
         build_from_vectors(["a", "b", "c"], x)
     with pytest.raises(DataError, match="empty"):
         build_from_vectors([], x[:0])
+
+
+def test_npy_rows_reads_slices_and_gathers(tmp_path):
+    x = np.arange(60, dtype=np.float32).reshape(20, 3)
+    np.save(tmp_path / "x.npy", x)
+    rows = NpyRows(tmp_path / "x.npy")
+    assert rows.shape == (20, 3) and len(rows) == 20
+    np.testing.assert_array_equal(rows[5:9], x[5:9])
+    np.testing.assert_array_equal(rows[18:40], x[18:])
+    np.testing.assert_array_equal(rows[np.array([0, 7, 19])], x[[0, 7, 19]])
+    np.testing.assert_array_equal(rows[::4], x[::4])
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="no objects, no pickle"):
+        NpyRows(tmp_path / "o.npy")
+    index = build_from_vectors([str(i) for i in range(20)], rows, slice_size=6, show_progress=False)
+    assert len(index) == 20

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from embedkit.encoding.backends import DEFAULT_BACKEND, changes_embeddings
 from embedkit.encoding.engine import Role, encode, resolve_prompt
 from embedkit.paths import cache_dir
 
@@ -61,8 +62,10 @@ class EmbeddingCache:
         return n
 
 
-def _chunk_key(fingerprint: str, prompt: str, normalize: bool, texts: Sequence[str]) -> str:
-    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0".encode())
+def _chunk_key(fingerprint: str, prompt: str, normalize: bool, texts: Sequence[str], backend: str = DEFAULT_BACKEND) -> str:
+    # Backends that give the model's own embeddings share entries; the int8 ones get their own.
+    variant = f"{backend}\0" if changes_embeddings(backend) else ""
+    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}".encode())
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
@@ -81,6 +84,7 @@ def cached_encode(
     show_progress: bool | None = None,
     cache: EmbeddingCache | None = None,
     fingerprint: str | None = None,
+    backend: str = DEFAULT_BACKEND,
 ) -> np.ndarray:
     """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk."""
     from tqdm.auto import tqdm
@@ -97,11 +101,11 @@ def cached_encode(
     with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
         for start in starts:
             chunk = texts[start:start + CHUNK]
-            key = _chunk_key(fingerprint, full_prompt, normalize, chunk)
+            key = _chunk_key(fingerprint, full_prompt, normalize, chunk, backend)
             emb = cache.get(key)
             if emb is None or emb.shape[0] != len(chunk):
                 emb = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                             device=device, show_progress=False)
+                             device=device, show_progress=False, backend=backend)
                 cache.put(key, emb)
             parts.append(emb)
             bar.update(len(chunk))

@@ -1,9 +1,30 @@
-"""Encode texts to a float32 numpy array, one row per text, in input order."""
+"""Encode texts to a float32 numpy array, one row per text, in input order.
+
+What it does differently from ``SentenceTransformer.encode`` (and why it is faster on a CPU):
+
+1. batches are cut from texts sorted by *token* count, not character count (less padding; see
+   :mod:`embedkit.encoding.bucketing`);
+2. the calling thread tokenises while worker threads run the forward passes, and on a CPU each worker
+   runs its own batch with its own small torch thread team instead of one team over all cores (see
+   :mod:`embedkit.encoding.threads` for why that matters on a loaded machine);
+3. ``torch.inference_mode`` throughout.
+
+The forward pass is the model's own: ``model.preprocess`` tokenises (prompts, truncation, prompt
+length for pooling that excludes the prompt) and ``model(features)`` runs every module, so pooling,
+Dense and Normalize modules apply exactly as in ``model.encode``. A model that is not a
+SentenceTransformer with ``preprocess`` (e.g. the GRACE causal-LM encoders, which only have
+``encode``), or that routes inputs by task (a ``Router`` module), is encoded by its own ``encode``.
+"""
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
+
+from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend, model_for_backend
+from embedkit.encoding.bucketing import plan_batches, token_lengths
+from embedkit.encoding.pipeline import run_pipeline
+from embedkit.encoding.threads import ThreadPlan
 
 Role = Literal["query", "document"]
 _ROLE_PROMPT_NAMES = {"query": ("query",), "document": ("document", "passage", "corpus")}
@@ -22,6 +43,105 @@ def resolve_prompt(model, role: Role | None, prompt: str | None = None) -> str:
     return ""
 
 
+def understands(model) -> bool:
+    """Whether the engine can drive ``model``'s modules itself (else it calls ``model.encode``)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.base.modules.router import Router
+    except ImportError:  # an older sentence-transformers: its own encode is the safe path
+        return False
+    if not isinstance(model, SentenceTransformer) or not hasattr(model, "preprocess"):
+        return False
+    return not any(isinstance(module, Router) for module in model.children())
+
+
+def _model_device(model, device: str | None):
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+class _Rows:
+    """The output array, allocated when the first batch tells its width."""
+
+    def __init__(self, n: int, out: np.ndarray | None = None):
+        self.n = n
+        self.array = out
+
+    def write(self, rows: np.ndarray, embeddings: np.ndarray) -> None:
+        if self.array is None:
+            self.array = np.empty((self.n, embeddings.shape[1]), dtype=np.float32)
+        self.array[rows] = embeddings
+
+
+def _forward_fn(runner, device, normalize: bool, truncate_dim: int | None) -> Callable:
+    import torch
+    from sentence_transformers.util import batch_to_device
+
+    def forward(features) -> np.ndarray:
+        output = runner(batch_to_device(features, device))["sentence_embedding"]
+        if truncate_dim is not None:
+            output = output[:, :truncate_dim]
+        if normalize:
+            output = torch.nn.functional.normalize(output, p=2, dim=1)
+        return output.float().cpu().numpy()
+
+    return forward
+
+
+def encode_into(
+    model,
+    texts: Sequence[str],
+    *,
+    prompt: str = "",
+    batch_size: int = 32,
+    normalize: bool = False,
+    device: str | None = None,
+    backend: str = DEFAULT_BACKEND,
+    workers: int | None = None,
+    threads: int | None = None,
+    out: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """The engine proper: embed ``texts`` (non-empty) with the full prompt already resolved.
+
+    Writes into ``out`` (``len(texts)`` rows) when given, e.g. a window of a memory-mapped file, and
+    returns the array written. ``workers``/``threads`` override the thread plan (see ThreadPlan).
+    """
+    target = _model_device(model, device)
+    plan = ThreadPlan.for_device(target.type, workers, threads)
+    runner = model_for_backend(model, backend, target.type, plan.threads)
+    if runner is model and device is not None and _model_device(model, None) != target:
+        model.to(target)
+    runner.eval()
+    lengths = token_lengths(model, texts)
+    batches = plan_batches(lengths, batch_size)
+    prompt_arg = prompt or None
+
+    def prepare(rows: np.ndarray):
+        return model.preprocess([texts[i] for i in rows], prompt=prompt_arg)
+
+    rows_out = _Rows(len(texts), out)
+    forward = _forward_fn(runner, target, normalize, getattr(model, "truncate_dim", None))
+    run_pipeline((b.rows for b in batches), prepare, forward, rows_out.write, plan, progress)
+    return rows_out.array
+
+
+def _encode_with_model(model, texts: list[str], prompt: str, batch_size: int, normalize: bool, device: str | None,
+                       show_progress: bool) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        out = model.encode(texts, prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress,
+                           convert_to_numpy=True, normalize_embeddings=normalize, device=device)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
 def encode(
     model,
     texts: Sequence[str],
@@ -32,23 +152,35 @@ def encode(
     normalize: bool = False,
     device: str | None = None,
     show_progress: bool | None = None,
+    backend: str = DEFAULT_BACKEND,
+    workers: int | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
-    """Embed ``texts`` with ``model``; ``role`` picks the model's query/document prompt unless ``prompt`` is given."""
+    """Embed ``texts`` with ``model``; ``role`` picks the model's query/document prompt unless ``prompt`` is given.
+
+    ``backend``: ``"torch"`` (default, same embeddings as ``model.encode``), ``"onnx"`` (ONNX Runtime,
+    same embeddings), ``"onnx-int8"`` / ``"int8"`` (int8 weights in ONNX Runtime / torch: faster on a
+    CPU, slightly different embeddings) or ``"sentence-transformers"`` (``model.encode`` itself); see
+    :mod:`embedkit.encoding.backends`.
+    ``workers``/``threads``: batches in flight and torch threads per batch (default: see
+    :class:`embedkit.encoding.threads.ThreadPlan`).
+    """
+    from tqdm.auto import tqdm
+
+    check_backend(backend)
     texts = list(texts)
+    full_prompt = resolve_prompt(model, role, prompt)
+    show = bool(show_progress) if show_progress is not None else len(texts) > 1000
     if not texts:
         from embedkit.models import embedding_dim
 
         return np.zeros((0, embedding_dim(model) or 0), dtype=np.float32)
-    import torch
+    if backend == "sentence-transformers" or not understands(model):
+        if backend not in ("torch", "sentence-transformers"):
+            from embedkit.errors import ConfigError
 
-    with torch.inference_mode():
-        out = model.encode(
-            texts,
-            prompt=resolve_prompt(model, role, prompt),
-            batch_size=batch_size,
-            show_progress_bar=bool(show_progress) if show_progress is not None else len(texts) > 1000,
-            convert_to_numpy=True,
-            normalize_embeddings=normalize,
-            device=device,
-        )
-    return np.ascontiguousarray(out, dtype=np.float32)
+            raise ConfigError(f"backend {backend!r} needs a SentenceTransformer model, got {type(model).__name__}")
+        return _encode_with_model(model, texts, full_prompt, batch_size, normalize, device, show)
+    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
+        return encode_into(model, texts, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
+                           device=device, backend=backend, workers=workers, threads=threads, progress=bar.update)

@@ -1,0 +1,51 @@
+"""Backends: each runs, the exact ones match model.encode, the int8 ones stay close, bad names fail clearly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedkit.encoding import cached_encode, encode
+from embedkit.errors import ConfigError
+
+from encoding.encoding_helpers import min_cosine
+
+
+def test_sentence_transformers_backend_is_model_encode(tiny_model, texts):
+    assert np.allclose(encode(tiny_model, texts, backend="sentence-transformers"), tiny_model.encode(texts), atol=1e-6)
+
+
+def test_torch_int8_backend_is_close(tiny_model, texts):
+    out = encode(tiny_model, texts, backend="int8")
+    assert out.shape == (len(texts), 32)
+    assert min_cosine(out, tiny_model.encode(texts)) > 0.9
+
+
+def test_int8_copy_follows_weight_changes(tiny_model, texts):
+    import torch
+
+    first = encode(tiny_model, texts[:5], backend="int8")
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.mul_(1.5)  # in place, like an optimiser step
+    assert not np.allclose(encode(tiny_model, texts[:5], backend="int8"), first)
+
+
+def test_onnx_backends(tiny_model, texts):
+    pytest.importorskip("onnxruntime")
+    reference = tiny_model.encode(texts)
+    assert min_cosine(encode(tiny_model, texts, backend="onnx"), reference) >= 0.9999
+    assert min_cosine(encode(tiny_model, texts, backend="onnx-int8", workers=2), reference) > 0.9
+    assert not tiny_model.training  # the export must not leave dropout on
+    assert min_cosine(encode(tiny_model, texts), reference) >= 0.9999
+
+
+def test_unknown_backend_is_a_config_error(tiny_model):
+    with pytest.raises(ConfigError, match="unknown encode backend"):
+        encode(tiny_model, ["a"], backend="tensorrt")
+
+
+def test_cache_keeps_int8_apart(tiny_model, texts):
+    exact = cached_encode(tiny_model, texts)
+    int8 = cached_encode(tiny_model, texts, backend="int8")
+    assert not np.allclose(exact, int8)
+    assert np.array_equal(cached_encode(tiny_model, texts, backend="int8"), int8)

@@ -1,0 +1,35 @@
+"""The chunked embedding cache: misses encode, hits do not, damaged entries are misses."""
+from __future__ import annotations
+
+import numpy as np
+
+import embedkit.encoding.cache as cache_module
+from embedkit.encoding import EmbeddingCache, cached_encode
+
+
+def test_hit_miss_and_damaged_entry(tiny_model, texts, monkeypatch, tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache")
+    calls = []
+    real_encode = cache_module.encode
+    monkeypatch.setattr(cache_module, "encode", lambda *a, **k: calls.append(1) or real_encode(*a, **k))
+    monkeypatch.setattr(cache_module, "CHUNK", 64)
+
+    first = cached_encode(tiny_model, texts, cache=cache)
+    assert len(calls) == 3 and cache.info()["entries"] == 3  # 152 texts: chunks of 64, 64, 24
+    assert np.array_equal(cached_encode(tiny_model, texts, cache=cache), first)
+    assert len(calls) == 3  # every chunk was a hit
+
+    entry = sorted((tmp_path / "cache").rglob("*.npy"))[0]
+    entry.write_bytes(b"not an npy file")
+    assert np.array_equal(cached_encode(tiny_model, texts, cache=cache), first)
+    assert len(calls) == 4  # the damaged chunk alone was encoded again, and rewritten
+    assert np.load(entry).shape[1] == 32
+
+
+def test_prompt_and_normalize_are_part_of_the_key(tiny_model, texts, tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache")
+    plain = cached_encode(tiny_model, texts, cache=cache)
+    prompted = cached_encode(tiny_model, texts, prompt="q: ", cache=cache)
+    normalized = cached_encode(tiny_model, texts, normalize=True, cache=cache)
+    assert not np.allclose(plain, prompted) and not np.allclose(plain, normalized)
+    assert cache.info()["entries"] == 3

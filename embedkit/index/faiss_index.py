@@ -20,6 +20,7 @@ Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe)::
 from __future__ import annotations
 
 import datetime as _dt
+from itertools import repeat
 from pathlib import Path
 from typing import Sequence
 
@@ -253,9 +254,12 @@ class FaissIndex:
         return self._index.search(x, k, params=params)
 
     def _doc_columns(self) -> tuple:
+        """Object arrays of ids, texts, titles, parents (None for a column never set), plus a trailing None
+        that the label -1 (FAISS's "no result") lands on."""
         if self._columns is None:
             d = self._docs
-            self._columns = tuple(np.array(c + [None], dtype=object) for c in (d.ids, d.texts, d.titles, d.parents))
+            self._columns = tuple(np.array(c + [None], dtype=object) if any(v is not None for v in c) else None
+                                  for c in (d.ids, d.texts, d.titles, d.parents))
         return self._columns
 
     def search(self, query_vectors: np.ndarray, k: int = 10, by_parent: bool = False) -> list[list[Hit]]:
@@ -280,18 +284,31 @@ class FaissIndex:
                 return grouped
             fetch = min(fetch * 4, self._index.ntotal)
 
+    def search_arrays(self, query_vectors: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Bulk form of :meth:`search`: ``(scores, ids)``, both shaped (queries, k'), ``k' = min(k, size)``;
+        ``ids`` is an object array of strings, None where fewer results exist. No texts, no Hit objects."""
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise IndexError_(f"k must be a positive integer, got {k!r}")
+        x = self._prepare(query_vectors, "search")
+        if not len(self._docs):
+            return np.zeros((len(x), 0), dtype=np.float32), np.zeros((len(x), 0), dtype=object)
+        scores, labels = self._search_labels(x, min(int(k), self._index.ntotal))
+        ids = self._doc_columns()[0]
+        return (-scores if self.metric == "l2" else scores), ids[np.where(labels < 0, len(ids) - 1, labels)]
+
     def _to_hits(self, scores: np.ndarray, labels: np.ndarray) -> list[list[Hit]]:
         ids, texts, titles, parents = self._doc_columns()
         labels = np.where(labels < 0, len(ids) - 1, labels)  # -1 (no result) points at the trailing None
         if self.metric == "l2":
             scores = -scores
-        make = Hit._make
+        nones = [None] * labels.shape[1]
+        columns = [ids[labels].tolist(), scores.tolist()] + [
+            c[labels].tolist() if c is not None else [nones] * len(labels) for c in (texts, titles, parents)]
+        hit_type = repeat(Hit)  # tuple.__new__(Hit, ...) skips NamedTuple's Python-level __new__
         out = []
-        for i_row, t_row, ti_row, p_row, s_row in zip(ids[labels].tolist(), texts[labels].tolist(),
-                                                      titles[labels].tolist(), parents[labels].tolist(),
-                                                      scores.tolist()):
-            row = list(map(make, zip(i_row, s_row, t_row, ti_row, p_row)))
-            if i_row and i_row[-1] is None:
+        for i_row, s_row, t_row, ti_row, p_row in zip(*columns):
+            row = list(map(tuple.__new__, hit_type, zip(i_row, s_row, t_row, ti_row, p_row)))
+            if i_row[-1] is None:
                 row = [h for h in row if h.id is not None]
             out.append(row)
         return out

@@ -202,3 +202,12 @@ def test_model_check():
     with pytest.raises(IndexError_, match="built with model a.*--force"):
         index.check_model("2" * 16, "b")
     index.check_model("2" * 16, "b", force=True)
+
+
+def test_search_arrays_matches_search():
+    index, x = make("Flat", n=20)
+    scores, ids = index.search_arrays(x[:3], k=30)
+    assert ids.shape == (3, 20) and scores.shape == (3, 20)
+    hits = index.search(x[:3], k=30)
+    assert [[h.id for h in row] for row in hits] == ids.tolist()
+    np.testing.assert_allclose(scores, [[h.score for h in row] for row in hits])

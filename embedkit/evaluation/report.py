@@ -176,11 +176,11 @@ def render_markdown(report: Report, image: str | None = None, command: str | Non
         parts += [f"![scores per task and model]({image})", ""]
     tested = [(row, report.columns[i], t) for row in report.rows for i, t in enumerate(row.tests) if t is not None]
     if tested:
-        parts += ["## Significance", "", f"| task | model vs {_escape(base)} | delta | p | n |", "|---|---|---:|---:|---:|"]
+        parts += ["## Significance", "", f"| task | model vs {_escape(base)} | delta | p | n |",
+                  "|---|---|---:|---:|---:|"]
         for row, column, t in tested:
-            unit = "queries" if t.method.endswith("per-query score") else "pairs"
             parts.append(f"| {_escape(row.label)} | {_escape(column.header)} | {100 * t.delta:+.2f} | "
-                         f"{t.p_value:.4f}{' ' + MARK if t.significant else ''} | {t.n} {unit} |")
+                         f"{t.p_value:.4f}{' ' + MARK if t.significant else ''} | {t.n} {t.unit} |")
         parts.append("")
     parts += ["## Provenance", "", "| model | revision (weight fingerprint) | evaluated as |", "|---|---|---|"]
     for i, column in enumerate(report.columns):

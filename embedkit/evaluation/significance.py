@@ -26,7 +26,8 @@ SEED = 0
 class PairedTest:
     delta: float  # B minus A, on the task's 0-1 scale
     p_value: float
-    n: int  # queries or pairs
+    n: int
+    unit: str  # what n counts: "queries" or "pairs"
     method: str
 
     @property
@@ -68,7 +69,8 @@ def retrieval_test(scores_a: dict[str, float], scores_b: dict[str, float], *, n_
     def mean_difference(x, y, axis=-1):
         return np.mean(y - x, axis=axis)
 
-    return _permutation(x, y, mean_difference, n_resamples, seed, "paired permutation test, mean per-query score")
+    return _permutation(x, y, mean_difference, n_resamples, seed, "queries",
+                        "paired permutation test, mean per-query score")
 
 
 def sts_test(gold, predicted_a, predicted_b, *, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> PairedTest | None:
@@ -86,7 +88,7 @@ def sts_test(gold, predicted_a, predicted_b, *, n_resamples: int = N_RESAMPLES, 
         return spearman(y, axis) - spearman(x, axis)
 
     return _permutation(np.asarray(predicted_a, dtype=np.float64), np.asarray(predicted_b, dtype=np.float64),
-                        spearman_difference, n_resamples, seed, "paired permutation test, Spearman over pairs")
+                        spearman_difference, n_resamples, seed, "pairs", "paired permutation test, Spearman over pairs")
 
 
 def _standardize(values: np.ndarray) -> np.ndarray:
@@ -95,13 +97,14 @@ def _standardize(values: np.ndarray) -> np.ndarray:
     return centred / np.where(scale == 0, 1.0, scale)
 
 
-def _permutation(x: np.ndarray, y: np.ndarray, statistic, n_resamples: int, seed: int, method: str) -> PairedTest:
+def _permutation(x: np.ndarray, y: np.ndarray, statistic, n_resamples: int, seed: int, unit: str,
+                 method: str) -> PairedTest:
     from scipy.stats import permutation_test
 
     observed = float(statistic(x, y))
     if np.array_equal(x, y):  # identical runs: every swap gives the observed difference
-        return PairedTest(delta=observed, p_value=1.0, n=len(x), method=method)
+        return PairedTest(delta=observed, p_value=1.0, n=len(x), unit=unit, method=method)
     result = permutation_test((x, y), statistic, permutation_type="samples", vectorized=True,
                               n_resamples=n_resamples, alternative="two-sided", random_state=seed,
                               batch=max(1, min(n_resamples, 2_000_000 // max(len(x), 1))))
-    return PairedTest(delta=observed, p_value=float(result.pvalue), n=len(x), method=method)
+    return PairedTest(delta=observed, p_value=float(result.pvalue), n=len(x), unit=unit, method=method)

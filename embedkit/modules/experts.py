@@ -11,8 +11,11 @@ copies of an existing block (sentence-transformers' ``Router`` routes between wh
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -26,13 +29,31 @@ FEED_FORWARD_ATTRIBUTES: tuple[tuple[str, ...], ...] = (("intermediate", "output
 LAYER_LISTS = ("encoder.layer", "transformer.layer", "encoder.layers", "layers")
 
 
+Route = Union[int, Tensor]
+# The route of the forward pass running in this thread (or asyncio task). A context variable rather
+# than an attribute of the module, so that threads sharing one model (embedkit's encoding engine runs
+# forward passes on several threads) each see their own route.
+_ROUTE: ContextVar[Optional[Route]] = ContextVar("embedkit_expert_route", default=None)
+
+
+@contextlib.contextmanager
+def expert_route(route: Route) -> Iterator[None]:
+    """Every :class:`RoutedExperts` called inside the block (in this thread) uses ``route``: an ``int``
+    (the whole batch goes to that expert) or a ``LongTensor`` of shape ``(batch,)`` (one expert per row)."""
+    token = _ROUTE.set(route)
+    try:
+        yield
+    finally:
+        _ROUTE.reset(token)
+
+
 class RoutedExperts(nn.Module):
     """``num_experts`` deep copies of ``block``; each row of the batch runs through its route's copy.
 
-    ``route`` is set by the owner for the duration of one forward pass: an ``int`` (the whole batch
-    goes to that expert) or a ``LongTensor`` of shape ``(batch,)`` (one expert per row). Every positional
-    input must be batch-first; the outputs of the experts are put back in row order. An expert that no
-    row is routed to is not called, so it gets no gradient and an optimizer step leaves it untouched.
+    The route comes from the enclosing :func:`expert_route` block. Every positional input must be
+    batch-first; the outputs of the experts are put back in row order. An expert that no row is routed
+    to is not called, so it gets no gradient and an optimizer step leaves it untouched. (Gradient
+    checkpointing, which reruns the forward pass during backward outside that block, is not supported.)
     """
 
     def __init__(self, block: nn.Module, num_experts: int):
@@ -40,10 +61,9 @@ class RoutedExperts(nn.Module):
         if num_experts < 1:
             raise ValueError(f"num_experts must be at least 1, got {num_experts}")
         self.experts = nn.ModuleList(copy.deepcopy(block) for _ in range(num_experts))
-        self.route: int | Tensor | None = None
 
     def forward(self, hidden: Tensor, *rest: Tensor) -> Tensor:
-        route = self.route
+        route = _ROUTE.get()
         if route is None:
             raise RuntimeError("RoutedExperts called without a route; call it through MoETransformer")
         if isinstance(route, int):
@@ -114,7 +134,3 @@ def add_experts(model: nn.Module, num_experts: int, layers: Sequence[int] | None
             setattr(layer, name, experts)
             routed.append(experts)
     return routed
-
-
-def routed_experts(model: nn.Module) -> list[RoutedExperts]:
-    return [m for m in model.modules() if isinstance(m, RoutedExperts)]

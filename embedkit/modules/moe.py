@@ -36,7 +36,7 @@ from sentence_transformers.base.modules.transformer import TRANSFORMER_TASK_TO_A
 from torch import Tensor, nn
 
 from embedkit.errors import ModelError
-from embedkit.modules.experts import add_experts, resolve_layers, routed_experts
+from embedkit.modules.experts import add_experts, expert_route, resolve_layers
 
 logger = logging.getLogger(__name__)
 
@@ -152,15 +152,8 @@ class MoETransformer(Transformer):
 
     def forward(self, features: dict[str, Any], domain: str | None = None, **kwargs) -> dict[str, Any]:
         route = self.route_for(features, domain)
-        experts = routed_experts(self.model)
-        for block in experts:
-            block.route = route
-        try:
-            inputs = {k: v for k, v in features.items() if k != "domain_ids"}
-            return super().forward(inputs, **kwargs)
-        finally:
-            for block in experts:
-                block.route = None
+        with expert_route(route):
+            return super().forward({k: v for k, v in features.items() if k != "domain_ids"}, **kwargs)
 
     def _should_flatten_inputs(self, modality, processor_inputs, **kwargs) -> bool:
         # Flash-attention unpadding packs all rows into one sequence, which per-row routing cannot split.

@@ -139,3 +139,29 @@ def test_add_experts_refuses_a_layer_twice(tiny_model):
     add_experts(hf, 2, [0])
     with pytest.raises(ModelError, match="already has experts"):
         add_experts(hf, 2, [0])
+
+
+def test_threads_sharing_the_model_keep_their_own_route(moe):
+    """embedkit's encoding engine runs forward passes of one model on several threads at once."""
+    import threading
+
+    _perturb(moe, expert=1)
+    features = moe.preprocess(TEXTS)
+    expected = {d: moe(dict(features), domain=d)["sentence_embedding"].detach() for d in ("science", "news")}
+    errors: list[BaseException] = []
+
+    def work(domain: str) -> None:
+        try:
+            with torch.inference_mode():
+                for _ in range(20):
+                    torch.testing.assert_close(moe(dict(features), domain=domain)["sentence_embedding"],
+                                               expected[domain])
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in ("science", "news", "science", "news")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -47,9 +47,16 @@ def scifact_documents(root: Path) -> list[str]:
 DATA = {"stsb": stsb_sentences, "scifact": scifact_documents}
 
 
-def embed(model, texts, method: str, batch_size: int, device: str | None) -> np.ndarray:
-    from embedkit.encoding import encode
+QUALITY_CACHE = None  # --cache: where quality mode reads/writes embeddings of the exact backends
 
+
+def embed(model, texts, method: str, batch_size: int, device: str | None) -> np.ndarray:
+    from embedkit.encoding import EmbeddingCache, cached_encode, encode
+    from embedkit.encoding.backends import changes_embeddings
+
+    if QUALITY_CACHE is not None and (method == ST or not changes_embeddings(method)):
+        return cached_encode(model, texts, batch_size=batch_size, device=device, show_progress=False,
+                             cache=EmbeddingCache(QUALITY_CACHE), backend="torch" if method == ST else method)
     if method == ST:
         return np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=False, device=device),
                           dtype=np.float32)
@@ -162,8 +169,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
     parser.add_argument("--quality", action="store_true", help="measure quality instead of speed")
+    parser.add_argument("--cache", default=None, help="quality mode: embedding cache folder for the backends that "
+                        "give the model's own embeddings (torch, onnx, sentence-transformers), e.g. a shared one")
     parser.add_argument("--out", default=None, help="append the records as JSON lines to this file")
     args = parser.parse_args()
+    global QUALITY_CACHE
+    QUALITY_CACHE = args.cache if args.quality else None
     args.data = args.data.split(",")
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.backends = [b for b in args.backends.split(",") if b]

@@ -149,6 +149,7 @@ def memory(args) -> list[dict]:
                    str(args.mini_batch), "--model", args.model]
         command += ["--max-seq-length", str(args.max_seq_length)] if args.max_seq_length else []
         command += ["--device", args.device] if args.device else []
+        command += ["--threads", str(args.threads)] if args.threads else []
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         results[loss] = json.loads(out)
         r = results[loss]
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per loss and batch size")
     parser.add_argument("--warmup", type=int, default=1, help="untimed first steps per loss")
     parser.add_argument("--max-seq-length", type=int, default=None, help="truncate inputs (default: the model's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's own; 1 is steadier on a shared machine)")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--cached-batch", type=int, default=1024)
     parser.add_argument("--mini-batch", type=int, default=64)
@@ -181,6 +184,10 @@ def main() -> None:
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.child_loss:
         memory_child(args)
         return

@@ -49,8 +49,12 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | None
         if not path.is_dir() or not _looks_like_model_folder(path):
             raise ModelError(f"{text}: not a model folder (expected modules.json or config.json inside); "
                              "pass a sentence-transformers or transformers model folder, or 'default'")
+        from embedkit.modules.loading import uses_embedkit_modules
+
         try:
-            model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            # embedkit's own module classes (MoE experts) are installed code, not code from the folder
+            model = SentenceTransformer(str(path), device=device, local_files_only=True,
+                                        trust_remote_code=uses_embedkit_modules(path))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"{text}: could not load model: {str(exc).splitlines()[0]}") from None
         model.embedkit_name = path.resolve().name

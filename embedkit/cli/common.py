@@ -9,6 +9,8 @@ def add_model_args(parser: argparse.ArgumentParser, model_required: bool = False
                         help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub id")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: best available)")
+    parser.add_argument("--domain", default=None,
+                        help="for a mixture-of-experts model: the domain whose experts encode (e.g. science)")
     parser.add_argument("--query-prompt", default=None,
                         help="text prepended to queries (default: the model's 'query' prompt, if it defines one)")
     parser.add_argument("--document-prompt", default=None,
@@ -30,3 +32,13 @@ def print_json_line(obj: dict) -> None:
     import json
 
     print(json.dumps(obj, sort_keys=False), flush=True)
+
+
+def load_routed_model(args: argparse.Namespace, stack) -> object:
+    """Load ``--model`` on ``--device`` and, for ``--domain``, enter its routing in ``stack`` (an ExitStack)."""
+    from embedkit.models import load_model
+    from embedkit.modules import routed
+
+    model = load_model(args.model, device=args.device)
+    stack.enter_context(routed(model, getattr(args, "domain", None)))
+    return model

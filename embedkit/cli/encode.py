@@ -7,11 +7,11 @@ an interrupted run. ``--merge`` joins shard files written on several machines.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
-from embedkit.cli.common import add_model_args
+from embedkit.atomic import save_npy_atomic, write_text_atomic
+from embedkit.cli.common import add_model_args, load_routed_model
 from embedkit.errors import ConfigError, DataError
 
 
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", choices=["query", "document"], default=None,
                    help="encode as queries or documents: applies the model's prompt for that role (default: none)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
+    p.add_argument("--show-rationales", action="store_true",
+                   help="GRACE models: print each text's rationale and save them to OUT.rationales.jsonl")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="torch: the model as is (default); onnx: ONNX Runtime, same embeddings; onnx-int8 / int8: "
                         "int8 weights in ONNX Runtime / torch, faster on CPUs, slightly different embeddings; "
@@ -44,20 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
                    help="instead of encoding: concatenate these shard .npy files, in order, into --out")
     p.set_defaults(func=run)
-
-
-def save_npy_atomic(path: Path, array) -> None:
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -90,22 +78,44 @@ def run(args: argparse.Namespace) -> int:
         return 0
     prompt = {"query": args.query_prompt, "document": args.document_prompt}.get(args.role) if args.role else None
     if args.processes is not None:
+        if args.domain is not None:
+            raise ConfigError("--domain is not supported with --processes (each worker loads its own model)")
         return _run_parallel(args, out, prompt)
     if args.stream or args.window is not None or args.num_shards is not None:
         return _run_stream(args, out, prompt)
 
     from embedkit.data import read_lines
     from embedkit.encoding import encode
-    from embedkit.models import load_model
 
     texts = read_lines(args.input)
-    model = load_model(args.model, device=args.device)
-    emb = encode(model, texts, role=args.role, prompt=prompt, batch_size=args.batch_size, normalize=args.normalize,
-                 device=args.device, show_progress=True, backend=args.backend, workers=args.workers,
-                 threads=args.threads)
+    with ExitStack() as stack:
+        model = load_routed_model(args, stack)
+        if args.show_rationales:
+            emb = _encode_with_rationales(model, texts, prompt, args, out)
+        else:
+            emb = encode(model, texts, role=args.role, prompt=prompt, batch_size=args.batch_size,
+                         normalize=args.normalize, device=args.device, show_progress=True, backend=args.backend,
+                         workers=args.workers, threads=args.threads)
     save_npy_atomic(out, emb)
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {out}")
     return 0
+
+
+def _encode_with_rationales(model, texts: list[str], prompt: str | None, args: argparse.Namespace, out: Path):
+    """GRACE: the rationale the policy wrote for each text is what was embedded; keep it inspectable."""
+    import json
+
+    from embedkit.generative.grace import encode_with_rationales
+
+    emb, rationales = encode_with_rationales(model, texts, prompt=prompt, batch_size=args.batch_size,
+                                             normalize=args.normalize)
+    records = [{"line": i + 1, "text": t, "rationale": r} for i, (t, r) in enumerate(zip(texts, rationales))]
+    path = out.with_suffix(".rationales.jsonl")
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    for r in records:
+        print(f"{r['line']}: {r['text'][:60]!r} -> {r['rationale']!r}")
+    print(f"rationales saved to {path}")
+    return emb
 
 
 def _input_file(args) -> Path:
@@ -120,7 +130,6 @@ def _input_file(args) -> Path:
 def _run_stream(args: argparse.Namespace, out: Path, prompt: str | None) -> int:
     from embedkit.encoding.shards import shard_range
     from embedkit.encoding.stream import DEFAULT_WINDOW, encode_file, scan_input
-    from embedkit.models import load_model
 
     source = _input_file(args)
     scan = scan_input(source)
@@ -131,11 +140,12 @@ def _run_stream(args: argparse.Namespace, out: Path, prompt: str | None) -> int:
         start, stop = shard_range(scan.rows, args.num_shards, args.shard_index)
         if start == stop:
             raise DataError(f"shard {args.shard_index} of {args.num_shards} is empty ({scan.rows} lines)", path=source)
-    model = load_model(args.model, device=args.device)
-    result = encode_file(model, source, out, role=args.role, prompt=prompt, batch_size=args.batch_size,
-                         normalize=args.normalize, device=args.device, backend=args.backend, workers=args.workers,
-                         threads=args.threads, window=args.window or DEFAULT_WINDOW, start=start, stop=stop,
-                         resume=not args.no_resume, scan=scan)
+    with ExitStack() as stack:
+        model = load_routed_model(args, stack)
+        result = encode_file(model, source, out, role=args.role, prompt=prompt, batch_size=args.batch_size,
+                             normalize=args.normalize, device=args.device, backend=args.backend,
+                             workers=args.workers, threads=args.threads, window=args.window or DEFAULT_WINDOW,
+                             start=start, stop=stop, resume=not args.no_resume, scan=scan)
     resumed = f", resumed after {result.resumed_windows} finished window(s)" if result.resumed_windows else ""
     lines = f" (lines {start + 1}-{stop})" if args.num_shards is not None else ""
     print(f"wrote {result.rows} x {result.dim} float32 embeddings to {out}{lines}{resumed}")

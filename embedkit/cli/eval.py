@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from embedkit.cli.common import add_model_args, print_json_line, print_table
+from contextlib import ExitStack
+
+from embedkit.cli.common import add_model_args, load_routed_model, print_json_line, print_table
 from embedkit.cli.suite import add_suite_parser
 
 
@@ -34,11 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_sts(args: argparse.Namespace) -> int:
     from embedkit.data import load_sts
     from embedkit.evaluation import evaluate_sts
-    from embedkit.models import load_model
 
     dataset = load_sts(args.data, split=args.split)
-    model = load_model(args.model, device=args.device)
-    result = evaluate_sts(model, dataset, split=args.split, batch_size=args.batch_size, device=args.device)
+    with ExitStack() as stack:
+        model = load_routed_model(args, stack)
+        result = evaluate_sts(model, dataset, split=args.split, batch_size=args.batch_size, device=args.device)
     rows = [(name, r["spearman"], r["pearson"], r["n_pairs"]) for name, r in (result.get("subsets") or {}).items()]
     rows.append(("all" if rows else dataset.name, result["spearman"], result["pearson"], result["n_pairs"]))
     print_table(rows, ("dataset", "spearman", "pearson", "pairs"))
@@ -49,13 +51,13 @@ def run_sts(args: argparse.Namespace) -> int:
 def run_retrieval(args: argparse.Namespace) -> int:
     from embedkit.data import load_beir
     from embedkit.evaluation import evaluate_retrieval
-    from embedkit.models import load_model
 
     dataset = load_beir(args.data, split=args.split)
-    model = load_model(args.model, device=args.device)
-    result = evaluate_retrieval(model, dataset, batch_size=args.batch_size, device=args.device,
-                                query_prompt=args.query_prompt, document_prompt=args.document_prompt,
-                                index=args.index, tune_recall=args.tune_recall)
+    with ExitStack() as stack:
+        model = load_routed_model(args, stack)
+        result = evaluate_retrieval(model, dataset, batch_size=args.batch_size, device=args.device,
+                                    query_prompt=args.query_prompt, document_prompt=args.document_prompt,
+                                    index=args.index, tune_recall=args.tune_recall)
     rows = [(k, v) for k, v in result.items() if isinstance(v, float)]
     print_table(rows + [("queries", result["n_queries"]), ("search", args.index or "exact (mteb)")], ("metric", "value"))
     print_json_line(result)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import ExitStack
 import json
 import sys
 from pathlib import Path
 
-from embedkit.cli.common import add_model_args
+from embedkit.cli.common import add_model_args, load_routed_model
 from embedkit.errors import DataError, IndexError_
 
 
@@ -165,37 +166,38 @@ def _summary(index) -> dict:
 def run_build(args: argparse.Namespace) -> int:
     from embedkit.index import BM25Index, build_from_vectors, build_index
     from embedkit.index.build import embedding_dim
-    from embedkit.models import load_model, model_fingerprint, model_name
+    from embedkit.models import model_fingerprint, model_name
 
     out = Path(args.out)
     _check_out(out, args.force)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
-    model = load_model(args.model, device=args.device)
-    source = _model_source(args.model)
-    if args.embeddings:
-        ids, vectors, texts, titles = _precomputed(args)
-        dim = embedding_dim(model)
-        if vectors.shape[1] != dim:
-            raise DataError(f"embeddings have dimension {vectors.shape[1]} but model {model_name(model)} "
-                            f"gives {dim}", path=args.embeddings)
-        index = build_from_vectors(ids, vectors, args.spec, args.metric, texts=texts, titles=titles,
-                                   model_name=model_name(model), model_fingerprint=model_fingerprint(model),
-                                   model_source=source)
-    else:
-        from embedkit.data import count_documents, iter_documents
+    with ExitStack() as stack:
+        model = load_routed_model(args, stack)
+        source = _model_source(args.model)
+        if args.embeddings:
+            ids, vectors, texts, titles = _precomputed(args)
+            dim = embedding_dim(model)
+            if vectors.shape[1] != dim:
+                raise DataError(f"embeddings have dimension {vectors.shape[1]} but model {model_name(model)} "
+                                f"gives {dim}", path=args.embeddings)
+            index = build_from_vectors(ids, vectors, args.spec, args.metric, texts=texts, titles=titles,
+                                       model_name=model_name(model), model_fingerprint=model_fingerprint(model),
+                                       model_source=source)
+        else:
+            from embedkit.data import count_documents, iter_documents
 
-        index = build_index(model, iter_documents(args.corpus), args.spec, args.metric, args.batch_size,
-                            args.chunk_tokens, args.chunk_overlap, args.device, prompt=args.document_prompt,
-                            model_source=source, total=count_documents(args.corpus))
-    bm25 = None
-    if args.corpus and not args.no_bm25:
-        from embedkit.data import iter_documents
+            index = build_index(model, iter_documents(args.corpus), args.spec, args.metric, args.batch_size,
+                                args.chunk_tokens, args.chunk_overlap, args.device, prompt=args.document_prompt,
+                                model_source=source, total=count_documents(args.corpus))
+        bm25 = None
+        if args.corpus and not args.no_bm25:
+            from embedkit.data import iter_documents
 
-        bm25 = BM25Index.from_documents(iter_documents(args.corpus))
-    index.save(out)
-    if bm25 is not None:
-        bm25.save(out)
+            bm25 = BM25Index.from_documents(iter_documents(args.corpus))
+        index.save(out)
+        if bm25 is not None:
+            bm25.save(out)
     if args.json:
         _print_json({**_summary(index), "bm25": bm25 is not None})
     else:

@@ -78,3 +78,33 @@ def test_cache_info_and_clear(tiny_model_dir, tmp_path, capsys):
     assert main(["cache", "clear"]) == 0
     main(["cache", "info"])
     assert "entries  0" in capsys.readouterr().out
+
+
+def test_domain_on_a_model_without_experts_is_one_line(tiny_model_dir, tmp_path, capsys):
+    path = write_stsb(tmp_path / "sts-test.csv")
+    assert main(["eval", "sts", "--model", str(tiny_model_dir), "--data", str(path), "--domain", "science"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("embedkit: error:") and "science" in err
+
+
+def test_moe_folder_loads_and_domain_routes_encode(tiny_model, tmp_path, capsys):
+    """A saved MoE model is a plain folder for load_model; --domain picks the experts that encode."""
+    import torch
+
+    from embedkit.modules import to_moe
+
+    moe = to_moe(tiny_model, ["science", "news"])
+    with torch.no_grad():  # make the experts differ, as training would
+        for name, param in moe.named_parameters():
+            if "experts" in name and ".1." in name:
+                param.add_(0.5)
+    moe.save(str(tmp_path / "moe"))
+    (tmp_path / "in.txt").write_text("a sentence\nanother sentence\n", encoding="utf-8")
+    outputs = {}
+    for domain in ("science", "news"):
+        out = tmp_path / f"{domain}.npy"
+        assert main(["encode", "--model", str(tmp_path / "moe"), "--input", str(tmp_path / "in.txt"),
+                     "--out", str(out), "--domain", domain]) == 0
+        outputs[domain] = np.load(out)
+    assert not np.allclose(outputs["science"], outputs["news"])

@@ -322,6 +322,45 @@ def memory_check(base: np.ndarray, n: int, spec: str, threads: int, seed: int = 
     return result
 
 
+def scifact(batch_size: int, threads: int) -> dict:
+    """SciFact test nDCG@10 (pytrec_eval) for BM25, dense (Flat, HNSW32 tuned to 0.95) and hybrid (RRF)."""
+    import pytrec_eval
+
+    from embedkit.data import load_beir
+    from embedkit.encoding import cached_encode
+    from embedkit.index import BM25Index, FaissIndex, HybridSearcher, full_text
+    from embedkit.models import load_model, model_fingerprint
+    from embedkit.paths import data_dir
+
+    data = load_beir(data_dir() / "scifact", split="test")
+    model = load_model(device="cpu")
+    fingerprint = model_fingerprint(model)
+    ids = list(data.corpus)
+    doc_vectors = cached_encode(model, [full_text(d.title, d.text) for d in data.corpus.values()], role="document",
+                                batch_size=batch_size, fingerprint=fingerprint, show_progress=True)
+    qids = list(data.queries)
+    query_texts = [data.queries[q] for q in qids]
+    query_vectors = cached_encode(model, query_texts, role="query", batch_size=batch_size, fingerprint=fingerprint)
+    evaluator = pytrec_eval.RelevanceEvaluator(data.qrels, {"ndcg_cut.10"})
+
+    def ndcg(rows) -> float:
+        run = {q: {h.id: float(h.score) for h in row} for q, row in zip(qids, rows)}
+        return float(np.mean([v["ndcg_cut_10"] for v in evaluator.evaluate(run).values()]))
+
+    bm25 = BM25Index.from_documents(data.corpus.values())
+    result = {"queries": len(qids), "documents": len(ids), "bm25": ndcg(bm25.search(query_texts, 100))}
+    for spec in ("Flat", "HNSW32"):
+        index = FaissIndex(doc_vectors.shape[1], spec)
+        index.add(ids, doc_vectors)
+        if spec != "Flat":
+            tuned = index.tune(query_vectors, target_recall=0.95, k=10)
+            result[f"{spec}_tune"] = tuned.message
+            result[f"{spec}_recall@10_vs_exact"] = tuned.recall
+        result[f"dense_{spec}"] = ndcg(index.search(query_vectors, 100))
+        result[f"hybrid_{spec}"] = ndcg(HybridSearcher(index, bm25, depth=100).search(query_texts, 100, query_vectors))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="use the first N sentences (default: all ~104k)")
@@ -334,6 +373,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results", help="folder for the JSON and PNG")
     parser.add_argument("--memory-check", type=int, default=None, metavar="N",
                         help="build N vectors (real + perturbed copies) from a .npy and report peak RSS")
+    parser.add_argument("--scifact", action="store_true",
+                        help="SciFact test nDCG@10: BM25, dense (Flat / tuned HNSW32), hybrid")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -343,12 +384,18 @@ def main() -> None:
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
-    vectors = load_vectors(args.limit, args.batch_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.scifact:
+        result = scifact(args.batch_size, args.threads)
+        (out / "index_scifact.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result))
+        return
+    vectors = load_vectors(args.limit, args.batch_size)
     if args.memory_check:
         result = memory_check(vectors, args.memory_check, (args.spec or ["Flat"])[0], args.threads)
-        (out / f"index_memory_{args.memory_check}.json").write_text(json.dumps(result, indent=2) + "\n")
+        name = f"index_memory_{args.memory_check}_{result['spec'].replace(',', '_')}.json"
+        (out / name).write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result))
         return
 

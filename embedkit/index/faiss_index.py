@@ -241,16 +241,25 @@ class FaissIndex:
     # ----------------------------------------------------------------- search
 
     def _search_labels(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search with the deleted-marks filter, and an HNSW beam of at least ``k``.
+
+        FAISS's HNSW explores ``efSearch`` candidates whatever ``k`` is, so a search deeper than the beam
+        returns a worse tail; hnswlib's rule (beam = max(efSearch, k)) is what users expect.
+        """
         params = None
-        if self._deleted:
-            if self._deleted_filter is None:
-                batch = faiss.IDSelectorBatch(np.fromiter(self._deleted, dtype=np.int64))
-                keep = faiss.IDSelectorNot(batch)
-                p = faiss.SearchParametersHNSW()
-                p.sel = keep
-                self._deleted_filter = (p, keep, batch)  # the selectors must outlive the parameters
-            params = self._deleted_filter[0]
-            params.efSearch = specs.get_search_param(self._index, "efSearch")
+        if self._knob is not None and self._knob.name == "efSearch":
+            ef = specs.get_search_param(self._index, "efSearch")
+            if self._deleted or k > ef:
+                if self._deleted_filter is None:
+                    params = faiss.SearchParametersHNSW()
+                    keep = batch = None
+                    if self._deleted:
+                        batch = faiss.IDSelectorBatch(np.fromiter(self._deleted, dtype=np.int64))
+                        keep = faiss.IDSelectorNot(batch)
+                        params.sel = keep
+                    self._deleted_filter = (params, keep, batch)  # the selectors must outlive the parameters
+                params = self._deleted_filter[0]
+                params.efSearch = max(ef, k)
         return self._index.search(x, k, params=params)
 
     def _doc_columns(self) -> tuple:

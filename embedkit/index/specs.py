@@ -15,6 +15,7 @@ import numpy as np
 from embedkit.errors import IndexError_
 
 METRICS = ("cosine", "ip", "l2")
+DEFAULT_EF_SEARCH = 64
 _FAISS_METRIC = {"cosine": faiss.METRIC_INNER_PRODUCT, "ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 
 
@@ -46,6 +47,10 @@ def make_index(dim: int, spec: str, metric: str) -> faiss.Index:
         inner.do_polysemous_training = False
     if faiss.try_extract_index_ivf(base) is not None:
         return base
+    if isinstance(inner, faiss.IndexHNSW):
+        # FAISS's default efSearch of 16 loses about 3% of recall@10 on real sentence embeddings (SciFact:
+        # 0.966, costing 1.8 nDCG@10 points); 64 gives 0.996 there. ``tune`` can still lower it.
+        inner.hnsw.efSearch = DEFAULT_EF_SEARCH
     return faiss.IndexIDMap2(base)
 
 

@@ -125,7 +125,7 @@ def test_bad_input_is_one_line_and_changes_nothing(built, tmp_path, tiny_model_d
 
 
 def test_model_mismatch_needs_force(built, tmp_path, capsys):
-    from conftest import make_tiny_model_dir
+    from helpers import make_tiny_model_dir
 
     other = make_tiny_model_dir(tmp_path / "other", seed=1)
     more = write_corpus(tmp_path / "more.jsonl", DOCS[4:])

@@ -211,3 +211,17 @@ def test_search_arrays_matches_search():
     hits = index.search(x[:3], k=30)
     assert [[h.id for h in row] for row in hits] == ids.tolist()
     np.testing.assert_allclose(scores, [[h.score for h in row] for row in hits])
+
+
+def test_hnsw_beam_defaults_to_64_and_widens_to_k():
+    x = clustered_vectors(2000, clusters=200)
+    index = FaissIndex(DIM, "HNSW16")
+    assert index.search_params() == {"efSearch": 64}
+    index.add(ids_for(2000), x)
+    index.set_search_params(efSearch=10)
+    exact = FaissIndex(DIM)
+    exact.add(ids_for(2000), x)
+    deep, ref = index.search_arrays(x[:20], 300)[1], exact.search_arrays(x[:20], 300)[1]
+    recall = np.mean([len(set(a) & set(b)) / 300 for a, b in zip(deep, ref)])
+    assert recall > 0.95  # a beam of 10 alone would return a poor tail past rank 10
+    assert index.search_params() == {"efSearch": 10}

@@ -1,4 +1,4 @@
-"""Small data files in the real formats, written by tests."""
+"""Helpers tests import by name (conftest modules cannot be imported reliably: each folder has one)."""
 from __future__ import annotations
 
 import json
@@ -46,3 +46,25 @@ def write_beir(folder: Path, docs=DOCS, queries=QUERIES, qrels=QRELS, split: str
     (folder / "qrels" / f"{split}.tsv").write_text(
         "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels), encoding="utf-8")
     return folder
+
+
+def make_tiny_model_dir(path: Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """Write a randomly initialised BERT (sentence-transformers layout, mean pooling) to ``path``."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from embedkit.models import default_model_path
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=128)
+    hf_dir = path / "hf"
+    BertModel(config).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    transformer = models.Transformer(str(hf_dir), max_seq_length=64)
+    pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+    st_dir = path / "st"
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(st_dir))
+    return st_dir

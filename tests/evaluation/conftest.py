@@ -6,6 +6,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def second_model_dir(tmp_path_factory):
-    from conftest import make_tiny_model_dir
+    from helpers import make_tiny_model_dir
 
     return make_tiny_model_dir(tmp_path_factory.mktemp("second_model"), seed=1)

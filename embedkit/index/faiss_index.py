@@ -10,6 +10,10 @@ Removal: where FAISS deletes in place (Flat, IVF, PQ) ``remove`` deletes. HNSW c
 vectors are marked deleted and filtered out of every search by an ``IDSelector``; ``compact()`` rebuilds
 the graph without them, and ``save`` compacts by itself once a fifth of the vectors are marked deleted.
 
+Search parameters: ``nprobe`` (IVF) and ``efSearch`` (HNSW) are set by hand (``set_search_params``) or by
+``tune``, and saved. New HNSW indexes start at efSearch 64 (FAISS's 16 loses ~3% recall@10 on real
+embeddings), and a search for more than efSearch hits widens the beam to k, as hnswlib does.
+
 Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe)::
 
     meta.json                 manifest: versions, spec, metric, dim, count, model, tuning, file checksums

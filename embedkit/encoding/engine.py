@@ -17,6 +17,7 @@ SentenceTransformer with ``preprocess`` (e.g. the GRACE causal-LM encoders, whic
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -67,15 +68,18 @@ def _model_device(model, device: str | None):
 
 
 class _Rows:
-    """The output array, allocated when the first batch tells its width."""
+    """The output array, allocated when the first batch tells its width (workers write concurrently)."""
 
     def __init__(self, n: int, out: np.ndarray | None = None):
         self.n = n
         self.array = out
+        self._lock = threading.Lock()
 
     def write(self, rows: np.ndarray, embeddings: np.ndarray) -> None:
         if self.array is None:
-            self.array = np.empty((self.n, embeddings.shape[1]), dtype=np.float32)
+            with self._lock:
+                if self.array is None:
+                    self.array = np.empty((self.n, embeddings.shape[1]), dtype=np.float32)
         self.array[rows] = embeddings
 
 

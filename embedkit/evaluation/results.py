@@ -46,7 +46,7 @@ def write_task_result(out: str | os.PathLike, model_meta, task_result, provenanc
     path = task_result_path(out, model_meta, task_result.task_name)
     write_json_atomic(path.parent / MODEL_META_FILE, model_meta.to_dict())
     if per_item is not None:
-        write_json_atomic(per_item_path(path), per_item)
+        write_json_atomic(per_item_path(path), per_item, indent=None)  # thousands of numbers: one line
     else:
         per_item_path(path).unlink(missing_ok=True)  # a stale file from an earlier run must not pair with this one
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -147,3 +147,16 @@ def test_report_from_a_suite_run_of_two_tiny_models(tmp_path, tiny_model_dir, se
     assert "| toy-test | nDCG@10 |" in md and header.count("local/st@") == 2  # same name: revision shown
     summary = json.loads(printed.strip().splitlines()[-1])
     assert summary["tasks"] == ["STS-B", "toy-test"] and len(summary["models"]) == 2
+
+
+def test_results_written_by_mteb_itself_are_read_too(tmp_path):
+    """A folder mteb filled (no embedkit record): the metric and type come from mteb's task registry."""
+    import mteb
+
+    result = mteb.TaskResult(dataset_revision="r", task_name="STS12", mteb_version=mteb.__version__, evaluation_time=1.0,
+                             scores={"test": [{"main_score": 0.7, "hf_subset": "default", "languages": ["eng-Latn"]}]})
+    mteb.ResultCache(tmp_path).save_to_cache(result, model_meta("org/foreign", "f" * 16))
+    (stored,) = read_results(tmp_path)
+    assert (stored.label, stored.metric, stored.task_type, stored.model_name) == (
+        "STS12", "cosine_spearman", "STS", "org/foreign")
+    assert render_table(build_report(tmp_path)).splitlines()[2] == "| STS12 | Spearman (cosine) | 70.00 |"

@@ -25,11 +25,16 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         from embedkit.training.datasets import load_training_data
         from embedkit.training.evaluation import load_eval_sets
+        from embedkit.training.runners import get_runner, validate_params
 
-        rows = len(next(iter(load_training_data(recipe.data).columns.values())))
-        sets = load_eval_sets(recipe.eval, seed=recipe.seed)
+        read_data = get_runner(recipe.method).read_data  # a method whose data is named in its params
+        if read_data is not None:
+            rows, sets = read_data(recipe, validate_params(recipe))
+        else:
+            rows, sets = len(next(iter(load_training_data(recipe.data).columns.values()))), 0
+        sets += len(load_eval_sets(recipe.eval, seed=recipe.seed))
         print(recipe.to_yaml(), end="")
-        print(f"# ok: {rows} training examples, {len(sets)} evaluation set(s)")
+        print(f"# ok: {rows} training examples, {sets} evaluation set(s)")
         return 0
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     result = run_recipe(recipe, out, resume=args.resume)

@@ -437,10 +437,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def read_domain_data(recipe: Recipe, params: MoEParams) -> tuple[int, int]:
+    """(training pairs, evaluation sets) of the active domains, read as the runner reads them: what
+    ``embedkit train --check`` reports for this method, whose data is ``params.domains``, not ``data``."""
+    domains = params.active()
+    pairs = sum(len(domain_pairs(d)) for d in domains)
+    return pairs, len(load_domain_evals(domains, seed=recipe.seed))
+
+
 def _register() -> None:
     from embedkit.training.runners import register_runner
 
-    register_runner("moe", MoEParams, train_moe)
+    register_runner("moe", MoEParams, train_moe, read_data=read_domain_data)
 
 
 _register()

@@ -118,7 +118,7 @@ class Recipe(StrictModel):
     model: str = "default"  # 'default', a model folder, or a hub id
     method: str = "contrastive"  # a registered runner (embedkit.training.runners)
     params: dict[str, Any] = {}  # the runner's own parameters, validated by the runner
-    data: DataSpec
+    data: Optional[DataSpec] = None  # required unless the method reads its data from its params (moe)
     loss: Optional[LossSpec] = None
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-5, gt=0)
@@ -143,7 +143,8 @@ class Recipe(StrictModel):
         if self.method == "contrastive":
             if self.loss is None:
                 raise ValueError("method contrastive needs a loss")
-            self.loss.check_data_kind(self.data.kind, bool(self.data.hard_negatives))
+            if self.data is not None:  # no data at all is refused with the method (runners.validate_params)
+                self.loss.check_data_kind(self.data.kind, bool(self.data.hard_negatives))
         return self
 
     def to_yaml(self) -> str:

@@ -4,6 +4,8 @@
 A runner is ``run(recipe, params, out_dir, resume) -> TrainResult``; ``params`` is ``recipe.params``
 validated by the runner's pydantic model (``None``: the method takes no params). The built-in
 ``contrastive`` runner (``embedkit.training.trainer``) is the SentenceTransformerTrainer path.
+Most methods train on the recipe's ``data``; a method that names its data in its params (``moe``: one
+data set per domain) registers ``read_data`` instead, and its recipes may leave ``data`` out.
 Modules listed in ``RUNNER_MODULES`` are imported on first lookup so their ``register_runner`` calls run.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ RUNNER_MODULES = ["embedkit.training.trainer", "embedkit.training.moe", "embedki
                   "embedkit.generative.rankgen_train", "embedkit.generative.grace_train"]
 
 RunFn = Callable[["Recipe", Any, Path, bool], "TrainResult"]
+ReadDataFn = Callable[["Recipe", Any], "tuple[int, int]"]
 
 
 @dataclass(frozen=True)
@@ -32,15 +35,20 @@ class Runner:
     name: str
     params_model: type[BaseModel] | None
     run: RunFn
+    # The method reads its data from its params, not the recipe's ``data``: ``read_data(recipe, params)``
+    # reads it (for ``embedkit train --check``) and returns (training examples, evaluation sets).
+    read_data: ReadDataFn | None = None
 
 
 _RUNNERS: dict[str, Runner] = {}
 _imported = False
 
 
-def register_runner(name: str, params_model: type[BaseModel] | None, run_fn: RunFn) -> None:
-    """Make ``method: <name>`` available to recipes. Re-registering a name replaces it."""
-    _RUNNERS[name] = Runner(name, params_model, run_fn)
+def register_runner(name: str, params_model: type[BaseModel] | None, run_fn: RunFn,
+                    read_data: ReadDataFn | None = None) -> None:
+    """Make ``method: <name>`` available to recipes. Re-registering a name replaces it. Give ``read_data``
+    only when the method takes its data from its params: recipes of that method may then omit ``data``."""
+    _RUNNERS[name] = Runner(name, params_model, run_fn, read_data)
 
 
 def _import_runner_modules() -> None:
@@ -64,8 +72,11 @@ def get_runner(name: str) -> Runner:
 
 
 def validate_params(recipe: "Recipe") -> Any:
-    """``recipe.params`` checked against the method's params model; returns the validated object."""
+    """``recipe.params`` checked against the method's params model; returns the validated object.
+    Also refuses a recipe without ``data`` unless its method reads its data from its params."""
     runner = get_runner(recipe.method)
+    if recipe.data is None and runner.read_data is None:
+        raise ConfigError("missing key 'data'")
     if runner.params_model is None:
         if recipe.params:
             raise ConfigError(f"params: method {recipe.method!r} takes no params; "

@@ -46,9 +46,9 @@ def moe_recipe(tiny_recipe, data_dir):
             {"name": "nli", "kind": "nli", "path": "snli",
              "eval": {"kind": "triplets", "path": "snli", "split": "test"}},
         ]
-        recipe = tiny_recipe(method="moe", data={"kind": "beir", "path": "beir", "split": "train"}, max_steps=4,
-                             save_steps=100, eval={"sets": [], "before": True, "batch_size": 8},
+        recipe = tiny_recipe(method="moe", max_steps=4, save_steps=100, eval={"sets": [], "before": True, "batch_size": 8},
                              params={"domains": domains, **params})
+        del recipe["data"]  # the domains bring their own data
         return recipe
 
     return build
@@ -113,6 +113,16 @@ def test_bad_params_are_one_line(moe_recipe):
         recipe = moe_recipe()
         recipe["params"]["domains"][0]["kind"] = "video"
         validate_recipe(recipe)
+
+
+def test_check_reads_every_domain(moe_recipe, tmp_path, capsys):
+    from embedkit.training.moe import MoEParams
+
+    path = tmp_path / "moe.yaml"
+    path.write_text(yaml.safe_dump(moe_recipe()), encoding="utf-8")
+    assert main(["train", str(path), "--check"]) == 0
+    pairs = sum(len(domain_pairs(d)) for d in MoEParams.model_validate(moe_recipe()["params"]).domains)
+    assert f"# ok: {pairs} training examples, 4 evaluation set(s)" in capsys.readouterr().out
 
 
 def test_cli_runs_the_moe_recipe(moe_recipe, tmp_path, capsys):

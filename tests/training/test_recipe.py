@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from embedkit.errors import ConfigError, DataError
 from embedkit.training.recipe import apply_override, load_recipe
@@ -57,6 +58,18 @@ def test_bad_values_name_key_and_allowed_values(recipe_file, override, fragment)
 def test_loss_and_data_kind_must_fit(recipe_file):
     message = one_line_error(recipe_file(), ["loss={name: cosent}"])
     assert "loss cosent trains on data.kind sts, not sentences" in message
+
+
+@pytest.mark.parametrize("method", ["contrastive", "ccp", "rankgen", "grace"])
+def test_data_is_required_unless_the_method_reads_its_own(tiny_recipe, tmp_path, method):
+    raw = {key: value for key, value in tiny_recipe(method=method).items() if key != "data"}
+    path = tmp_path / "nodata.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    assert one_line_error(path) == f"{path}: missing key 'data'"
+    moe = {"domains": [{"name": "news", "kind": "sts", "path": "stsb"}]}
+    path.write_text(yaml.safe_dump({**raw, "method": "moe", "params": moe}), encoding="utf-8")
+    recipe = load_recipe(path)  # moe's data is params.domains
+    assert recipe.data is None and "data" not in recipe.to_yaml()
 
 
 def test_set_overrides_nested_fields_as_yaml_scalars(recipe_file):
@@ -118,8 +131,14 @@ def test_shipped_recipe_data_loads(path, shared_data):
     from embedkit.training.datasets import load_training_data
     from embedkit.training.evaluation import load_eval_sets
 
+    from embedkit.training.runners import get_runner, validate_params
+
     recipe = load_recipe(path)
-    assert next(iter(load_training_data(recipe.data).columns.values()))
+    read_data = get_runner(recipe.method).read_data
+    if read_data is not None:  # moe: the data is in params
+        assert read_data(recipe, validate_params(recipe))[0]
+    else:
+        assert next(iter(load_training_data(recipe.data).columns.values()))
     assert len(load_eval_sets(recipe.eval)) == len(recipe.eval.sets)
 
 

@@ -11,6 +11,11 @@
 
 The int8 copy is made once per model and reused until the model's weights change (a training step
 bumps the parameters' version counters, which invalidates it).
+
+Mixture-of-experts models (:mod:`embedkit.modules.moe`) run on ``torch`` and ``sentence-transformers``
+only: their experts are chosen per call (``routed(model, domain)``, ``domain_ids``), and neither an ONNX
+graph (traced with one route baked in) nor the cached int8 copy (which keeps the domain active when it
+was made, and is not remade when the domain changes) follows that choice, so they are refused.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from embedkit.errors import ConfigError
 
 BACKENDS = ("torch", "int8", "onnx", "onnx-int8", "sentence-transformers")
 CPU_ONLY = ("int8", "onnx", "onnx-int8")
+ROUTING_BACKENDS = ("torch", "sentence-transformers")  # the ones that follow an MoE model's domain routing
 DEFAULT_BACKEND = "torch"
 
 _quantised: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -62,10 +68,20 @@ def int8_model(model):
         return quantised
 
 
+def check_routing(model, backend: str) -> None:
+    """Refuse a backend that cannot follow a mixture-of-experts model's domain routing (see above)."""
+    from embedkit.modules import is_moe
+
+    if backend not in ROUTING_BACKENDS and is_moe(model):
+        raise ConfigError(f"backend {backend!r} cannot route a mixture-of-experts model to its domain's experts; "
+                          "use --backend torch")
+
+
 def model_for_backend(model, backend: str, device_type: str, threads: int):
     """What runs the forward passes for ``backend`` on a device of type ``device_type``: called on
     features, returns a dict with ``sentence_embedding`` (``threads``: intra-op threads per call)."""
-    if check_backend(backend) in CPU_ONLY and device_type != "cpu":
+    check_routing(model, check_backend(backend))
+    if backend in CPU_ONLY and device_type != "cpu":
         raise ConfigError(f"backend {backend!r} runs on the CPU only, not on {device_type!r}; use --backend torch")
     if backend == "int8":
         return int8_model(model)

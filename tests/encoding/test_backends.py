@@ -49,3 +49,16 @@ def test_cache_keeps_int8_apart(tiny_model, texts):
     int8 = cached_encode(tiny_model, texts, backend="int8")
     assert not np.allclose(exact, int8)
     assert np.array_equal(cached_encode(tiny_model, texts, backend="int8"), int8)
+
+
+@pytest.mark.parametrize("backend", ["int8", "onnx", "onnx-int8"])
+def test_backends_without_domain_routing_refuse_moe_models(tiny_model, backend):
+    from embedkit.modules import routed, to_moe
+
+    moe = to_moe(tiny_model, ["science", "news"])
+    with routed(moe, "news"), pytest.raises(ConfigError) as info:
+        encode(moe, ["a cat sleeps", "stock prices fell"], backend=backend)
+    assert str(info.value) == (f"backend {backend!r} cannot route a mixture-of-experts model to its domain's "
+                               "experts; use --backend torch")
+    with routed(moe, "news"):  # the torch backend routes
+        assert encode(moe, ["a cat sleeps"]).shape == (1, 32)

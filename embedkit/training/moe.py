@@ -9,6 +9,7 @@ trainer draws each batch from one domain (sentence-transformers' multi-dataset b
 mixed" baseline -- and ``params.only: [science]`` trains on a subset (with ``dense``: the "N separate
 models" baseline, one run per domain). Each domain is evaluated on its own set, MoE models routed to the
 domain's experts; STS domains that share a file are also pooled into one Spearman over all their pairs.
+That evaluation runs before and after training and, with ``eval.steps``, every N steps during it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Literal, Optional, Union
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sentence_transformers.base.evaluation import BaseEvaluator
 from torch import Tensor, nn
 
 from embedkit.errors import ConfigError, DataError
@@ -310,6 +312,27 @@ def headlines(results: dict, evals: Sequence[LoadedDomainEval]) -> dict:
     return {name: names.get(name, "spearman") for name in results}
 
 
+class DomainEvaluator(BaseEvaluator):
+    """:func:`evaluate_domains` as the trainer's evaluator, every ``eval.steps``: each domain's set
+    scored with ``routes[domain]`` (its experts, or None for a dense model); the first set's headline
+    metric is primary. Scores at ``max_seq_length`` (the inference length), whatever the training length."""
+
+    def __init__(self, evals: Sequence[LoadedDomainEval], routes: dict[str, Optional[str]], batch_size: int,
+                 max_seq_length: int):
+        super().__init__()
+        self.evals, self.routes, self.batch_size, self.max_seq_length = evals, routes, batch_size, max_seq_length
+        self.primary_metric = f"{evals[0].name}_{HEADLINE[evals[0].spec.kind]}"
+
+    def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        training_length, model.max_seq_length = model.max_seq_length, self.max_seq_length
+        try:
+            results = evaluate_domains({d: (model, r) for d, r in self.routes.items()}, self.evals, self.batch_size)
+        finally:
+            model.max_seq_length = training_length
+        return {f"{name}_{key}": value for name, metrics in results.items() for key, value in metrics.items()
+                if key in (*HEADLINE.values(), "pearson")}
+
+
 # ------------------------------------------------------------------------------------------ runner
 
 
@@ -337,7 +360,7 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     train_data = {d.name: to_dataset({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
                   for d, pairs in ((d, domain_pairs(d)) for d in domains)}
     evals = load_domain_evals(domains, seed=recipe.seed)
-    args = moe_training_arguments(recipe, out_dir)
+    args = moe_training_arguments(recipe, out_dir, evaluate_during=bool(evals))
     args.multi_dataset_batch_sampler = (MultiDatasetBatchSamplers.ROUND_ROBIN if params.sampling == "round_robin"
                                         else MultiDatasetBatchSamplers.PROPORTIONAL)
 
@@ -355,8 +378,11 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     losses = {name: DomainRoutedLoss(inner, i, params.router_weight) if moe else inner for i, name in enumerate(names)}
     finite = NonFiniteLossGuard(inner)
     collapse = CollapseGuard(model, params.collapse_threshold, params.collapse_patience)
+    routes = {n: n if moe else None for n in names}
+    evaluator = DomainEvaluator(evals, routes, recipe.eval.batch_size, inference_length) \
+        if evals and recipe.eval.steps else None
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_data), loss=losses,
-                                         callbacks=[finite, collapse])
+                                         evaluator=evaluator, callbacks=[finite, collapse])
     model.max_seq_length = recipe.max_seq_length or inference_length
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -369,15 +395,19 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     result = TrainResult(
         out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model, steps=trainer.state.global_step,
         train_seconds=round(seconds, 1), resumed_from=str(resume_from) if resume_from else None, before=before,
-        during=[{"step": step, "embedding_spread": spread} for step, spread in collapse.history],
+        during=sorted([{"step": step, "embedding_spread": spread} for step, spread in collapse.history]
+                      + [e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)],
+                      key=lambda entry: entry["step"]),
     )
     if args.should_save:
-        result.after = evaluate_domains({n: (model, n if moe else None) for n in names}, evals, recipe.eval.batch_size)
+        result.after = evaluate_domains({n: (model, r) for n, r in routes.items()}, evals, recipe.eval.batch_size)
         result.headline = headlines(result.after, evals)
         model.save(str(out_dir), create_model_card=False)
         write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
         write_results(result)
         write_text_atomic(out_dir / "README.md", model_card(result))
+        if (out_dir / "eval").is_dir() and not any((out_dir / "eval").iterdir()):
+            (out_dir / "eval").rmdir()  # the trainer makes it for evaluator files; ours writes none
     return result
 
 
@@ -396,15 +426,17 @@ def _evaluate_before(base, names: list[str], evals, recipe: Recipe, out_dir: Pat
     return before
 
 
-def moe_training_arguments(recipe: Recipe, out_dir: Path):
-    """The contrastive trainer's arguments (batches without repeated texts for in-batch negatives)."""
+def moe_training_arguments(recipe: Recipe, out_dir: Path, evaluate_during: bool = False):
+    """The contrastive trainer's arguments (batches without repeated texts for in-batch negatives);
+    ``evaluate_during``: there are domain sets to score every ``eval.steps``."""
     from embedkit.training.loss_specs import InfoNCESpec
     from embedkit.training.trainer import training_arguments
 
     if recipe.loss is not None and not recipe.loss.in_batch_negatives:
         raise ConfigError(f"loss: method moe trains on pairs with in-batch negatives; {recipe.loss.name} does not")
     return training_arguments(recipe if recipe.loss is not None
-                              else recipe.model_copy(update={"loss": InfoNCESpec(name="infonce")}), out_dir)
+                              else recipe.model_copy(update={"loss": InfoNCESpec(name="infonce")}), out_dir,
+                              evaluate_during=evaluate_during)
 
 
 def evaluate_separate(recipe: Recipe, folders: dict[str, Union[str, Path]]) -> dict:

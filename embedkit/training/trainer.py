@@ -84,14 +84,18 @@ def train_contrastive(recipe: Recipe, params: None, out_dir: Path, resume: bool 
     return result
 
 
-def training_arguments(recipe: Recipe, out_dir: Path):
+def training_arguments(recipe: Recipe, out_dir: Path, evaluate_during: bool | None = None):
+    """The trainer's arguments. ``evaluate_during``: whether there is anything to evaluate every
+    ``eval.steps`` (None: any ``during`` set in ``eval.sets``; a runner with its own sets says)."""
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
     if recipe.precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on this machine")
-    evaluate_during = recipe.eval.steps is not None and any(s.during for s in recipe.eval.sets)
+    if evaluate_during is None:
+        evaluate_during = any(s.during for s in recipe.eval.sets)
+    evaluate_during = recipe.eval.steps is not None and evaluate_during
     return SentenceTransformerTrainingArguments(
         output_dir=str(out_dir),
         per_device_train_batch_size=recipe.batch_size,

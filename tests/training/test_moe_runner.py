@@ -89,6 +89,17 @@ def test_moe_trains_routes_evaluates_and_saves(moe_recipe, tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["steps"] == 4
 
 
+def test_eval_steps_scores_every_domain_during_training(moe_recipe, tmp_path):
+    recipe = moe_recipe(only=["news", "nli"])
+    recipe["eval"].update(steps=2, before=False)
+    result = run_recipe(validate_recipe(recipe), tmp_path / "out")
+    evaluated = [e for e in result.during if any(k.startswith("eval_") for k in e)]
+    assert [e["step"] for e in evaluated] == [2, 4]
+    assert {"eval_news:stsb-dev-main-news_spearman", "eval_nli:snli-test_accuracy"} <= set(evaluated[-1])
+    assert any("embedding_spread" in e for e in result.during)  # the collapse guard's entries stay
+    assert not (tmp_path / "out" / "eval").exists()
+
+
 def test_dense_and_only_give_the_baselines(moe_recipe, tmp_path):
     from embedkit.modules import is_moe
 

@@ -27,12 +27,12 @@ def run(args: argparse.Namespace) -> int:
         from embedkit.training.evaluation import load_eval_sets
         from embedkit.training.runners import get_runner, validate_params
 
-        read_data = get_runner(recipe.method).read_data  # a method whose data is named in its params
+        read_data = get_runner(recipe.method).read_data  # a method whose data (and sets) its params name
         if read_data is not None:
             rows, sets = read_data(recipe, validate_params(recipe))
         else:
-            rows, sets = len(next(iter(load_training_data(recipe.data).columns.values()))), 0
-        sets += len(load_eval_sets(recipe.eval, seed=recipe.seed))
+            rows = len(next(iter(load_training_data(recipe.data).columns.values())))
+            sets = len(load_eval_sets(recipe.eval, seed=recipe.seed))
         print(recipe.to_yaml(), end="")
         print(f"# ok: {rows} training examples, {sets} evaluation set(s)")
         return 0

@@ -36,7 +36,8 @@ class Runner:
     params_model: type[BaseModel] | None
     run: RunFn
     # The method reads its data from its params, not the recipe's ``data``: ``read_data(recipe, params)``
-    # reads it (for ``embedkit train --check``) and returns (training examples, evaluation sets).
+    # reads it (for ``embedkit train --check``) and returns (training examples, evaluation sets), the
+    # sets being the ones the method evaluates (moe: its domains' sets, not ``eval.sets``).
     read_data: ReadDataFn | None = None
 
 

@@ -34,7 +34,10 @@ from bench_sentences import unique_sentences  # noqa: E402
 K = 10
 
 
-def load_vectors(limit: int | None, batch_size: int) -> np.ndarray:
+def load_vectors(limit: int | None, batch_size: int, vectors: str | None = None) -> np.ndarray:
+    """The default model's embeddings of the first ``limit`` bench sentences: from the embedding cache
+    (encoding what is missing), or from ``vectors``, a .npy whose row i embeds sentence i (what
+    ``stream_bench.py`` writes for the same sentences), so that they are encoded once."""
     from embedkit.encoding import cached_encode
     from embedkit.models import load_model, model_fingerprint
     from embedkit.paths import data_dir
@@ -42,6 +45,11 @@ def load_vectors(limit: int | None, batch_size: int) -> np.ndarray:
     sentences = unique_sentences(data_dir())
     if limit:
         sentences = sentences[:limit]
+    if vectors:
+        rows = np.load(vectors, mmap_mode="r")
+        if len(rows) < len(sentences):
+            sys.exit(f"{vectors}: {len(rows)} rows, but {len(sentences)} sentences are asked for (use --limit)")
+        return np.asarray(rows[:len(sentences)], dtype=np.float32)
     model = load_model(device="cpu")
     return cached_encode(model, sentences, role="document", batch_size=batch_size,
                          fingerprint=model_fingerprint(model), show_progress=True)
@@ -78,17 +86,20 @@ def interleaved(fns: dict, repeats: int) -> dict:
     return best
 
 
-def layer_only_cpu(layer, queries: np.ndarray, repeats: int) -> float:
+def layer_only_cpu(layer, queries: np.ndarray, repeats: int, read_all: bool = False) -> float:
     """CPU seconds the layer adds around FAISS for one ``search`` of ``queries``: preparing the queries
-    (copy, normalise, checks) and turning labels into Hits. Measured apart from FAISS, so the figure
-    does not drown in the noise of timing two full searches on a shared machine."""
+    (copy, normalise, checks) and wrapping the labels in ``SearchResults``; with ``read_all`` also
+    building every ``Hit`` (what a caller who reads every row pays). Measured apart from FAISS, so the
+    figure does not drown in the noise of timing two full searches."""
     x = layer._prepare(queries, "search")
     scores, labels = layer.faiss_index.search(x, K)
     best = math.inf
     for _ in range(repeats * 3):
         cpu = time.process_time()
         layer._prepare(queries, "search")
-        layer._to_hits(scores, labels)
+        results = layer._to_hits(scores, labels)
+        if read_all:
+            list(results)
         best = min(best, time.process_time() - cpu)
     return best
 
@@ -168,12 +179,14 @@ def bench_spec(spec: str, db: np.ndarray, queries: np.ndarray, exact: np.ndarray
         "raw_batch": lambda: raw.search(queries, K),
         "layer_batch": lambda: layer.search(queries, K),
         "layer_arrays": lambda: layer.search_arrays(queries, K),
+        "layer_read_all": lambda: list(layer.search(queries, K)),
     }, repeats)
     single_times = interleaved({
         "raw_single": lambda: [raw.search(one[i:i + 1], K) for i in range(len(one))],
         "layer_single": lambda: [layer.search(one[i:i + 1], K) for i in range(len(one))],
     }, max(2, repeats // 2))
     layer_batch_cpu = layer_only_cpu(layer, queries, repeats)
+    layer_read_all_cpu = layer_only_cpu(layer, queries, repeats, read_all=True)
     layer_single_cpu = np.mean([layer_only_cpu(layer, one[i:i + 1], 1) for i in range(len(one))])
     raw_found = raw.search(queries, K)[1]
     layer_found = hit_labels(layer.search(queries, K))
@@ -199,6 +212,7 @@ def bench_spec(spec: str, db: np.ndarray, queries: np.ndarray, exact: np.ndarray
         "build_s_layer": layer_build, "build_s_raw": raw_build,
         "batch_qps_layer": len(queries) / times["layer_batch"][0], "batch_qps_raw": len(queries) / times["raw_batch"][0],
         "batch_qps_layer_arrays": len(queries) / times["layer_arrays"][0],
+        "batch_qps_layer_read_all": len(queries) / times["layer_read_all"][0],
         "single_qps_layer": single / single_times["layer_single"][0],
         "single_qps_raw": single / single_times["raw_single"][0],
         "recall_layer": recall(layer_found, exact), "recall_raw": recall(raw_found, exact),
@@ -214,9 +228,12 @@ def bench_spec(spec: str, db: np.ndarray, queries: np.ndarray, exact: np.ndarray
     row["layer_only_ms_batch"] = 1000 * layer_batch_cpu
     row["layer_only_us_single"] = 1e6 * layer_single_cpu
     row["batch_overhead_direct_pct"] = 100 * layer_batch_cpu / times["raw_batch"][1]
+    row["layer_read_all_ms_batch"] = 1000 * layer_read_all_cpu
+    row["batch_read_all_direct_pct"] = 100 * layer_read_all_cpu / times["raw_batch"][1]
     row["single_overhead_direct_pct"] = 100 * layer_single_cpu * single / single_times["raw_single"][1]
     row["batch_overhead_pct"] = overhead("layer_batch", "raw_batch", 1)
     row["batch_overhead_arrays_pct"] = overhead("layer_arrays", "raw_batch", 1)
+    row["batch_overhead_read_all_pct"] = overhead("layer_read_all", "raw_batch", 1)
     row["single_overhead_pct"] = overhead("layer_single", "raw_single", 1)
     row["batch_overhead_wall_pct"] = overhead("layer_batch", "raw_batch", 0)
     row["single_overhead_wall_pct"] = overhead("layer_single", "raw_single", 0)
@@ -251,7 +268,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def table(rows: list[dict]) -> str:
     lines = ["| spec | param | build s (layer / raw) | batch QPS layer | batch QPS raw | batch overhead, CPU "
-             "(Hits / arrays) [wall] | "
+             "(search / reading every Hit / arrays) [wall] | "
              "1-query QPS layer | 1-query QPS raw | 1-query overhead, CPU [wall] | recall@10 layer / raw | FAISS file MB | "
              "RSS growth MB | tune(0.95) | layer-only CPU: batch ms (% of raw) / 1 query us (% of raw) |",
              "|" + "---|" * 14]
@@ -260,6 +277,7 @@ def table(rows: list[dict]) -> str:
                                           + ("" if r["tune"]["reached"] else " (not reached)"))
         lines.append(f"| {r['spec']} | {r['param']} | {r['build_s_layer']:.1f} / {r['build_s_raw']:.1f} | "
                      f"{r['batch_qps_layer']:,.0f} | {r['batch_qps_raw']:,.0f} | {r['batch_overhead_pct']:+.1f}% / "
+                     f"{r['batch_overhead_read_all_pct']:+.1f}% / "
                      f"{r['batch_overhead_arrays_pct']:+.1f}% [{r['batch_overhead_wall_pct']:+.1f}%] | "
                      f"{r['single_qps_layer']:,.0f} | {r['single_qps_raw']:,.0f} | {r['single_overhead_pct']:+.1f}% "
                      f"[{r['single_overhead_wall_pct']:+.1f}%] | "
@@ -370,6 +388,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats, best kept (default 5)")
     parser.add_argument("--single", type=int, default=200, help="queries timed one at a time (default 200)")
     parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
+    parser.add_argument("--vectors", default=None, help="a .npy of the sentences' embeddings, row i = sentence i "
+                        "(e.g. stream_bench.py's full.npy) instead of the embedding cache")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the JSON and PNG")
     parser.add_argument("--memory-check", type=int, default=None, metavar="N",
                         help="build N vectors (real + perturbed copies) from a .npy and report peak RSS")
@@ -391,7 +411,7 @@ def main() -> None:
         (out / "index_scifact.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result))
         return
-    vectors = load_vectors(args.limit, args.batch_size)
+    vectors = load_vectors(args.limit, args.batch_size, args.vectors)
     if args.memory_check:
         result = memory_check(vectors, args.memory_check, (args.spec or ["Flat"])[0], args.threads)
         name = f"index_memory_{args.memory_check}_{result['spec'].replace(',', '_')}.json"

@@ -106,7 +106,7 @@ def main() -> None:
     model = args.model
     if args.tiny:
         sys.path.insert(0, str(HERE.parent / "tests"))
-        from conftest import make_tiny_model_dir
+        from helpers import make_tiny_model_dir
 
         model = str(make_tiny_model_dir(work / "tiny"))
     source = work / "input.txt"

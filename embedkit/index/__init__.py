@@ -8,8 +8,8 @@ from embedkit.index.build import add_documents, build_from_vectors, build_index
 from embedkit.index.chunking import Chunker, full_text
 from embedkit.index.faiss_index import FaissIndex
 from embedkit.index.fusion import reciprocal_rank_fusion
-from embedkit.index.hits import Hit, TunePoint, TuneResult
+from embedkit.index.hits import Hit, SearchResults, TunePoint, TuneResult
 from embedkit.index.hybrid import HybridSearcher
 
-__all__ = ["BM25Index", "Chunker", "FaissIndex", "Hit", "HybridSearcher", "TunePoint", "TuneResult",
+__all__ = ["BM25Index", "Chunker", "FaissIndex", "Hit", "HybridSearcher", "SearchResults", "TunePoint", "TuneResult",
            "add_documents", "build_from_vectors", "build_index", "full_text", "reciprocal_rank_fusion"]

@@ -24,7 +24,6 @@ Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe)::
 from __future__ import annotations
 
 import datetime as _dt
-from itertools import repeat
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +33,7 @@ import numpy as np
 from embedkit.errors import IndexError_
 from embedkit.index import specs, storage, tuning
 from embedkit.index.docstore import DocStore
-from embedkit.index.hits import Hit, TuneResult
+from embedkit.index.hits import Hit, SearchResults, TuneResult
 
 FORMAT = "embedkit-faiss-index"
 FORMAT_VERSION = 1
@@ -275,8 +274,10 @@ class FaissIndex:
                                   for c in (d.ids, d.texts, d.titles, d.parents))
         return self._columns
 
-    def search(self, query_vectors: np.ndarray, k: int = 10, by_parent: bool = False) -> list[list[Hit]]:
+    def search(self, query_vectors: np.ndarray, k: int = 10, by_parent: bool = False) -> Sequence[list[Hit]]:
         """Top-``k`` hits per query, best first; fewer when the index holds fewer than ``k``.
+
+        Returns one ``list[Hit]`` per query (a :class:`SearchResults`, whose rows are built when read).
 
         ``by_parent``: at most one hit per source document (the best chunk), still ``k`` documents when
         enough exist; use it with chunked indexes to rank documents rather than chunks.
@@ -309,22 +310,9 @@ class FaissIndex:
         ids = self._doc_columns()[0]
         return (-scores if self.metric == "l2" else scores), ids[np.where(labels < 0, len(ids) - 1, labels)]
 
-    def _to_hits(self, scores: np.ndarray, labels: np.ndarray) -> list[list[Hit]]:
-        ids, texts, titles, parents = self._doc_columns()
-        labels = np.where(labels < 0, len(ids) - 1, labels)  # -1 (no result) points at the trailing None
-        if self.metric == "l2":
-            scores = -scores
-        nones = [None] * labels.shape[1]
-        columns = [ids[labels].tolist(), scores.tolist()] + [
-            c[labels].tolist() if c is not None else [nones] * len(labels) for c in (texts, titles, parents)]
-        hit_type = repeat(Hit)  # tuple.__new__(Hit, ...) skips NamedTuple's Python-level __new__
-        out = []
-        for i_row, s_row, t_row, ti_row, p_row in zip(*columns):
-            row = list(map(tuple.__new__, hit_type, zip(i_row, s_row, t_row, ti_row, p_row)))
-            if i_row[-1] is None:
-                row = [h for h in row if h.id is not None]
-            out.append(row)
-        return out
+    def _to_hits(self, scores: np.ndarray, labels: np.ndarray) -> SearchResults:
+        # FAISS pads missing results with label -1 at the end of a row: only a row's tail can be -1
+        return SearchResults(-scores if self.metric == "l2" else scores, labels, self._doc_columns())
 
     # ----------------------------------------------------------------- tuning
 

@@ -1,8 +1,12 @@
 """What searches return: one ``Hit`` per retrieved vector, and ``tune``'s report."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import NamedTuple
+
+import numpy as np
 
 
 class Hit(NamedTuple):
@@ -28,6 +32,46 @@ class Hit(NamedTuple):
     def as_dict(self) -> dict:
         return {"id": self.id, "score": self.score, "title": self.title, "text": self.text,
                 "parent_id": self.parent_id}
+
+
+class SearchResults(Sequence):
+    """The hit lists of one batch search, one per query, each a plain ``list[Hit]`` built on first access.
+
+    Why lazy: a batch of 1,000 queries at k=10 makes 10,000 ``Hit`` objects, and for fast specs
+    (IVF-PQ) building them all costs about a tenth of the FAISS search itself. Keeping the label and
+    score arrays and building a query's hits when it is read keeps the layer's batch overhead small;
+    a caller who reads every row pays the same as an eager list. Compares equal to a list of lists.
+    """
+
+    def __init__(self, scores: np.ndarray, labels: np.ndarray, columns: tuple):
+        # columns: object arrays (ids, texts, titles, parents) each ending in a None that label -1 maps to
+        self._scores, self._labels, self._columns = scores, labels, columns
+        self._rows: list[list[Hit] | None] = [None] * len(labels)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        row = self._rows[i]
+        if row is None:
+            row = self._rows[i] = self._build(i)
+        return row
+
+    def _build(self, i: int) -> list[Hit]:
+        ids = self._columns[0]
+        labels = self._labels[i]
+        labels = labels[labels >= 0]
+        fields = [ids[labels].tolist(), self._scores[i, :len(labels)].tolist()]
+        fields += [c[labels].tolist() if c is not None else repeat(None) for c in self._columns[1:]]
+        return list(map(tuple.__new__, repeat(Hit), zip(*fields)))  # skips NamedTuple's Python __new__
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"SearchResults({list(self)!r})"
 
 
 @dataclass(frozen=True)

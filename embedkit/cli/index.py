@@ -165,6 +165,7 @@ def _summary(index) -> dict:
 
 def run_build(args: argparse.Namespace) -> int:
     from embedkit.index import BM25Index, build_from_vectors, build_index
+    from embedkit.index.faiss_index import saved_documents_checksum
     from embedkit.index.build import embedding_dim
     from embedkit.models import model_fingerprint, model_name
 
@@ -197,7 +198,7 @@ def run_build(args: argparse.Namespace) -> int:
             bm25 = BM25Index.from_documents(iter_documents(args.corpus))
         index.save(out)
         if bm25 is not None:
-            bm25.save(out)
+            bm25.save(out, paired_with=saved_documents_checksum(out))
     if args.json:
         _print_json({**_summary(index), "bm25": bm25 is not None})
     else:
@@ -221,13 +222,13 @@ def run_search(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise IndexError_(f"-k must be at least 1, got {args.k}")
     if args.mode == "bm25":
-        results = BM25Index.load(_bm25_dir(args.dir), verify=args.verify).search(args.query, args.k)
+        results = _load_bm25(args.dir, args.verify).search(args.query, args.k)
     else:
         index = FaissIndex.load(args.dir, mmap=args.mmap, verify=args.verify)
+        bm25 = _load_bm25(args.dir, args.verify) if args.mode == "hybrid" else None  # fail before the model loads
         model = _recorded_model(index, args)
         vectors = encode(model, args.query, role="query", device=args.device, show_progress=False)
-        if args.mode == "hybrid":
-            bm25 = BM25Index.load(_bm25_dir(args.dir), verify=args.verify)
+        if bm25 is not None:
             results = HybridSearcher(index, bm25, model).search(args.query, args.k, query_vectors=vectors)
         else:
             results = index.search(vectors, args.k, by_parent=False)
@@ -244,16 +245,20 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bm25_dir(folder: str) -> Path:
+def _load_bm25(folder: str, verify: bool):
+    """The BM25 index beside the FAISS one, refused when a save was cut between the two manifests."""
     from embedkit.index import BM25Index
+    from embedkit.index.faiss_index import MANIFEST, saved_documents_checksum
 
     if not BM25Index.exists(folder):
-        from embedkit.index.faiss_index import MANIFEST
-
         if not (Path(folder) / MANIFEST).exists():
             raise IndexError_(f"{folder}: not an embedkit index folder (no {MANIFEST})")
         raise IndexError_(f"{folder}: has no BM25 index (it was built with --no-bm25 or from embeddings)")
-    return Path(folder)
+    bm25 = BM25Index.load(folder, verify=verify)
+    if bm25.paired_with is not None and bm25.paired_with != saved_documents_checksum(folder):
+        raise IndexError_(f"{folder}: the BM25 index is one save behind the FAISS index (a save was interrupted "
+                          "between the two); search with --mode dense, or rebuild with `embedkit index build --force`")
+    return bm25
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -261,7 +266,7 @@ def run_info(args: argparse.Namespace) -> int:
 
     index = FaissIndex.load(args.dir, verify=args.verify)
     info = index.info()
-    info["bm25"] = len(BM25Index.load(args.dir, verify=args.verify)) if BM25Index.exists(args.dir) else None
+    info["bm25"] = len(_load_bm25(args.dir, args.verify)) if BM25Index.exists(args.dir) else None
     if args.json:
         _print_json(info)
     else:
@@ -272,6 +277,7 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_add(args: argparse.Namespace) -> int:
     from embedkit.index import BM25Index, FaissIndex, add_documents
+    from embedkit.index.faiss_index import saved_documents_checksum
 
     index = FaissIndex.load(args.dir)
     if not args.corpus and not args.embeddings:
@@ -301,7 +307,7 @@ def run_add(args: argparse.Namespace) -> int:
         bm25.add(iter_documents(args.corpus))
     index.save(args.dir)
     if bm25 is not None:
-        bm25.save(args.dir)
+        bm25.save(args.dir, paired_with=saved_documents_checksum(args.dir))
     if args.json:
         _print_json({**_summary(index), "added": added})
     else:
@@ -311,6 +317,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_remove(args: argparse.Namespace) -> int:
     from embedkit.index import BM25Index, FaissIndex
+    from embedkit.index.faiss_index import saved_documents_checksum
 
     index = FaissIndex.load(args.dir)
     bm25 = BM25Index.load(args.dir) if BM25Index.exists(args.dir) else None
@@ -319,7 +326,7 @@ def run_remove(args: argparse.Namespace) -> int:
         bm25.remove([i for i in args.ids if i in set(bm25.ids)])
     index.save(args.dir, compact=True if args.compact else None)
     if bm25 is not None:
-        bm25.save(args.dir)
+        bm25.save(args.dir, paired_with=saved_documents_checksum(args.dir))
     if args.json:
         _print_json({**_summary(index), "removed": removed})
     else:

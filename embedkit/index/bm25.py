@@ -41,6 +41,7 @@ class BM25Index:
         self.k1, self.b, self.method = k1, b, method
         self.ids: list[str] = []
         self.texts: list[str] = []
+        self.paired_with: str | None = None  # checksum of the FAISS documents saved with it
         self._retriever = None
 
     def __len__(self) -> int:
@@ -107,7 +108,11 @@ class BM25Index:
             out.append([Hit(self.ids[d], float(s)) for d, s in zip(row_docs.tolist(), row_scores.tolist()) if s > 0])
         return out
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, paired_with: str | None = None) -> Path:
+        """Crash-safe save. ``paired_with`` identifies the FAISS documents saved beside it
+        (``saved_documents_checksum``):
+        the two manifests are switched one after the other, so a crash between them leaves a BM25 index
+        one save behind the FAISS one, which ``paired_with`` lets a reader detect."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         gen = storage.new_generation()
@@ -126,7 +131,7 @@ class BM25Index:
             storage.write_json_atomic(folder / MANIFEST, {
                 "format": FORMAT, "k1": self.k1, "b": self.b, "method": self.method, "count": len(self.ids),
                 "tokenizer": "bm25s: stopwords=en, PyStemmer english", "arrays": arrays, "docs": docs,
-                "files": files})
+                "paired_with": paired_with, "files": files})
         except BaseException:
             storage.remove_stale(folder, set(), (arrays, docs))
             raise
@@ -147,6 +152,7 @@ class BM25Index:
             raise IndexError_(f"{folder / MANIFEST}: not an embedkit BM25 manifest")
         storage.check_files(folder, meta["files"], verify)
         self = cls(meta["k1"], meta["b"], meta["method"])
+        self.paired_with = meta.get("paired_with")
         with open(folder / meta["docs"], encoding="utf-8") as f:
             try:
                 rows = [json.loads(line) for line in f]

@@ -502,6 +502,13 @@ def _read_faiss(path: Path, mmap: bool) -> faiss.Index:
     raise IndexError_(f"{path}: corrupt FAISS file ({error})")
 
 
+def saved_documents_checksum(path: str | Path) -> str:
+    """SHA-256 of the saved document table: it changes when documents are added or removed, not when
+    only search parameters are (``tune``), so a BM25 index saved with it stays paired across tunes."""
+    meta = storage.read_manifest(Path(path), MANIFEST, "embedkit index")
+    return meta["files"][meta["roles"]["docs"]]["sha256"]
+
+
 def _best_per_parent(hits: list[Hit], k: int) -> list[Hit]:
     seen: set[str] = set()
     out = []

@@ -135,3 +135,30 @@ def test_model_mismatch_needs_force(built, tmp_path, capsys):
     assert "--force" in error_line(capsys)
     assert main(["index", "add", str(built), "--corpus", str(more), "--model", str(other), "--force", "--json"]) == 0
     assert one_json_line(capsys)["count"] == 5
+
+
+def test_crash_between_faiss_and_bm25_saves_is_detected(built, tmp_path, capsys, monkeypatch):
+    """`index add` saves the FAISS folder, then the BM25 one; a crash between them must not let BM25 and
+    hybrid searches mix two saves silently."""
+    from embedkit.index import BM25Index
+
+    more = tmp_path / "more.txt"
+    more.write_text("Bees pollinate flowers in spring.\n", encoding="utf-8")
+
+    class Crash(BaseException):
+        """Stands for the process dying after the FAISS manifest switched."""
+
+    def crash(self, *args, **kwargs):
+        raise Crash
+
+    monkeypatch.setattr(BM25Index, "save", crash)
+    with pytest.raises(Crash):
+        main(["index", "add", str(built), "--corpus", str(more)])
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["index", "search", str(built), "--query", "dogs", "--json"]) == 0  # dense still works
+    capsys.readouterr()
+    for mode in ("bm25", "hybrid"):
+        assert main(["index", "search", str(built), "--query", "dogs", "--mode", mode]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "one save behind" in err[-1] and not any("Traceback" in line for line in err)

@@ -76,6 +76,25 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def resume_check(base: list[str], work: Path, kill_after: int) -> dict:
+    """Kill a run with SIGKILL once ``kill_after`` windows are done, rerun it; compare with full.npy."""
+    state = work / "resumed.npy.partial.json"
+
+    def windows_done() -> bool:
+        try:
+            return json.loads(state.read_text())["done"] >= kill_after
+        except (OSError, ValueError, KeyError):
+            return False
+
+    crashed = run_child(base + ["--out", str(work / "resumed.npy")], kill_when=windows_done)
+    resumed = run_child(base + ["--out", str(work / "resumed.npy")])
+    same = sha256(work / "full.npy") == sha256(work / "resumed.npy")
+    print(f"killed after {kill_after} windows: {crashed['killed']}; resume: {resumed['output']!r}; "
+          f"resumed file identical to uninterrupted: {same} (sha256 {sha256(work / 'full.npy')[:16]}); resume peak RSS "
+          f"{resumed['peak_rss'] / 1e9:.3f} GB", flush=True)
+    return {"crashed": crashed, "resumed": resumed, "identical": same}
+
+
 ST_CHILD = """
 import sys, numpy as np
 from embedkit.data import read_lines
@@ -96,6 +115,8 @@ def main() -> None:
     parser.add_argument("--backend", default="torch")
     parser.add_argument("--kill-after", type=int, default=2, help="windows done before the SIGKILL")
     parser.add_argument("--compare-st", action="store_true")
+    parser.add_argument("--no-resume-check", action="store_true",
+                        help="only the uninterrupted run (peak memory), not the kill-and-resume pass")
     parser.add_argument("--workdir", default=None, help="where the input and outputs go (default: a temp dir)")
     parser.add_argument("--out", default=None, help="append the record as a JSON line to this file")
     args = parser.parse_args()
@@ -121,22 +142,10 @@ def main() -> None:
           f"{full['peak_rss'] / 1e9:.3f} GB, output {size / 1e9:.3f} GB, limit {(LIMIT + size) / 1e9:.3f} GB: "
           f"{'OK' if full['peak_rss'] < LIMIT + size else 'OVER'}", flush=True)
 
-    state = work / "resumed.npy.partial.json"
-
-    def windows_done() -> bool:
-        try:
-            return json.loads(state.read_text())["done"] >= args.kill_after
-        except (OSError, ValueError, KeyError):
-            return False
-
-    crashed = run_child(base + ["--out", str(work / "resumed.npy")], kill_when=windows_done)
-    resumed = run_child(base + ["--out", str(work / "resumed.npy")])
-    same = sha256(work / "full.npy") == sha256(work / "resumed.npy")
-    print(f"killed after {args.kill_after} windows: {crashed['killed']}; resume: {resumed['output']!r}; "
-          f"resumed file identical to uninterrupted: {same} (sha256 {sha256(work / 'full.npy')[:16]}); resume peak RSS "
-          f"{resumed['peak_rss'] / 1e9:.3f} GB", flush=True)
-    record = {"benchmark": "stream", "argv": sys.argv[1:], "input": described, "full": full, "crashed": crashed,
-              "resumed": resumed, "identical": same, "output_bytes": size, "limit_bytes": LIMIT + size}
+    record = {"benchmark": "stream", "argv": sys.argv[1:], "input": described, "full": full, "output_bytes": size,
+              "limit_bytes": LIMIT + size}
+    if not args.no_resume_check:
+        record.update(resume_check(base, work, args.kill_after))
     if args.compare_st:
         st = run_child([sys.executable, "-c", ST_CHILD, model, str(source), str(work / "st.npy"), str(args.batch_size)])
         print(f"sentence-transformers (read all, encode, save): {st['seconds']:.0f} s, peak RSS "

@@ -62,3 +62,42 @@ def test_backends_without_domain_routing_refuse_moe_models(tiny_model, backend):
                                "experts; use --backend torch")
     with routed(moe, "news"):  # the torch backend routes
         assert encode(moe, ["a cat sleeps"]).shape == (1, 32)
+
+
+def _op_types(path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_onnx_int8_graph_has_fused_attention(tiny_model):
+    """The export traces plain attention (then switched back on the model), which ONNX Runtime fuses and
+    the quantiser turns into QAttention: the speed of ``onnx-int8`` on long inputs depends on it."""
+    pytest.importorskip("onnxruntime")
+    from embedkit.encoding.onnx_backend import onnx_file
+
+    implementation = tiny_model[0].auto_model.config._attn_implementation
+    path, _ = onnx_file(tiny_model, "onnx-int8")
+    assert tiny_model[0].auto_model.config._attn_implementation == implementation
+    assert "QAttention" in _op_types(path)
+    assert path.name == "model.v2.int8.onnx"  # not the files of the unfused version (model.int8.onnx)
+
+
+@pytest.mark.parametrize("failure", ["raises", "changes embeddings"])
+def test_onnx_int8_falls_back_to_the_unfused_graph(tiny_model, texts, monkeypatch, failure):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime.transformers.optimizer
+
+    from embedkit.encoding import onnx_backend
+
+    if failure == "raises":
+        def broken(*args, **kwargs):
+            raise RuntimeError("pattern not understood")
+        monkeypatch.setattr(onnxruntime.transformers.optimizer, "optimize_model", broken)
+    else:
+        monkeypatch.setattr(onnx_backend, "_same_embeddings", lambda *args: False)
+    path, _ = onnx_backend.onnx_file(tiny_model, "onnx-int8")
+    assert "QAttention" not in _op_types(path)
+    # no fused or temporary file left behind
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.v2.int8.onnx", "model.v2.onnx"]
+    assert min_cosine(encode(tiny_model, texts, backend="onnx-int8"), tiny_model.encode(texts)) > 0.9

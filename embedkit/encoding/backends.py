@@ -46,6 +46,18 @@ def changes_embeddings(backend: str) -> bool:
     return check_backend(backend) in ("int8", "onnx-int8")
 
 
+def embedding_variant(backend: str) -> str:
+    """What cache keys must tell apart for this backend: '' where embeddings are the model's own, else the
+    backend and, for onnx-int8, its graph version (a new int8 graph gives slightly different embeddings)."""
+    if not changes_embeddings(backend):
+        return ""
+    if backend == "onnx-int8":
+        from embedkit.encoding.onnx_backend import GRAPH_VERSION
+
+        return f"{backend}/{GRAPH_VERSION}"
+    return backend
+
+
 def weights_version(model) -> tuple:
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, changes_embeddings
+from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant
 from embedkit.encoding.engine import Role, encode, resolve_prompt
 from embedkit.paths import cache_dir
 
@@ -64,7 +64,8 @@ class EmbeddingCache:
 
 def _chunk_key(fingerprint: str, prompt: str, normalize: bool, texts: Sequence[str], backend: str = DEFAULT_BACKEND) -> str:
     # Backends that give the model's own embeddings share entries; the int8 ones get their own.
-    variant = f"{backend}\0" if changes_embeddings(backend) else ""
+    variant = embedding_variant(backend)
+    variant = f"{variant}\0" if variant else ""
     h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}".encode())
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))

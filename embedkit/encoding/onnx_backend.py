@@ -39,7 +39,8 @@ from embedkit.errors import ConfigError
 ONNX_BACKENDS = ("onnx", "onnx-int8")
 # Part of the cached file names: change it whenever the export or the int8 graph changes, so that files
 # written by an earlier version (v1: scaled-dot-product attention traced as is, no fusions) are not reused.
-_GRAPH_VERSION = "v2"
+# The embedding cache keys onnx-int8 entries by it too (``backends.embedding_variant``).
+GRAPH_VERSION = "v2"
 # ONNX Runtime fusions left off in every session (see the module docstring for why).
 _DISABLED_FUSIONS = ["SkipLayerNormFusion"]
 _EXAMPLE = ["an example sentence", "a second, somewhat longer example sentence"]  # two lengths: padding traced
@@ -210,12 +211,12 @@ def onnx_file(model, backend: str) -> tuple[Path, list[str]]:
     _require_onnxruntime()
     names = _input_names(model)
     folder = cache_dir() / "onnx" / model_fingerprint(model)
-    fp32 = folder / f"model.{_GRAPH_VERSION}.onnx"
+    fp32 = folder / f"model.{GRAPH_VERSION}.onnx"
     if not fp32.exists():
         _export(model, names, fp32)
     if backend == "onnx":
         return fp32, names
-    int8 = folder / f"model.{_GRAPH_VERSION}.int8.onnx"
+    int8 = folder / f"model.{GRAPH_VERSION}.int8.onnx"
     if not int8.exists():
         _quantise(fp32, int8, model, names)
     return int8, names

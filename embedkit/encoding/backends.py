@@ -92,7 +92,8 @@ def check_routing(model, backend: str) -> None:
 def model_for_backend(model, backend: str, device_type: str, threads: int):
     """What runs the forward passes for ``backend`` on a device of type ``device_type``: called on
     features, returns a dict with ``sentence_embedding`` (``threads``: intra-op threads per call)."""
-    check_routing(model, check_backend(backend))
+    backend = check_backend(backend)
+    check_routing(model, backend)
     if backend in CPU_ONLY and device_type != "cpu":
         raise ConfigError(f"backend {backend!r} runs on the CPU only, not on {device_type!r}; use --backend torch")
     if backend == "int8":

@@ -110,9 +110,8 @@ class BM25Index:
 
     def save(self, path: str | Path, paired_with: str | None = None) -> Path:
         """Crash-safe save. ``paired_with`` identifies the FAISS documents saved beside it
-        (``saved_documents_checksum``):
-        the two manifests are switched one after the other, so a crash between them leaves a BM25 index
-        one save behind the FAISS one, which ``paired_with`` lets a reader detect."""
+        (``saved_documents_checksum``): the two manifests are switched one after the other, so a crash
+        between them leaves a BM25 index one save behind the FAISS one, which ``paired_with`` reveals."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         gen = storage.new_generation()

@@ -318,7 +318,6 @@ class FaissIndex:
         return (-scores if self.metric == "l2" else scores), ids[np.where(labels < 0, len(ids) - 1, labels)]
 
     def _to_hits(self, scores: np.ndarray, labels: np.ndarray) -> SearchResults:
-        # FAISS pads missing results with label -1 at the end of a row: only a row's tail can be -1
         return SearchResults(-scores if self.metric == "l2" else scores, labels, self._doc_columns())
 
     # ----------------------------------------------------------------- tuning

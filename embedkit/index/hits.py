@@ -38,13 +38,14 @@ class SearchResults(Sequence):
     """The hit lists of one batch search, one per query, each a plain ``list[Hit]`` built on first access.
 
     Why lazy: a batch of 1,000 queries at k=10 makes 10,000 ``Hit`` objects, and for fast specs
-    (IVF-PQ) building them all costs about a tenth of the FAISS search itself. Keeping the label and
+    (IVF-PQ) building them all costs about a fifth of the FAISS search itself (benchmarks/README.md). Keeping the label and
     score arrays and building a query's hits when it is read keeps the layer's batch overhead small;
     a caller who reads every row pays the same as an eager list. Compares equal to a list of lists.
     """
 
     def __init__(self, scores: np.ndarray, labels: np.ndarray, columns: tuple):
-        # columns: object arrays (ids, texts, titles, parents) each ending in a None that label -1 maps to
+        # columns: object arrays (ids, texts, titles, parents), None for a column never set; FAISS pads a
+        # short row with label -1 at its end, which _build drops
         self._scores, self._labels, self._columns = scores, labels, columns
         self._rows: list[list[Hit] | None] = [None] * len(labels)
 

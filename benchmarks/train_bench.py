@@ -13,8 +13,14 @@ against ``InfoNCELoss`` at batch ``--mini-batch``; the ratio of the peaks is pri
 and so is the ratio of the increments over the process's memory before the step. On CUDA the peak is
 ``torch.cuda.max_memory_allocated``.
 
+Heap (``--heap``): what :func:`embedkit.heap.reuse_freed_memory` (on around every ``embedkit train``
+run) saves. Fresh processes, alternately with and without it (A B A B ...), each train ``--steps``
+InfoNCE steps after ``--warmup`` untimed ones at the first of ``--batch-sizes``; medians of seconds,
+system seconds and minor page faults per step, and each process's peak resident memory.
+
     python benchmarks/train_bench.py --batch-sizes 32,128 --steps 6 --max-seq-length 128
     python benchmarks/train_bench.py --memory --cached-batch 1024 --mini-batch 64
+    python benchmarks/train_bench.py --heap --batch-sizes 32 --max-seq-length 256 --steps 4 --repeats 2
 """
 from __future__ import annotations
 
@@ -118,40 +124,57 @@ def speed(args) -> list[dict]:
 
 
 def memory_child(args) -> None:
-    """One training step of one configuration; prints its memory as JSON (run in a fresh process)."""
+    """``--child-steps`` training steps of one configuration; prints time and memory as JSON (a fresh process)."""
+    import contextlib
     import resource
 
     import psutil
     import torch
 
-    model = load(args)
-    pairs = scifact_pairs()
-    loss = make_loss(args.child_loss, model, args.mini_batch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
-    anchors, positives = next(batches(pairs * (1 + args.child_batch // len(pairs)), args.child_batch))
-    before = psutil.Process().memory_info().rss
-    if model.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    run, _ = timed(args.child_loss, lambda: step(model, loss, optimizer, anchors, positives, model.device))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if model.device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated()
+    from embedkit.heap import reuse_freed_memory
+
+    with reuse_freed_memory() if args.child_heap else contextlib.nullcontext():
+        model = load(args)
+        pairs = scifact_pairs()
+        loss = make_loss(args.child_loss, model, args.mini_batch)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+        feed = batches(pairs * (1 + args.child_batch // len(pairs)), args.child_batch)
+        before = psutil.Process().memory_info().rss
+        if model.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+        steps = []
+        for _ in range(args.child_steps):
+            anchors, positives = next(feed)
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            run, _ = timed(args.child_loss, lambda: step(model, loss, optimizer, anchors, positives, model.device))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            steps.append({"seconds": run.seconds, "others_cpu": run.others_cpu,
+                          "system_seconds": after.ru_stime - usage.ru_stime,
+                          "minor_faults": after.ru_minflt - usage.ru_minflt})
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if model.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated()
     print(json.dumps({"loss": args.child_loss, "batch": args.child_batch, "mini_batch": args.mini_batch,
-                      "peak_bytes": peak, "before_step_bytes": before, "seconds": run.seconds,
-                      "others_cpu": run.others_cpu, "device": str(model.device)}))
+                      "heap": args.child_heap, "peak_bytes": peak, "before_step_bytes": before,
+                      "seconds": steps[0]["seconds"], "others_cpu": steps[0]["others_cpu"], "steps": steps,
+                      "device": str(model.device)}))
+
+
+def child(args, loss: str, batch: int, steps: int = 1, heap: bool = False) -> dict:
+    command = [sys.executable, __file__, "--child-loss", loss, "--child-batch", str(batch), "--mini-batch",
+               str(args.mini_batch), "--model", args.model, "--child-steps", str(steps)]
+    command += ["--child-heap"] if heap else []
+    command += ["--max-seq-length", str(args.max_seq_length)] if args.max_seq_length else []
+    command += ["--device", args.device] if args.device else []
+    command += ["--threads", str(args.threads)] if args.threads else []
+    return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
 
 
 def memory(args) -> list[dict]:
     results = {}
     for loss, batch in (("infonce", args.mini_batch), ("cached-infonce", args.cached_batch)):
-        command = [sys.executable, __file__, "--child-loss", loss, "--child-batch", str(batch), "--mini-batch",
-                   str(args.mini_batch), "--model", args.model]
-        command += ["--max-seq-length", str(args.max_seq_length)] if args.max_seq_length else []
-        command += ["--device", args.device] if args.device else []
-        command += ["--threads", str(args.threads)] if args.threads else []
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        results[loss] = json.loads(out)
+        results[loss] = child(args, loss, batch)
         r = results[loss]
         print(f"  {loss:15s} batch {batch:5d}: peak {r['peak_bytes'] / 2**20:8.1f} MiB (before the step "
               f"{r['before_step_bytes'] / 2**20:.1f} MiB), {r['seconds']:.1f} s, others {r['others_cpu']:.2f} cores",
@@ -165,6 +188,33 @@ def memory(args) -> list[dict]:
     return [{"memory": True, "peak_ratio": ratio, "growth_ratio": growth, **{k: v for k, v in results.items()}}]
 
 
+def heap(args) -> list[dict]:
+    batch = args.batch_sizes[0]
+    runs = {False: [], True: []}
+    for _ in range(args.repeats):
+        for on in (False, True):
+            r = child(args, "infonce", batch, args.warmup + args.steps, heap=on)
+            runs[on].append(r)
+            timed_steps = r["steps"][args.warmup:]
+            print(f"  reuse_freed_memory={on!s:5s}: " + " ".join(f"{s['seconds']:.2f}s" for s in timed_steps) +
+                  f", peak {r['peak_bytes'] / 2**30:.2f} GiB, others "
+                  f"{max(s['others_cpu'] for s in timed_steps):.2f} cores", flush=True)
+    summary = {}
+    for on in (False, True):
+        timed_steps = [s for r in runs[on] for s in r["steps"][args.warmup:]]
+        summary[on] = {key: median([s[key] for s in timed_steps])
+                       for key in ("seconds", "system_seconds", "minor_faults")}
+        summary[on]["peak_bytes"] = max(r["peak_bytes"] for r in runs[on])
+    off, on = summary[False], summary[True]
+    print(f"==> batch {batch}, {args.max_seq_length or 'model'} tokens: {on['seconds']:.2f} s/step with "
+          f"reuse_freed_memory vs {off['seconds']:.2f} without (ratio {on['seconds'] / off['seconds']:.3f}); "
+          f"system {on['system_seconds']:.2f} vs {off['system_seconds']:.2f} s/step; minor faults "
+          f"{on['minor_faults']:.0f} vs {off['minor_faults']:.0f} per step; peak "
+          f"{on['peak_bytes'] / 2**30:.2f} vs {off['peak_bytes'] / 2**30:.2f} GiB", flush=True)
+    return [{"heap": True, "batch_size": batch, "max_seq_length": args.max_seq_length,
+             "with": on, "without": off, "runs": {str(k): v for k, v in runs.items()}}]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="default")
@@ -176,10 +226,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's own; 1 is steadier on a shared machine)")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--heap", action="store_true", help="steps with and without embedkit.heap.reuse_freed_memory")
+    parser.add_argument("--repeats", type=int, default=2, help="--heap: processes per arm")
     parser.add_argument("--cached-batch", type=int, default=1024)
     parser.add_argument("--mini-batch", type=int, default=64)
     parser.add_argument("--child-loss", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-batch", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-steps", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--child-heap", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help="append the records as JSON lines to this file")
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -192,7 +246,7 @@ def main() -> None:
         memory_child(args)
         return
     print(f"machine {machine()}", flush=True)
-    records = memory(args) if args.memory else speed(args)
+    records = memory(args) if args.memory else heap(args) if args.heap else speed(args)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
             for r in records:

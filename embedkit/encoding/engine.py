@@ -7,7 +7,9 @@ What it does differently from ``SentenceTransformer.encode`` (and why it is fast
 2. the calling thread tokenises while worker threads run the forward passes, and on a CPU each worker
    runs its own batch with its own small torch thread team instead of one team over all cores (see
    :mod:`embedkit.encoding.threads` for why that matters on a loaded machine);
-3. ``torch.inference_mode`` throughout.
+3. ``torch.inference_mode`` throughout;
+4. on a CPU, freed activation buffers are reused from the heap instead of being mapped afresh for
+   every batch (see :mod:`embedkit.heap`).
 
 The forward pass is the model's own: ``model.preprocess`` tokenises (prompts, truncation, prompt
 length for pooling that excludes the prompt) and ``model(features)`` runs every module, so pooling,
@@ -17,6 +19,7 @@ SentenceTransformer with ``preprocess`` (e.g. the GRACE causal-LM encoders, whic
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Callable, Literal, Sequence
 
@@ -26,6 +29,7 @@ from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend, model_for
 from embedkit.encoding.bucketing import plan_batches, token_lengths
 from embedkit.encoding.pipeline import run_pipeline
 from embedkit.encoding.threads import ThreadPlan
+from embedkit.heap import reuse_freed_memory
 
 Role = Literal["query", "document"]
 _ROLE_PROMPT_NAMES = {"query": ("query",), "document": ("document", "passage", "corpus")}
@@ -132,7 +136,9 @@ def encode_into(
 
     rows_out = _Rows(len(texts), out)
     forward = _forward_fn(runner, target, normalize, getattr(model, "truncate_dim", None))
-    run_pipeline((b.rows for b in batches), prepare, forward, rows_out.write, plan, progress)
+    # Long texts allocate attention buffers larger than glibc's mmap threshold every batch (embedkit.heap).
+    with reuse_freed_memory() if target.type == "cpu" else contextlib.nullcontext():
+        run_pipeline((b.rows for b in batches), prepare, forward, rows_out.write, plan, progress)
     return rows_out.array
 
 

@@ -95,5 +95,9 @@ def validate_params(recipe: "Recipe") -> Any:
 
 
 def run_recipe(recipe: "Recipe", out_dir: Path, resume: bool = False) -> "TrainResult":
+    from embedkit.heap import reuse_freed_memory
+
     runner = get_runner(recipe.method)
-    return runner.run(recipe, validate_params(recipe), Path(out_dir), resume)
+    params = validate_params(recipe)
+    with reuse_freed_memory():  # a training step's activations are reallocated every step (see embedkit.heap)
+        return runner.run(recipe, params, Path(out_dir), resume)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -42,5 +43,6 @@ def run(args: argparse.Namespace) -> int:
         from embedkit.training.result import results_table
 
         print(results_table(result))
-    print(f"saved to {out} ({result.steps} steps, {result.train_seconds:.0f} s of training)")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process saved anything
+        print(f"saved to {out} ({result.steps} steps, {result.train_seconds:.0f} s of training)")
     return 0

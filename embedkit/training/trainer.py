@@ -119,6 +119,9 @@ def training_arguments(recipe: Recipe, out_dir: Path, evaluate_during: bool | No
         logging_first_step=True,
         report_to="none",
         run_name=recipe.name,
+        # Without it, transformers does not treat processes started by torchrun on a machine with no
+        # accelerator as data parallel: each would train alone on all the data and write the same folder.
+        use_cpu=not torch.accelerator.is_available(),
     )
 
 

@@ -20,7 +20,7 @@ system seconds and minor page faults per step, and each process's peak resident 
 
     python benchmarks/train_bench.py --batch-sizes 32,128 --steps 6 --max-seq-length 128
     python benchmarks/train_bench.py --memory --cached-batch 1024 --mini-batch 64
-    python benchmarks/train_bench.py --heap --batch-sizes 32 --max-seq-length 256 --steps 4 --repeats 2
+    python benchmarks/train_bench.py --heap --batch-sizes 32 --max-seq-length 256 --steps 3 --repeats 2
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ _SETTLED_TRIM_THRESHOLD = 2 * _SETTLED_MMAP_THRESHOLD  # what glibc pairs with i
 _NEVER_TRIM = 2**31 - 1  # the largest value mallopt takes (an int)
 
 _lock = threading.Lock()
-_depth = 0  # nested or concurrent users (engine worker threads, training + its evaluator)
+_depth = 0  # nested (training, whose evaluation encodes) or concurrent callers
 
 
 def _glibc():

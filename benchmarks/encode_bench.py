@@ -1,7 +1,8 @@
 """Encoding throughput and quality: embedkit's engine against sentence-transformers' ``encode``.
 
 Speed (default): for each data set and batch size, the compared methods run interleaved
-(ST, embedkit backend 1, backend 2, ST, ...) ``--repeats`` times on the same texts and model; each
+(ST, embedkit backend 1, backend 2, ST, ...) ``--repeats`` times on the same texts and model, each run
+in a fresh process (after an untimed warm-up on 8 texts), so no method inherits another's state; each
 method's throughput is the median over its runs, its best batch size is the one with the highest
 median, and the ratio printed is (method at its best batch size) / (ST at its best batch size). Every
 run records the load of other processes (see benchlib). The minimum cosine between each method's
@@ -18,16 +19,19 @@ Runs on CUDA when ``--device cuda`` is given (the CPU-only backends are then ski
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import describe_load, interleaved, machine, median  # noqa: E402
+from benchlib import Run, describe_load, machine, median, timed  # noqa: E402
 
 ST = "sentence-transformers"
 
@@ -72,19 +76,19 @@ def speed(args, model) -> list[dict]:
         texts = DATA[name](data_dir())
         texts = texts[:args.limit] if args.limit else texts
         reference = embed(model, texts, ST, 32, args.device)
-        for method in args.backends:  # warm-up: exports/quantises once, outside the timings
+        for method in args.backends:  # exports/quantises once, outside the timings (cached on disk)
             embed(model, texts[:8], method, 8, args.device)
         per_batch: dict[tuple[str, int], list] = {}
         for batch_size in args.batch_sizes:
-            candidates = {m: (lambda m=m: embed(model, texts, m, batch_size, args.device)) for m in methods}
+            runs: dict[str, list[Run]] = {m: [] for m in methods}
             cosines: dict[str, float] = {}
-
-            def check(run, result):
-                cosine = float(np.min(np.sum(result * reference, axis=1) /
-                                      (np.linalg.norm(result, axis=1) * np.linalg.norm(reference, axis=1))))
-                cosines[run.name] = min(cosines.get(run.name, 1.0), cosine)
-
-            runs = interleaved(candidates, args.repeats, on_run=check)
+            for _ in range(args.repeats):  # interleaved: ST, backend 1, backend 2, ST, ...
+                for method in methods:
+                    run, result = child(args, name, method, batch_size)
+                    runs[method].append(run)
+                    cosine = float(np.min(np.sum(result * reference, axis=1) /
+                                          (np.linalg.norm(result, axis=1) * np.linalg.norm(reference, axis=1))))
+                    cosines[method] = min(cosines.get(method, 1.0), cosine)
             for method in methods:
                 per_batch[(method, batch_size)] = runs[method]
                 rate = len(texts) / median([r.seconds for r in runs[method]])
@@ -93,6 +97,7 @@ def speed(args, model) -> list[dict]:
                           "cpu_seconds": [r.cpu_seconds for r in runs[method]],
                           "others_cpu": [r.others_cpu for r in runs[method]],
                           "load": [(r.load_before, r.load_after) for r in runs[method]],
+                          "peak_rss_gb": [r.extra["peak_rss_gb"] for r in runs[method]],
                           "min_cosine_vs_st": cosines[method]}
                 records.append(record)
                 print(f"{name:8s} bs {batch_size:4d} {method:22s} {rate:8.1f} texts/s  min cos {cosines[method]:.6f}  "
@@ -109,6 +114,37 @@ def speed(args, model) -> list[dict]:
             records.append({"data": name, "texts": len(texts), "method": method, "summary": True, "best_batch_size": bs,
                             "texts_per_s": rate, "ratio_vs_st": ratio})
     return records
+
+
+def child(args, data: str, method: str, batch_size: int) -> tuple[Run, np.ndarray]:
+    """One timed encode in a fresh process, so no method inherits another's process state (glibc's
+    heap settings are process-wide: embedkit's CPU engine changes them, see embedkit.heap)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "embeddings.npy"
+        command = [sys.executable, __file__, "--model", args.model, "--data", data, "--child-method", method,
+                   "--child-batch", str(batch_size), "--child-out", str(out)]
+        command += ["--limit", str(args.limit)] if args.limit else []
+        command += ["--device", args.device] if args.device else []
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode:
+            raise SystemExit(f"{method} at batch {batch_size} failed:\n{finished.stderr[-2000:]}")
+        return Run(**json.loads(finished.stdout.strip().splitlines()[-1])), np.load(out)
+
+
+def run_child(args, model) -> None:
+    """The child side of :func:`child`: warm up on 8 texts, time one encode of them all, save the
+    embeddings, print the measurement as JSON."""
+    import resource
+
+    from embedkit.paths import data_dir
+
+    texts = DATA[args.data[0]](data_dir())
+    texts = texts[:args.limit] if args.limit else texts
+    embed(model, texts[:8], args.child_method, 8, args.device)
+    run, result = timed(args.child_method, lambda: embed(model, texts, args.child_method, args.child_batch, args.device))
+    run.extra["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    np.save(args.child_out, result)
+    print(json.dumps(dataclasses.asdict(run)), flush=True)
 
 
 def stsb_spearman(model, root: Path, method: str, batch_size: int, device) -> float:
@@ -172,6 +208,9 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="quality mode: embedding cache folder for the backends that "
                         "give the model's own embeddings (torch, onnx, sentence-transformers), e.g. a shared one")
     parser.add_argument("--out", default=None, help="append the records as JSON lines to this file")
+    parser.add_argument("--child-method", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-batch", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global QUALITY_CACHE
     QUALITY_CACHE = args.cache if args.quality else None
@@ -188,6 +227,8 @@ def main() -> None:
     if args.device and args.device.startswith("cuda"):
         args.backends = [b for b in args.backends if b not in CPU_ONLY]
     model = load_model(args.model, device=args.device)
+    if args.child_method:
+        return run_child(args, model)
     print(f"machine {machine()}  torch {torch.__version__} threads {torch.get_num_threads()}  device "
           f"{args.device or model.device}", flush=True)
     records = quality(args, model) if args.quality else speed(args, model)

@@ -82,6 +82,7 @@ class CCPLoss(nn.Module):
         memory_bank_size: int = 4096,
         temperature: float = 0.05,
         symmetric: bool = True,
+        projection_init: str = "random",
     ) -> None:
         """Contrastive context prediction with a per-language memory bank and asymmetric batch norm.
 
@@ -97,6 +98,10 @@ class CCPLoss(nn.Module):
             memory_bank_size: rows kept per language (0: in-batch negatives only).
             temperature: softmax temperature T.
             symmetric: also predict the anchor from its context sentence (the paper's "vice versa").
+            projection_init: ``random`` (``nn.Linear``'s default) or ``identity`` (needs
+                ``projection_dim`` equal to the embedding width): the head starts as batch norm alone,
+                so the first steps' gradients reach the encoder through its own embedding space
+                rather than through a random rotation and scaling of it.
         """
         super().__init__()
         from embedkit.models import embedding_dim
@@ -111,9 +116,24 @@ class CCPLoss(nn.Module):
         self.projection_dim = projection_dim or width
         self.temperature, self.symmetric, self.memory_bank_size = temperature, symmetric, memory_bank_size
         self.projection = nn.Linear(width, self.projection_dim)
+        if projection_init == "identity":
+            if self.projection_dim != width:
+                raise ValueError(f"projection_init 'identity' needs projection_dim == {width}, got {self.projection_dim}")
+            with torch.no_grad():
+                self.projection.weight.copy_(torch.eye(width))
+                self.projection.bias.zero_()
+        elif projection_init != "random":
+            raise ValueError(f"projection_init must be 'random' or 'identity', got {projection_init!r}")
+        self.projection_init = projection_init
         self.batch_norm = AsymmetricBatchNorm(self.projection_dim)
         self.memory = (LanguageMemoryBank(self.projection_dim, memory_bank_size, self.languages,
                                           views=2 if symmetric else 1) if memory_bank_size else None)
+
+    @torch.no_grad()
+    def calibrate(self, embeddings: Tensor) -> None:
+        """Start the batch norm's running statistics at those of the projected ``embeddings`` (see
+        :meth:`AsymmetricBatchNorm.calibrate`): sentence embeddings of the training data, before training."""
+        self.batch_norm.calibrate(self.projection(embeddings.to(self.projection.weight)))
 
     def project(self, embeddings: Tensor, side: str) -> Tensor:
         return self.batch_norm(self.projection(embeddings), side)
@@ -143,7 +163,7 @@ class CCPLoss(nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         return {"languages": self.languages, "projection_dim": self.projection_dim,
                 "memory_bank_size": self.memory_bank_size, "temperature": self.temperature,
-                "symmetric": self.symmetric}
+                "symmetric": self.symmetric, "projection_init": self.projection_init}
 
     @property
     def citation(self) -> str:

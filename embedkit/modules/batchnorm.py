@@ -42,5 +42,18 @@ class AsymmetricBatchNorm(nn.Module):
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             training=batch_statistics, momentum=self.momentum, eps=self.eps)
 
+    @torch.no_grad()
+    def calibrate(self, x: Tensor) -> None:
+        """Set the running statistics to those of ``x`` (``(rows, dim)``).
+
+        The positive side is normalised with the running statistics from the first step on; left at
+        their initial (0, 1) they would not match the anchor side's batch statistics until the moving
+        average has caught up, and those first steps' gradients would train against a mismatch.
+        """
+        if x.dim() != 2 or x.size(1) != self.dim or x.size(0) < 2:
+            raise ValueError(f"calibrate needs (rows >= 2, {self.dim}) inputs, got {tuple(x.shape)}")
+        self.running_mean.copy_(x.mean(0))
+        self.running_var.copy_(x.var(0))
+
     def extra_repr(self) -> str:
         return f"{self.dim}, momentum={self.momentum}, eps={self.eps}, affine={self.weight is not None}"

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,8 @@ class CCPParams(BaseModel):
     include_title: bool = True  # beir: the title is the document's first sentence
     max_documents: Optional[int] = Field(None, ge=1)  # keep the first N documents
     projection_dim: Optional[int] = Field(None, ge=1)
+    projection_init: Literal["random", "identity"] = "random"  # see CCPLoss
+    calibration_sentences: int = Field(512, ge=0)  # batch-norm running statistics start from these (0: from (0, 1))
     memory_bank_size: int = Field(4096, ge=0)
     temperature: float = Field(0.05, gt=0)
     symmetric: bool = True
@@ -177,7 +179,11 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     set_seed(recipe.seed)  # the projection head is freshly initialised
     loss = CCPLoss(model, languages=[params.language], projection_dim=params.projection_dim,
                    memory_bank_size=params.memory_bank_size, temperature=params.temperature,
-                   symmetric=params.symmetric)
+                   symmetric=params.symmetric, projection_init=params.projection_init)
+    if params.calibration_sentences and not resume_from:  # a resumed run restores its statistics
+        anchors = random.Random(recipe.seed).sample(columns["anchor"], min(params.calibration_sentences, len(columns["anchor"])))
+        model.max_seq_length = recipe.max_seq_length or inference_length
+        loss.calibrate(model.encode(anchors, batch_size=recipe.eval.batch_size, convert_to_tensor=True))
     finite = NonFiniteLossGuard(loss)
     loss_state = LossStateCheckpointer(loss, out_dir)  # projection, batch-norm statistics and bank
     loss_state.restore(resume_from)
@@ -219,10 +225,18 @@ def ccp_training_arguments(recipe: Recipe, out_dir: Path):
     return training_arguments(recipe.model_copy(update={"loss": InfoNCESpec(name="infonce")}), out_dir)
 
 
+def read_ccp_data(recipe: Recipe, params: CCPParams) -> tuple[int, int]:
+    """(context pairs, evaluation sets), read as the runner reads them: what ``embedkit train --check``
+    reports (the recipe's ``data`` names documents to split, not training rows)."""
+    from embedkit.training.evaluation import load_eval_sets
+
+    return len(ccp_columns(recipe, params)["anchor"]), len(load_eval_sets(recipe.eval, seed=recipe.seed))
+
+
 def _register() -> None:
     from embedkit.training.runners import register_runner
 
-    register_runner("ccp", CCPParams, train_ccp)
+    register_runner("ccp", CCPParams, train_ccp, read_data=read_ccp_data)
 
 
 _register()

@@ -56,3 +56,20 @@ def test_loss_module_trains_projection_and_fills_the_bank(tiny_model):
     assert int(loss.memory.filled[0]) == 3
     with pytest.raises(ValueError, match="language ids"):
         loss(columns, torch.tensor([0, 1, 0]))
+
+
+def test_identity_head_and_calibration_start_at_the_standardised_embeddings(tiny_model):
+    from embedkit.models import embedding_dim
+
+    loss = CCPLoss(tiny_model, memory_bank_size=0, projection_init="identity")
+    embeddings = torch.randn(64, embedding_dim(tiny_model))
+    torch.testing.assert_close(loss.projection(embeddings), embeddings)
+    loss.calibrate(embeddings)
+    loss.batch_norm.train()
+    standardised = (embeddings - embeddings.mean(0)) / torch.sqrt(embeddings.var(0) + loss.batch_norm.eps)
+    torch.testing.assert_close(loss.project(embeddings, "positive"), standardised)
+    assert loss.get_config_dict()["projection_init"] == "identity"
+    with pytest.raises(ValueError, match="projection_init 'identity' needs"):
+        CCPLoss(tiny_model, projection_dim=3, projection_init="identity")
+    with pytest.raises(ValueError, match="projection_init must be"):
+        CCPLoss(tiny_model, projection_init="orthogonal")

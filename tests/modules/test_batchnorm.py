@@ -40,3 +40,17 @@ def test_eval_mode_uses_running_statistics_on_both_sides():
     torch.testing.assert_close(bn(x[:2], "anchor"), bn(x, "anchor")[:2])
     with pytest.raises(ValueError, match="side must be"):
         bn(x, "query")
+
+
+def test_calibrate_sets_running_statistics_so_both_sides_agree_from_the_start():
+    torch.manual_seed(0)
+    bn = AsymmetricBatchNorm(4).train()
+    x = torch.randn(256, 4) * 3 + 2
+    bn.calibrate(x)
+    torch.testing.assert_close(bn.running_mean, x.mean(0))
+    torch.testing.assert_close(bn.running_var, x.var(0))
+    # the calibration batch itself: the positive side (running statistics) now matches the
+    # anchor side (batch statistics); uncalibrated, they differ by the data's mean and scale
+    torch.testing.assert_close(bn(x, "positive"), bn(x, "anchor"), atol=1e-2, rtol=5e-3)  # unbiased vs biased variance
+    with pytest.raises(ValueError, match="calibrate needs"):
+        bn.calibrate(torch.randn(8, 3))

@@ -49,3 +49,10 @@ def test_ccp_collapse_and_bad_kind(ccp_recipe, tmp_path):
     recipe["data"] = {"kind": "sts", "path": "stsb"}
     with pytest.raises(ConfigError, match="method ccp reads documents"):
         run_recipe(validate_recipe(recipe), tmp_path / "k")
+
+
+def test_check_counts_context_pairs(ccp_recipe):
+    from embedkit.training.ccp import read_ccp_data
+
+    recipe = validate_recipe(ccp_recipe())
+    assert read_ccp_data(recipe, CCPParams(window=1)) == (12, 1)

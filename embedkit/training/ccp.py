@@ -43,8 +43,10 @@ class CCPParams(BaseModel):
     include_title: bool = True  # beir: the title is the document's first sentence
     max_documents: Optional[int] = Field(None, ge=1)  # keep the first N documents
     projection_dim: Optional[int] = Field(None, ge=1)
-    projection_init: Literal["random", "identity"] = "random"  # see CCPLoss
-    calibration_sentences: int = Field(512, ge=0)  # batch-norm running statistics start from these (0: from (0, 1))
+    # random: nn.Linear's default, batch norm at (0, 1); identity: the head starts as the identity map,
+    # its batch norm calibrated on `calibration_sentences` training sentences (CCPLoss.calibrate)
+    projection_init: Literal["random", "identity"] = "random"
+    calibration_sentences: int = Field(512, ge=2)
     memory_bank_size: int = Field(4096, ge=0)
     temperature: float = Field(0.05, gt=0)
     symmetric: bool = True
@@ -180,7 +182,7 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     loss = CCPLoss(model, languages=[params.language], projection_dim=params.projection_dim,
                    memory_bank_size=params.memory_bank_size, temperature=params.temperature,
                    symmetric=params.symmetric, projection_init=params.projection_init)
-    if params.calibration_sentences and not resume_from:  # a resumed run restores its statistics
+    if params.projection_init == "identity" and not resume_from:  # a resumed run restores the head
         anchors = random.Random(recipe.seed).sample(columns["anchor"], min(params.calibration_sentences, len(columns["anchor"])))
         model.max_seq_length = recipe.max_seq_length or inference_length
         loss.calibrate(model.encode(anchors, batch_size=recipe.eval.batch_size, convert_to_tensor=True))

@@ -56,3 +56,15 @@ def test_check_counts_context_pairs(ccp_recipe):
 
     recipe = validate_recipe(ccp_recipe())
     assert read_ccp_data(recipe, CCPParams(window=1)) == (12, 1)
+
+
+def test_identity_head_is_calibrated_before_the_first_step(ccp_recipe, tmp_path, monkeypatch):
+    from embedkit.losses import CCPLoss
+
+    calibrated = []
+    original = CCPLoss.calibrate
+    monkeypatch.setattr(CCPLoss, "calibrate", lambda self, e: (calibrated.append(e.shape), original(self, e))[1])
+    run_recipe(validate_recipe(ccp_recipe(projection_init="identity", calibration_sentences=5)), tmp_path / "i")
+    assert len(calibrated) == 1 and calibrated[0][0] == 5
+    run_recipe(validate_recipe(ccp_recipe()), tmp_path / "r")  # random head: the paper's start, no calibration
+    assert len(calibrated) == 1

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         from embedkit.training.evaluation import load_eval_sets
         from embedkit.training.runners import get_runner, validate_params
 
-        read_data = get_runner(recipe.method).read_data  # a method whose data (and sets) its params name
+        read_data = get_runner(recipe.method).read_data  # a method whose training rows it reads itself
         if read_data is not None:
             rows, sets = read_data(recipe, validate_params(recipe))
         else:

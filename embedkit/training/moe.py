@@ -480,7 +480,7 @@ def read_domain_data(recipe: Recipe, params: MoEParams) -> tuple[int, int]:
 def _register() -> None:
     from embedkit.training.runners import register_runner
 
-    register_runner("moe", MoEParams, train_moe, read_data=read_domain_data)
+    register_runner("moe", MoEParams, train_moe, read_data=read_domain_data, data_in_params=True)
 
 
 _register()

@@ -5,7 +5,9 @@ A runner is ``run(recipe, params, out_dir, resume) -> TrainResult``; ``params`` 
 validated by the runner's pydantic model (``None``: the method takes no params). The built-in
 ``contrastive`` runner (``embedkit.training.trainer``) is the SentenceTransformerTrainer path.
 Most methods train on the recipe's ``data``; a method that names its data in its params (``moe``: one
-data set per domain) registers ``read_data`` instead, and its recipes may leave ``data`` out.
+data set per domain) registers with ``data_in_params=True``, and its recipes may leave ``data`` out. A
+method whose training rows are not the rows of its ``data`` (``moe``; ``ccp``: documents -> sentence
+pairs) registers ``read_data``, which ``embedkit train --check`` calls to count them.
 Modules listed in ``RUNNER_MODULES`` are imported on first lookup so their ``register_runner`` calls run.
 """
 from __future__ import annotations
@@ -35,10 +37,11 @@ class Runner:
     name: str
     params_model: type[BaseModel] | None
     run: RunFn
-    # The method reads its data from its params, not the recipe's ``data``: ``read_data(recipe, params)``
-    # reads it (for ``embedkit train --check``) and returns (training examples, evaluation sets), the
-    # sets being the ones the method evaluates (moe: its domains' sets, not ``eval.sets``).
+    # ``read_data(recipe, params)`` reads the data as the method does (for ``embedkit train --check``) and
+    # returns (training examples, evaluation sets), the sets being the ones the method evaluates (moe:
+    # its domains' sets, not ``eval.sets``). None: the rows of the recipe's ``data`` and ``eval.sets``.
     read_data: ReadDataFn | None = None
+    data_in_params: bool = False  # the method's data is named in its params: ``data`` may be left out
 
 
 _RUNNERS: dict[str, Runner] = {}
@@ -46,10 +49,12 @@ _imported = False
 
 
 def register_runner(name: str, params_model: type[BaseModel] | None, run_fn: RunFn,
-                    read_data: ReadDataFn | None = None) -> None:
-    """Make ``method: <name>`` available to recipes. Re-registering a name replaces it. Give ``read_data``
-    only when the method takes its data from its params: recipes of that method may then omit ``data``."""
-    _RUNNERS[name] = Runner(name, params_model, run_fn, read_data)
+                    read_data: ReadDataFn | None = None, data_in_params: bool = False) -> None:
+    """Make ``method: <name>`` available to recipes. Re-registering a name replaces it. ``data_in_params``
+    (which needs ``read_data``): the method takes its data from its params, and its recipes may omit ``data``."""
+    if data_in_params and read_data is None:
+        raise ValueError(f"method {name!r}: data_in_params needs read_data")
+    _RUNNERS[name] = Runner(name, params_model, run_fn, read_data, data_in_params)
 
 
 def _import_runner_modules() -> None:
@@ -76,7 +81,7 @@ def validate_params(recipe: "Recipe") -> Any:
     """``recipe.params`` checked against the method's params model; returns the validated object.
     Also refuses a recipe without ``data`` unless its method reads its data from its params."""
     runner = get_runner(recipe.method)
-    if recipe.data is None and runner.read_data is None:
+    if recipe.data is None and not runner.data_in_params:
         raise ConfigError("missing key 'data'")
     if runner.params_model is None:
         if recipe.params:

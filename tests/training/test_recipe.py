@@ -135,7 +135,7 @@ def test_shipped_recipe_data_loads(path, shared_data):
 
     recipe = load_recipe(path)
     read_data = get_runner(recipe.method).read_data
-    if read_data is not None:  # moe: the data is in params
+    if read_data is not None:  # moe, ccp: the method reads its training rows itself
         assert read_data(recipe, validate_params(recipe))[0]
     else:
         assert next(iter(load_training_data(recipe.data).columns.values()))

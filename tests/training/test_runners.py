@@ -50,3 +50,9 @@ def test_contrastive_takes_no_params_and_needs_a_loss(recipe_file):
         load_recipe(recipe_file(params={"x": 1}))
     with pytest.raises(ConfigError, match="method contrastive needs a loss"):
         load_recipe(recipe_file(loss=None))
+
+
+def test_data_in_params_needs_a_reader():
+    with pytest.raises(ValueError, match="data_in_params needs read_data"):
+        register_runner("reader-less", None, lambda *a: None, data_in_params=True)
+    assert "reader-less" not in _RUNNERS

@@ -11,9 +11,8 @@ benchmarks/README.md). torch's CUDA caching allocator already avoids this on GPU
 in the heap for the next batch; on exit it trims the heap, handing the memory back. The peak resident
 set grows by what the kernel would otherwise have reclaimed between batches. glibc cannot report its
 settings, so on exit they are set to where its dynamic threshold ends after large allocations (mmap
-threshold 32 MB, trim threshold 64 MB). Code that runs afterwards in the same process keeps them, so a
-benchmark that compares embedkit with sentence-transformers in one process cannot isolate this gain
-(benchmarks/README.md, encoding section).
+threshold 32 MB, trim threshold 64 MB). Code that runs afterwards in the same process keeps them, which
+is why benchmarks/encode_bench.py times each method in a process of its own.
 """
 from __future__ import annotations
 

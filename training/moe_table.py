@@ -3,8 +3,7 @@
 Each SEED_DIR holds what the commands in docs/moe-ccp.md write for one seed: ``moe/results.json``
 (base row = its ``before``, MoE row = its ``after``), ``mixed/results.json`` and ``separate.json`` (the
 output of ``python -m embedkit.training.moe``). With several seeds, each cell is the mean ± half the
-range over the seeds that have the row; the last rows are MoE - separate,
-as a mean and per seed.
+range over the seeds that have the row; the last rows are MoE - separate, as a mean and per seed.
 
     python training/moe_table.py runs/moe300-s42 runs/moe300-s7 runs/moe300-s1
 """
@@ -33,11 +32,10 @@ def read_rows(seed_dir: Path) -> dict[str, dict]:
         return json.loads(path.read_text(encoding="utf-8"))
 
     moe = load(seed_dir / "moe" / "results.json")
-    rows = {"base (all-MiniLM-L6-v2)": moe["before"], "one model, all domains mixed": None,
+    mixed = seed_dir / "mixed" / "results.json"  # optional: the claim compares MoE with separate models
+    return {"base (all-MiniLM-L6-v2)": moe["before"],
+            "one model, all domains mixed": load(mixed)["after"] if mixed.is_file() else None,
             "5 separate models": load(seed_dir / "separate.json"), "MoE (one model, 5 experts)": moe["after"]}
-    mixed = seed_dir / "mixed" / "results.json"
-    rows["one model, all domains mixed"] = load(mixed)["after"] if mixed.is_file() else None
-    return rows
 
 
 def cell(values: list[float], signed: bool = False) -> str:

@@ -154,9 +154,11 @@ def ccp_columns(recipe: Recipe, params: CCPParams) -> dict[str, list]:
 
 
 def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = False) -> TrainResult:
+    import torch
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import set_seed
 
+    from embedkit.encoding import encode
     from embedkit.losses import CCPLoss
     from embedkit.models import load_model
     from embedkit.training.callbacks import LossStateCheckpointer, NonFiniteLossGuard
@@ -182,10 +184,10 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     loss = CCPLoss(model, languages=[params.language], projection_dim=params.projection_dim,
                    memory_bank_size=params.memory_bank_size, temperature=params.temperature,
                    symmetric=params.symmetric, projection_init=params.projection_init)
+    model.max_seq_length = recipe.max_seq_length or inference_length
     if params.projection_init == "identity" and not resume_from:  # a resumed run restores the head
         anchors = random.Random(recipe.seed).sample(columns["anchor"], min(params.calibration_sentences, len(columns["anchor"])))
-        model.max_seq_length = recipe.max_seq_length or inference_length
-        loss.calibrate(model.encode(anchors, batch_size=recipe.eval.batch_size, convert_to_tensor=True))
+        loss.calibrate(torch.from_numpy(encode(model, anchors, batch_size=recipe.eval.batch_size)))
     finite = NonFiniteLossGuard(loss)
     loss_state = LossStateCheckpointer(loss, out_dir)  # projection, batch-norm statistics and bank
     loss_state.restore(resume_from)
@@ -194,7 +196,6 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     evaluator = RecipeEvaluator(during, recipe.eval.batch_size, inference_length) if during and recipe.eval.steps else None
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=to_dataset(columns), loss=loss,
                                          evaluator=evaluator, callbacks=[finite, loss_state, collapse])
-    model.max_seq_length = recipe.max_seq_length or inference_length
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started

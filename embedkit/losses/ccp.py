@@ -42,6 +42,7 @@ def ccp_loss(
     bank: LanguageMemoryBank | None = None,
     temperature: float = 0.05,
     symmetric: bool = True,
+    document_ids: Tensor | None = None,
 ) -> Tensor:
     """Mean CCP loss over the rows; ``anchors`` and ``positives`` are projected ``(N, D)`` embeddings.
 
@@ -50,12 +51,17 @@ def ccp_loss(
     the cross-entropy of picking its own positive. With ``symmetric``, positive ``i`` must likewise pick
     anchor ``i`` among the batch's language-``l`` anchors and the bank's anchors (view 1), and the two
     directions are averaged. The bank is read, not written (the caller enqueues after the step).
+
+    With ``document_ids`` (one per row), candidates from the row's own document -- other rows of the
+    batch and bank rows enqueued with that id -- are left out: they are not negatives but the row's
+    context too.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    if anchors.shape != positives.shape or anchors.size(0) != language_ids.numel():
-        raise ValueError(f"anchors {tuple(anchors.shape)}, positives {tuple(positives.shape)} and "
-                         f"{language_ids.numel()} language ids do not line up")
+    if anchors.shape != positives.shape or anchors.size(0) != language_ids.numel() or (
+            document_ids is not None and document_ids.numel() != anchors.size(0)):
+        raise ValueError(f"anchors {tuple(anchors.shape)}, positives {tuple(positives.shape)}, "
+                         f"{language_ids.numel()} language ids and the document ids do not line up")
     anchors, positives = F.normalize(anchors, dim=-1), F.normalize(positives, dim=-1)
     total = anchors.new_zeros(())
     for language in torch.unique(language_ids).tolist():
@@ -63,14 +69,30 @@ def ccp_loss(
         a, p = anchors[rows], positives[rows]
         targets = torch.arange(rows.numel(), device=anchors.device)
         banked = bank.get(language, POSITIVE_VIEW).to(p) if bank is not None else p[:0]
-        forward = a @ torch.cat([p, banked]).T / temperature
+        own_document = _own_document(document_ids, rows, bank, language, banked.size(0))
+        forward = (a @ torch.cat([p, banked]).T / temperature).masked_fill(own_document, float("-inf"))
         losses = F.cross_entropy(forward, targets, reduction="none")
         if symmetric:
             banked = bank.get(language, ANCHOR_VIEW).to(a) if bank is not None else a[:0]
-            backward = p @ torch.cat([a, banked]).T / temperature
+            backward = (p @ torch.cat([a, banked]).T / temperature).masked_fill(own_document, float("-inf"))
             losses = (losses + F.cross_entropy(backward, targets, reduction="none")) / 2
         total = total + losses.sum()
     return total / anchors.size(0)
+
+
+def _own_document(document_ids: Tensor | None, rows: Tensor, bank: LanguageMemoryBank | None, language: int,
+                  banked: int) -> Tensor:
+    """``(rows, rows + banked)``: True where a candidate shares the row's document, except the row's own
+    positive (the diagonal); all False without document ids."""
+    if document_ids is None:
+        return torch.zeros(rows.numel(), rows.numel() + banked, dtype=torch.bool, device=rows.device)
+    documents = document_ids.to(rows.device)[rows]
+    candidates = documents
+    if banked:
+        candidates = torch.cat([documents, bank.get_documents(language).to(rows.device)])
+    mask = documents[:, None] == candidates[None, :]
+    mask[:, : rows.numel()].fill_diagonal_(False)
+    return mask
 
 
 class CCPLoss(nn.Module):
@@ -89,7 +111,9 @@ class CCPLoss(nn.Module):
         Batch columns: ``(anchor, positive)`` -- a sentence and a sentence within ``w`` sentences of it
         in the same document (see :func:`embedkit.training.ccp.context_pairs`) -- and a ``label``
         column with each row's language id (an index into ``languages``; without labels every row is
-        ``languages[0]``). After each training step the step's projected embeddings are enqueued.
+        ``languages[0]``), or ``[language id, document id]`` per row: then candidates from the row's own
+        document are not used as negatives (see :func:`ccp_loss`). After each training step the step's
+        projected embeddings are enqueued, with their document ids.
 
         Args:
             model: the ``SentenceTransformer`` being trained.
@@ -157,18 +181,18 @@ class CCPLoss(nn.Module):
         if len(embeddings) != 2:
             raise ValueError(f"CCP needs (anchor, positive) columns, got {len(embeddings)}")
         anchors, positives = embeddings
-        language_ids = (labels.to(anchors.device).long().view(-1) if labels is not None
-                        else torch.zeros(anchors.size(0), dtype=torch.long, device=anchors.device))
+        language_ids, document_ids = split_labels(labels, anchors.size(0), anchors.device)
         if language_ids.numel() and not 0 <= int(language_ids.min()) <= int(language_ids.max()) < len(self.languages):
             raise ValueError(f"language ids must be in 0..{len(self.languages) - 1}")
         self.batch_norm.train(self.model.training)
         z_anchor, z_positive = self.project(anchors, "anchor"), self.project(positives, "positive")
-        loss = ccp_loss(z_anchor, z_positive, language_ids, self.memory, self.temperature, self.symmetric)
+        loss = ccp_loss(z_anchor, z_positive, language_ids, self.memory, self.temperature, self.symmetric,
+                        document_ids)
         if self.memory is not None and self.model.training:
             views = [F.normalize(z_positive, dim=-1)]
             if self.symmetric:
                 views.append(F.normalize(z_anchor, dim=-1))
-            self.memory.enqueue(views, language_ids)
+            self.memory.enqueue(views, language_ids, document_ids)
         return loss
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -179,6 +203,18 @@ class CCPLoss(nn.Module):
     @property
     def citation(self) -> str:
         return CCP_CITATION
+
+
+def split_labels(labels: Tensor | None, rows: int, device: torch.device) -> tuple[Tensor, Tensor | None]:
+    """(language ids, document ids or None) from CCP's label column: ``(N,)`` or ``(N, 2)``."""
+    if labels is None:
+        return torch.zeros(rows, dtype=torch.long, device=device), None
+    labels = labels.to(device).long()
+    if labels.dim() == 2 and labels.size(1) == 2:
+        return labels[:, 0], labels[:, 1]
+    if labels.dim() > 1:
+        raise ValueError(f"CCP labels must be (N,) language ids or (N, 2) [language, document], got {tuple(labels.shape)}")
+    return labels, None
 
 
 CCP_CITATION = """

@@ -38,6 +38,8 @@ class CCPParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     window: int = Field(2, ge=1)  # w: the positive is at most w sentences before or after the anchor
+    # sentence: one sentence of the window (the paper); window: the window's sentences joined into one text
+    positive: Literal["sentence", "window"] = "sentence"
     language: str = "en"  # the documents' language (pysbd rules and memory bank queue)
     min_sentence_chars: int = Field(10, ge=0)  # shorter fragments are dropped before pairing
     include_title: bool = True  # beir: the title is the document's first sentence
@@ -50,6 +52,8 @@ class CCPParams(BaseModel):
     memory_bank_size: int = Field(4096, ge=0)
     temperature: float = Field(0.05, gt=0)
     symmetric: bool = True
+    # leave out the anchor's own document's other sentences (in the batch and in the bank) as negatives
+    mask_same_document: bool = False
     collapse_threshold: float = Field(0.05, ge=0, lt=1)
     collapse_patience: int = Field(3, ge=1)
 
@@ -101,21 +105,25 @@ def split_documents(documents: Sequence[str], language: str = "en", cache: Path 
     return split
 
 
-def context_pairs(documents: Iterable[Sequence[str]], window: int, seed: int = 0,
-                  min_chars: int = 0) -> list[tuple[str, str]]:
-    """One (anchor, positive) pair per sentence of every document with at least two sentences: the
-    positive is drawn uniformly from the sentences at distance 1..``window`` on either side."""
+def context_pairs(documents: Iterable[Sequence[str]], window: int, seed: int = 0, min_chars: int = 0,
+                  positive: str = "sentence") -> list[tuple[str, str, int]]:
+    """One (anchor, positive, document index) row per sentence of every document with at least two
+    sentences. ``positive="sentence"``: a sentence drawn uniformly from those at distance 1..``window``
+    on either side (the paper's pairs); ``"window"``: all of them, joined in document order (the anchor
+    predicts its whole context passage, as in the inverse cloze task)."""
+    if positive not in ("sentence", "window"):
+        raise ValueError(f"positive must be 'sentence' or 'window', got {positive!r}")
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
     rng = random.Random(seed)
     pairs = []
-    for sentences in documents:
+    for document, sentences in enumerate(documents):
         kept = [s for s in sentences if len(s) >= min_chars]
         for center, anchor in enumerate(kept):
             context = [kept[i] for i in range(max(0, center - window), min(len(kept), center + window + 1))
                        if i != center and kept[i] != anchor]
             if context:
-                pairs.append((anchor, rng.choice(context)))
+                pairs.append((anchor, rng.choice(context) if positive == "sentence" else " ".join(context), document))
     return pairs
 
 
@@ -143,11 +151,14 @@ def ccp_columns(recipe: Recipe, params: CCPParams) -> dict[str, list]:
 
     documents = load_documents(recipe, params)
     sentences = split_documents(documents, params.language, cache=cache_dir() / "sentences")
-    pairs = context_pairs(sentences, params.window, seed=recipe.seed, min_chars=params.min_sentence_chars)
+    pairs = context_pairs(sentences, params.window, seed=recipe.seed, min_chars=params.min_sentence_chars,
+                          positive=params.positive)
     pairs = pairs[: recipe.data.limit]
     if not pairs:
         raise DataError("no document has two sentences to pair", path=recipe.data.resolved_path())
-    return {"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs], "label": [0] * len(pairs)}
+    # label: the language id, with the document id when same-document candidates are to be masked
+    labels = [[0, d] for _, _, d in pairs] if params.mask_same_document else [0] * len(pairs)
+    return {"anchor": [a for a, _, _ in pairs], "positive": [p for _, p, _ in pairs], "label": labels}
 
 
 # ------------------------------------------------------------------------------------------ runner

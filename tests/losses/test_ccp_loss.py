@@ -77,3 +77,35 @@ def test_identity_head_after_calibration_is_the_identity_map(tiny_model):
         CCPLoss(tiny_model, projection_dim=3, projection_init="identity")
     with pytest.raises(ValueError, match="projection_init must be"):
         CCPLoss(tiny_model, projection_init="orthogonal")
+
+
+def test_same_document_candidates_are_not_negatives():
+    torch.manual_seed(0)
+    a, p = torch.randn(4, 3), torch.randn(4, 3)
+    languages = torch.zeros(4, dtype=torch.long)
+    bank = LanguageMemoryBank(dim=3, size=4, languages=["en"], views=2)
+    bank.enqueue([torch.randn(2, 3), torch.randn(2, 3)], torch.zeros(2, dtype=torch.long), torch.tensor([7, 0]))
+    documents = torch.tensor([0, 0, 1, 2])  # rows 0 and 1 share a document; bank row 1 is from document 0
+    got = ccp_loss(a, p, languages, bank, temperature=0.1, symmetric=True, document_ids=documents)
+    an, pn = F.normalize(a, dim=-1), F.normalize(p, dim=-1)
+    bank_p, bank_a = bank.get(0, 0), bank.get(0, 1)
+    expected = 0.0
+    for i in range(4):
+        keep_batch = [j for j in range(4) if j == i or documents[j] != documents[i]]
+        keep_bank = [k for k in range(2) if bank.get_documents(0)[k] != documents[i]]
+        for x, ys, banked in ((an[i], pn, bank_p), (pn[i], an, bank_a)):
+            logits = torch.cat([ys[keep_batch] @ x, banked[keep_bank] @ x]) / 0.1
+            expected += (torch.logsumexp(logits, 0) - (ys[i] @ x) / 0.1) / 2
+    torch.testing.assert_close(got, expected / 4)
+    unmasked = ccp_loss(a, p, languages, bank, temperature=0.1, symmetric=True)
+    assert unmasked > got  # masking only removes negatives
+
+
+def test_loss_module_reads_document_ids_from_labels(tiny_model):
+    loss = CCPLoss(tiny_model, memory_bank_size=8, temperature=0.1)
+    tiny_model.train()
+    columns = [tiny_model.preprocess(["the cat sat", "a dog ran"]), tiny_model.preprocess(["on the mat", "in the park"])]
+    loss(columns, torch.tensor([[0, 5], [0, 9]]))
+    assert loss.memory.get_documents(0).tolist() == [5, 9]
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        loss(columns, torch.zeros(2, 3, dtype=torch.long))

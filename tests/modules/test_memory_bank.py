@@ -51,3 +51,14 @@ def test_no_gradient_flows_through_the_bank():
     query = torch.randn(1, 2, requires_grad=True)
     (query @ stored.T).sum().backward()
     assert x.grad is None and query.grad is not None
+
+
+def test_document_ids_follow_their_rows():
+    bank = LanguageMemoryBank(dim=2, size=3, languages=["en", "de"])
+    bank.enqueue(rows(1, 2, 3), torch.tensor([0, 1, 0]), torch.tensor([10, 20, 30]))
+    bank.enqueue(rows(4, 5), torch.tensor([0, 0]))  # no ids given: -1, and 1 drops out
+    assert bank.get(0)[:, 0].tolist() == [3, 4, 5]
+    assert bank.get_documents(0).tolist() == [30, -1, -1]
+    assert bank.get_documents(1).tolist() == [20]
+    with pytest.raises(ValueError, match="document ids"):
+        bank.enqueue(rows(6), torch.tensor([0]), torch.tensor([1, 2]))

@@ -30,10 +30,13 @@ def test_columns_pair_sentences_of_the_same_document(ccp_recipe):
     sentences = {s: i for i, doc in enumerate(DOCS) for s in doc.replace(". ", ".\n").splitlines()}
     for anchor, positive in zip(columns["anchor"], columns["positive"]):
         assert sentences[anchor] == sentences[positive]
+    masked = ccp_columns(recipe, CCPParams(window=1, mask_same_document=True))
+    assert [sentences[a] for a in masked["anchor"]] == [document for _, document in masked["label"]]
 
 
-def test_ccp_trains_and_reports_before_after(ccp_recipe, tmp_path):
-    result = run_recipe(validate_recipe(ccp_recipe()), tmp_path / "out")
+@pytest.mark.parametrize("mask_same_document", [False, True])
+def test_ccp_trains_and_reports_before_after(ccp_recipe, tmp_path, mask_same_document):
+    result = run_recipe(validate_recipe(ccp_recipe(mask_same_document=mask_same_document)), tmp_path / "out")
     assert result.steps == 3
     assert set(result.before) == set(result.after) == {"stsb-dev"}
     assert [entry["step"] for entry in result.during if "embedding_spread" in entry] == [1, 2, 3]

@@ -105,6 +105,7 @@ class CCPLoss(nn.Module):
         temperature: float = 0.05,
         symmetric: bool = True,
         projection_init: str = "random",
+        batch_norm: bool = True,
     ) -> None:
         """Contrastive context prediction with a per-language memory bank and asymmetric batch norm.
 
@@ -126,6 +127,8 @@ class CCPLoss(nn.Module):
                 ``projection_dim`` equal to the embedding width; after :meth:`calibrate` the whole
                 head is the identity map), so the first steps' gradients reach the encoder through its
                 own embedding space rather than through a random rotation and scaling of it.
+            batch_norm: the paper's asymmetric batch norm after the projection. Without it (an ablation)
+                the loss sees the embeddings' common mean direction, which batch statistics remove.
         """
         super().__init__()
         from embedkit.models import embedding_dim
@@ -149,7 +152,7 @@ class CCPLoss(nn.Module):
         elif projection_init != "random":
             raise ValueError(f"projection_init must be 'random' or 'identity', got {projection_init!r}")
         self.projection_init = projection_init
-        self.batch_norm = AsymmetricBatchNorm(self.projection_dim)
+        self.batch_norm = AsymmetricBatchNorm(self.projection_dim) if batch_norm else None
         self.memory = (LanguageMemoryBank(self.projection_dim, memory_bank_size, self.languages,
                                           views=2 if symmetric else 1) if memory_bank_size else None)
 
@@ -165,13 +168,16 @@ class CCPLoss(nn.Module):
         (docs/moe-ccp.md, runs E1, E2, E4).
         """
         norm = self.batch_norm
+        if norm is None:
+            return
         norm.calibrate(self.projection(embeddings.to(self.projection.weight)))
         if self.projection_init == "identity" and norm.weight is not None:
             norm.weight.copy_(torch.sqrt(norm.running_var + norm.eps))
             norm.bias.copy_(norm.running_mean)
 
     def project(self, embeddings: Tensor, side: str) -> Tensor:
-        return self.batch_norm(self.projection(embeddings), side)
+        projected = self.projection(embeddings)
+        return projected if self.batch_norm is None else self.batch_norm(projected, side)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
         anchors, positives = embed_columns(self.model, sentence_features)
@@ -184,7 +190,8 @@ class CCPLoss(nn.Module):
         language_ids, document_ids = split_labels(labels, anchors.size(0), anchors.device)
         if language_ids.numel() and not 0 <= int(language_ids.min()) <= int(language_ids.max()) < len(self.languages):
             raise ValueError(f"language ids must be in 0..{len(self.languages) - 1}")
-        self.batch_norm.train(self.model.training)
+        if self.batch_norm is not None:
+            self.batch_norm.train(self.model.training)
         z_anchor, z_positive = self.project(anchors, "anchor"), self.project(positives, "positive")
         loss = ccp_loss(z_anchor, z_positive, language_ids, self.memory, self.temperature, self.symmetric,
                         document_ids)
@@ -198,7 +205,8 @@ class CCPLoss(nn.Module):
     def get_config_dict(self) -> dict[str, Any]:
         return {"languages": self.languages, "projection_dim": self.projection_dim,
                 "memory_bank_size": self.memory_bank_size, "temperature": self.temperature,
-                "symmetric": self.symmetric, "projection_init": self.projection_init}
+                "symmetric": self.symmetric, "projection_init": self.projection_init,
+                "batch_norm": self.batch_norm is not None}
 
     @property
     def citation(self) -> str:

@@ -49,6 +49,7 @@ class CCPParams(BaseModel):
     # its batch norm calibrated on `calibration_sentences` training sentences (CCPLoss.calibrate)
     projection_init: Literal["random", "identity"] = "random"
     calibration_sentences: int = Field(512, ge=2)
+    batch_norm: bool = True  # the paper's asymmetric batch norm on the projection (false: an ablation)
     memory_bank_size: int = Field(4096, ge=0)
     temperature: float = Field(0.05, gt=0)
     symmetric: bool = True
@@ -194,9 +195,10 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     set_seed(recipe.seed)  # the projection head is freshly initialised
     loss = CCPLoss(model, languages=[params.language], projection_dim=params.projection_dim,
                    memory_bank_size=params.memory_bank_size, temperature=params.temperature,
-                   symmetric=params.symmetric, projection_init=params.projection_init)
+                   symmetric=params.symmetric, projection_init=params.projection_init,
+                   batch_norm=params.batch_norm)
     model.max_seq_length = recipe.max_seq_length or inference_length
-    if params.projection_init == "identity" and not resume_from:  # a resumed run restores the head
+    if params.projection_init == "identity" and params.batch_norm and not resume_from:  # resuming restores the head
         anchors = random.Random(recipe.seed).sample(columns["anchor"], min(params.calibration_sentences, len(columns["anchor"])))
         loss.calibrate(torch.from_numpy(encode(model, anchors, batch_size=recipe.eval.batch_size)))
     finite = NonFiniteLossGuard(loss)

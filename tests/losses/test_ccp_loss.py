@@ -109,3 +109,18 @@ def test_loss_module_reads_document_ids_from_labels(tiny_model):
     assert loss.memory.get_documents(0).tolist() == [5, 9]
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         loss(columns, torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_without_batch_norm_the_identity_head_is_the_identity_in_training(tiny_model):
+    from embedkit.models import embedding_dim
+
+    loss = CCPLoss(tiny_model, memory_bank_size=4, projection_init="identity", batch_norm=False)
+    embeddings = torch.randn(8, embedding_dim(tiny_model)) + 3.0  # a common mean direction survives
+    loss.calibrate(embeddings)  # nothing to calibrate
+    torch.testing.assert_close(loss.project(embeddings, "anchor"), embeddings)
+    assert loss.get_config_dict()["batch_norm"] is False
+    tiny_model.train()
+    columns = [tiny_model.preprocess(["the cat sat", "a dog ran"]), tiny_model.preprocess(["on the mat", "in the park"])]
+    value = loss(columns, None)
+    value.backward()
+    assert torch.isfinite(value) and int(loss.memory.filled[0]) == 2

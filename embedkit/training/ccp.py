@@ -53,8 +53,9 @@ class CCPParams(BaseModel):
     memory_bank_size: int = Field(4096, ge=0)
     temperature: float = Field(0.05, gt=0)
     symmetric: bool = True
-    # leave out the anchor's own document's other sentences (in the batch and in the bank) as negatives
-    mask_same_document: bool = False
+    # leave out the anchor's own document's other sentences (in the batch and in the bank) as negatives:
+    # they are its context too (docs/moe-ccp.md, run E7)
+    mask_same_document: bool = True
     collapse_threshold: float = Field(0.05, ge=0, lt=1)
     collapse_patience: int = Field(3, ge=1)
 

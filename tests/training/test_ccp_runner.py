@@ -25,7 +25,7 @@ def ccp_recipe(tiny_recipe, data_dir):
 
 def test_columns_pair_sentences_of_the_same_document(ccp_recipe):
     recipe = validate_recipe(ccp_recipe())
-    columns = ccp_columns(recipe, CCPParams(window=1))
+    columns = ccp_columns(recipe, CCPParams(window=1, mask_same_document=False))
     assert len(columns["anchor"]) == 12 and set(columns["label"]) == {0}
     sentences = {s: i for i, doc in enumerate(DOCS) for s in doc.replace(". ", ".\n").splitlines()}
     for anchor, positive in zip(columns["anchor"], columns["positive"]):

@@ -32,7 +32,9 @@ from torch import Tensor, nn
 from embedkit.modules.batchnorm import AsymmetricBatchNorm
 from embedkit.modules.memory import LanguageMemoryBank
 
-POSITIVE_VIEW, ANCHOR_VIEW = 0, 1
+# the bank's views: projected positives and anchors, then (with false-negative masking) the embeddings
+# before the projection, which the masking compares
+POSITIVE_VIEW, ANCHOR_VIEW, RAW_POSITIVE_VIEW, RAW_ANCHOR_VIEW = 0, 1, 2, 3
 
 
 def ccp_loss(
@@ -43,6 +45,7 @@ def ccp_loss(
     temperature: float = 0.05,
     symmetric: bool = True,
     document_ids: Tensor | None = None,
+    guide: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Mean CCP loss over the rows; ``anchors`` and ``positives`` are projected ``(N, D)`` embeddings.
 
@@ -54,7 +57,10 @@ def ccp_loss(
 
     With ``document_ids`` (one per row), candidates from the row's own document -- other rows of the
     batch and bank rows enqueued with that id -- are left out: they are not negatives but the row's
-    context too.
+    context too. With ``guide`` -- the rows' (anchor, positive) embeddings before the projection -- a
+    candidate that the guide already scores above the row's own pair is left out as well: a likely
+    false negative (a sentence from another abstract on the same finding), the rule GISTEmbed applies
+    with a guide model. The bank must then hold those embeddings as views 2 (positives) and 3 (anchors).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -63,6 +69,8 @@ def ccp_loss(
         raise ValueError(f"anchors {tuple(anchors.shape)}, positives {tuple(positives.shape)}, "
                          f"{language_ids.numel()} language ids and the document ids do not line up")
     anchors, positives = F.normalize(anchors, dim=-1), F.normalize(positives, dim=-1)
+    if guide is not None:
+        guide = (F.normalize(guide[0].detach(), dim=-1), F.normalize(guide[1].detach(), dim=-1))
     total = anchors.new_zeros(())
     for language in torch.unique(language_ids).tolist():
         rows = (language_ids == language).nonzero().squeeze(1)
@@ -70,11 +78,13 @@ def ccp_loss(
         targets = torch.arange(rows.numel(), device=anchors.device)
         banked = bank.get(language, POSITIVE_VIEW).to(p) if bank is not None else p[:0]
         own_document = _own_document(document_ids, rows, bank, language, banked.size(0))
-        forward = (a @ torch.cat([p, banked]).T / temperature).masked_fill(own_document, float("-inf"))
+        blocked = own_document | _above_pair(guide, rows, bank, language, backward=False)
+        forward = (a @ torch.cat([p, banked]).T / temperature).masked_fill(blocked, float("-inf"))
         losses = F.cross_entropy(forward, targets, reduction="none")
         if symmetric:
             banked = bank.get(language, ANCHOR_VIEW).to(a) if bank is not None else a[:0]
-            backward = (p @ torch.cat([a, banked]).T / temperature).masked_fill(own_document, float("-inf"))
+            blocked = own_document | _above_pair(guide, rows, bank, language, backward=True)
+            backward = (p @ torch.cat([a, banked]).T / temperature).masked_fill(blocked, float("-inf"))
             losses = (losses + F.cross_entropy(backward, targets, reduction="none")) / 2
         total = total + losses.sum()
     return total / anchors.size(0)
@@ -95,6 +105,22 @@ def _own_document(document_ids: Tensor | None, rows: Tensor, bank: LanguageMemor
     return mask
 
 
+def _above_pair(guide: tuple[Tensor, Tensor] | None, rows: Tensor, bank: LanguageMemoryBank | None,
+                language: int, backward: bool) -> Tensor | bool:
+    """True where the guide scores a candidate (other than the row's own) above the row's anchor-positive
+    pair; False without a guide. ``backward``: the positive is the query and anchors the candidates."""
+    if guide is None:
+        return False
+    guide_anchors, guide_positives = guide[0][rows], guide[1][rows]
+    query, candidates, view = ((guide_positives, guide_anchors, RAW_ANCHOR_VIEW) if backward
+                               else (guide_anchors, guide_positives, RAW_POSITIVE_VIEW))
+    if bank is not None:
+        candidates = torch.cat([candidates, bank.get(language, view).to(candidates)])
+    above = query @ candidates.T > (guide_anchors * guide_positives).sum(-1, keepdim=True)
+    above[:, : rows.numel()].fill_diagonal_(False)
+    return above
+
+
 class CCPLoss(nn.Module):
     def __init__(
         self,
@@ -106,6 +132,7 @@ class CCPLoss(nn.Module):
         symmetric: bool = True,
         projection_init: str = "random",
         batch_norm: bool = True,
+        mask_false_negatives: bool = False,
     ) -> None:
         """Contrastive context prediction with a per-language memory bank and asymmetric batch norm.
 
@@ -129,6 +156,8 @@ class CCPLoss(nn.Module):
                 own embedding space rather than through a random rotation and scaling of it.
             batch_norm: the paper's asymmetric batch norm after the projection. Without it (an ablation)
                 the loss sees the embeddings' common mean direction, which batch statistics remove.
+            mask_false_negatives: leave out candidates that the encoder's own embeddings (before the
+                projection) already place closer to the query than its pair (see :func:`ccp_loss`).
         """
         super().__init__()
         from embedkit.models import embedding_dim
@@ -153,8 +182,12 @@ class CCPLoss(nn.Module):
             raise ValueError(f"projection_init must be 'random' or 'identity', got {projection_init!r}")
         self.projection_init = projection_init
         self.batch_norm = AsymmetricBatchNorm(self.projection_dim) if batch_norm else None
-        self.memory = (LanguageMemoryBank(self.projection_dim, memory_bank_size, self.languages,
-                                          views=2 if symmetric else 1) if memory_bank_size else None)
+        self.mask_false_negatives = mask_false_negatives
+        views = 4 if mask_false_negatives else 2 if symmetric else 1
+        if mask_false_negatives and memory_bank_size and self.projection_dim != width:
+            raise ValueError(f"mask_false_negatives with a memory bank needs projection_dim == {width}")
+        self.memory = (LanguageMemoryBank(self.projection_dim, memory_bank_size, self.languages, views=views)
+                       if memory_bank_size else None)
 
     @torch.no_grad()
     def calibrate(self, embeddings: Tensor) -> None:
@@ -193,20 +226,19 @@ class CCPLoss(nn.Module):
         if self.batch_norm is not None:
             self.batch_norm.train(self.model.training)
         z_anchor, z_positive = self.project(anchors, "anchor"), self.project(positives, "positive")
+        guide = (anchors, positives) if self.mask_false_negatives else None
         loss = ccp_loss(z_anchor, z_positive, language_ids, self.memory, self.temperature, self.symmetric,
-                        document_ids)
+                        document_ids, guide)
         if self.memory is not None and self.model.training:
-            views = [F.normalize(z_positive, dim=-1)]
-            if self.symmetric:
-                views.append(F.normalize(z_anchor, dim=-1))
-            self.memory.enqueue(views, language_ids, document_ids)
+            views = [z_positive, z_anchor, positives, anchors][: self.memory.views]
+            self.memory.enqueue([F.normalize(v, dim=-1) for v in views], language_ids, document_ids)
         return loss
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"languages": self.languages, "projection_dim": self.projection_dim,
                 "memory_bank_size": self.memory_bank_size, "temperature": self.temperature,
                 "symmetric": self.symmetric, "projection_init": self.projection_init,
-                "batch_norm": self.batch_norm is not None}
+                "batch_norm": self.batch_norm is not None, "mask_false_negatives": self.mask_false_negatives}
 
     @property
     def citation(self) -> str:

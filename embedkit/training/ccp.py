@@ -56,6 +56,9 @@ class CCPParams(BaseModel):
     # leave out the anchor's own document's other sentences (in the batch and in the bank) as negatives:
     # they are its context too (docs/moe-ccp.md, run E7)
     mask_same_document: bool = True
+    # also leave out candidates the encoder already places closer to the anchor than its positive
+    # (likely same-topic false negatives; GISTEmbed's rule with the encoder itself as the guide)
+    mask_false_negatives: bool = False
     collapse_threshold: float = Field(0.05, ge=0, lt=1)
     collapse_patience: int = Field(3, ge=1)
 
@@ -197,7 +200,7 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     loss = CCPLoss(model, languages=[params.language], projection_dim=params.projection_dim,
                    memory_bank_size=params.memory_bank_size, temperature=params.temperature,
                    symmetric=params.symmetric, projection_init=params.projection_init,
-                   batch_norm=params.batch_norm)
+                   batch_norm=params.batch_norm, mask_false_negatives=params.mask_false_negatives)
     model.max_seq_length = recipe.max_seq_length or inference_length
     if params.projection_init == "identity" and params.batch_norm and not resume_from:  # resuming restores the head
         anchors = random.Random(recipe.seed).sample(columns["anchor"], min(params.calibration_sentences, len(columns["anchor"])))

@@ -124,3 +124,37 @@ def test_without_batch_norm_the_identity_head_is_the_identity_in_training(tiny_m
     value = loss(columns, None)
     value.backward()
     assert torch.isfinite(value) and int(loss.memory.filled[0]) == 2
+
+
+def test_candidates_the_guide_ranks_above_the_pair_are_not_negatives():
+    torch.manual_seed(1)
+    a, p = torch.randn(5, 3), torch.randn(5, 3)
+    guide_a, guide_p = torch.randn(5, 3), torch.randn(5, 3)
+    bank = LanguageMemoryBank(dim=3, size=4, languages=["en"], views=4)
+    bank.enqueue([torch.randn(3, 3) for _ in range(4)], torch.zeros(3, dtype=torch.long))
+    got = ccp_loss(a, p, torch.zeros(5, dtype=torch.long), bank, temperature=0.1, guide=(guide_a, guide_p))
+    an, pn, gan, gpn = (F.normalize(x, dim=-1) for x in (a, p, guide_a, guide_p))
+    expected, masked = 0.0, 0
+    for i in range(5):
+        pair = gan[i] @ gpn[i]
+        for x, ys, bank_ys, gx, gys, bank_gys in ((an[i], pn, bank.get(0, 0), gan[i], gpn, bank.get(0, 2)),
+                                                  (pn[i], an, bank.get(0, 1), gpn[i], gan, bank.get(0, 3))):
+            candidates, guide_scores = torch.cat([ys, bank_ys]), torch.cat([gys, bank_gys]) @ gx
+            keep = [j for j in range(8) if j == i or guide_scores[j] <= pair]
+            masked += 8 - len(keep)
+            logits = candidates[keep] @ x / 0.1
+            expected += (torch.logsumexp(logits, 0) - (ys[i] @ x) / 0.1) / 2
+    assert masked > 0  # the case is not vacuous
+    torch.testing.assert_close(got, expected / 5)
+
+
+def test_false_negative_masking_keeps_pre_projection_views_in_the_bank(tiny_model):
+    loss = CCPLoss(tiny_model, memory_bank_size=8, temperature=0.1, mask_false_negatives=True)
+    tiny_model.train()
+    columns = [tiny_model.preprocess(["the cat sat", "a dog ran"]), tiny_model.preprocess(["on the mat", "in the park"])]
+    loss(columns, None).backward()
+    assert loss.memory.views == 4 and int(loss.memory.filled[0]) == 2
+    raw = tiny_model.encode(["in the park"], convert_to_tensor=True, normalize_embeddings=True)
+    assert torch.isfinite(loss.memory.get(0, view=2)).all() and loss.memory.get(0, view=2).shape[1] == raw.shape[1]
+    with pytest.raises(ValueError, match="projection_dim =="):
+        CCPLoss(tiny_model, projection_dim=3, mask_false_negatives=True)

@@ -21,6 +21,7 @@ candidates are this implementation's reading of the method section.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ def ccp_loss(
     symmetric: bool = True,
     document_ids: Tensor | None = None,
     guide: tuple[Tensor, Tensor] | None = None,
+    keys: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Mean CCP loss over the rows; ``anchors`` and ``positives`` are projected ``(N, D)`` embeddings.
 
@@ -61,6 +63,10 @@ def ccp_loss(
     candidate that the guide already scores above the row's own pair is left out as well: a likely
     false negative (a sentence from another abstract on the same finding), the rule GISTEmbed applies
     with a guide model. The bank must then hold those embeddings as views 2 (positives) and 3 (anchors).
+
+    With ``keys`` -- projected (anchor, positive) embeddings of the same rows from a momentum encoder,
+    as in MoCo -- the in-batch candidates are the keys instead of ``positives`` / ``anchors`` themselves,
+    so they are as consistent with the bank (filled with keys) as the bank is with itself.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -71,6 +77,8 @@ def ccp_loss(
     anchors, positives = F.normalize(anchors, dim=-1), F.normalize(positives, dim=-1)
     if guide is not None:
         guide = (F.normalize(guide[0].detach(), dim=-1), F.normalize(guide[1].detach(), dim=-1))
+    key_anchors, key_positives = ((anchors, positives) if keys is None
+                                  else (F.normalize(keys[0].detach(), dim=-1), F.normalize(keys[1].detach(), dim=-1)))
     total = anchors.new_zeros(())
     for language in torch.unique(language_ids).tolist():
         rows = (language_ids == language).nonzero().squeeze(1)
@@ -79,12 +87,12 @@ def ccp_loss(
         banked = bank.get(language, POSITIVE_VIEW).to(p) if bank is not None else p[:0]
         own_document = _own_document(document_ids, rows, bank, language, banked.size(0))
         blocked = own_document | _above_pair(guide, rows, bank, language, backward=False)
-        forward = (a @ torch.cat([p, banked]).T / temperature).masked_fill(blocked, float("-inf"))
+        forward = (a @ torch.cat([key_positives[rows], banked]).T / temperature).masked_fill(blocked, float("-inf"))
         losses = F.cross_entropy(forward, targets, reduction="none")
         if symmetric:
             banked = bank.get(language, ANCHOR_VIEW).to(a) if bank is not None else a[:0]
             blocked = own_document | _above_pair(guide, rows, bank, language, backward=True)
-            backward = (p @ torch.cat([a, banked]).T / temperature).masked_fill(blocked, float("-inf"))
+            backward = (p @ torch.cat([key_anchors[rows], banked]).T / temperature).masked_fill(blocked, float("-inf"))
             losses = (losses + F.cross_entropy(backward, targets, reduction="none")) / 2
         total = total + losses.sum()
     return total / anchors.size(0)
@@ -133,6 +141,7 @@ class CCPLoss(nn.Module):
         projection_init: str = "random",
         batch_norm: bool = True,
         mask_false_negatives: bool = False,
+        momentum: float | None = None,
     ) -> None:
         """Contrastive context prediction with a per-language memory bank and asymmetric batch norm.
 
@@ -158,6 +167,10 @@ class CCPLoss(nn.Module):
                 the loss sees the embeddings' common mean direction, which batch statistics remove.
             mask_false_negatives: leave out candidates that the encoder's own embeddings (before the
                 projection) already place closer to the query than its pair (see :func:`ccp_loss`).
+            momentum: with a value m in [0, 1), a momentum copy of the model and projection (MoCo, He et
+                al. 2020: after each step, copy = m * copy + (1 - m) * model) embeds the candidates and
+                fills the bank, so the bank's rows come from a slowly moving encoder rather than from
+                earlier states of the one being trained. None: no copy.
         """
         super().__init__()
         from embedkit.models import embedding_dim
@@ -183,6 +196,14 @@ class CCPLoss(nn.Module):
         self.projection_init = projection_init
         self.batch_norm = AsymmetricBatchNorm(self.projection_dim) if batch_norm else None
         self.mask_false_negatives = mask_false_negatives
+        if momentum is not None and not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.key_model = self.key_projection = None
+        if momentum is not None:
+            self.key_model, self.key_projection = copy.deepcopy(model), copy.deepcopy(self.projection)
+            for parameter in [*self.key_model.parameters(), *self.key_projection.parameters()]:
+                parameter.requires_grad_(False)
         views = 4 if mask_false_negatives else 2 if symmetric else 1
         if mask_false_negatives and memory_bank_size and self.projection_dim != width:
             raise ValueError(f"mask_false_negatives with a memory bank needs projection_dim == {width}")
@@ -213,10 +234,27 @@ class CCPLoss(nn.Module):
         return projected if self.batch_norm is None else self.batch_norm(projected, side)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
+        sentence_features = list(sentence_features)
         anchors, positives = embed_columns(self.model, sentence_features)
-        return self.compute_loss_from_embeddings([anchors, positives], labels)
+        keys = self.embed_keys(sentence_features) if self.key_model is not None and self.model.training else None
+        return self.compute_loss_from_embeddings([anchors, positives], labels, keys)
 
-    def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None = None) -> Tensor:
+    @torch.no_grad()
+    def embed_keys(self, sentence_features: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
+        """Move the momentum copy towards the model (one step behind the optimiser), then embed both
+        columns with it: projected, normalised with the batch norm's running statistics."""
+        m = self.momentum
+        for online, key in ((self.model, self.key_model), (self.projection, self.key_projection)):
+            for p, k in zip(online.parameters(), key.parameters()):
+                k.mul_(m).add_(p.detach(), alpha=1 - m)
+        self.key_model.eval()  # no dropout on the keys
+        anchors, positives = embed_columns(self.key_model, sentence_features)
+        project = ((lambda x: self.key_projection(x)) if self.batch_norm is None
+                   else (lambda x: self.batch_norm(self.key_projection(x), "positive")))
+        return project(anchors), project(positives)
+
+    def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None = None,
+                                     keys: tuple[Tensor, Tensor] | None = None) -> Tensor:
         if len(embeddings) != 2:
             raise ValueError(f"CCP needs (anchor, positive) columns, got {len(embeddings)}")
         anchors, positives = embeddings
@@ -228,9 +266,10 @@ class CCPLoss(nn.Module):
         z_anchor, z_positive = self.project(anchors, "anchor"), self.project(positives, "positive")
         guide = (anchors, positives) if self.mask_false_negatives else None
         loss = ccp_loss(z_anchor, z_positive, language_ids, self.memory, self.temperature, self.symmetric,
-                        document_ids, guide)
+                        document_ids, guide, keys)
         if self.memory is not None and self.model.training:
-            views = [z_positive, z_anchor, positives, anchors][: self.memory.views]
+            key_anchor, key_positive = keys if keys is not None else (z_anchor, z_positive)
+            views = [key_positive, key_anchor, positives, anchors][: self.memory.views]
             self.memory.enqueue([F.normalize(v, dim=-1) for v in views], language_ids, document_ids)
         return loss
 
@@ -238,7 +277,8 @@ class CCPLoss(nn.Module):
         return {"languages": self.languages, "projection_dim": self.projection_dim,
                 "memory_bank_size": self.memory_bank_size, "temperature": self.temperature,
                 "symmetric": self.symmetric, "projection_init": self.projection_init,
-                "batch_norm": self.batch_norm is not None, "mask_false_negatives": self.mask_false_negatives}
+                "batch_norm": self.batch_norm is not None, "mask_false_negatives": self.mask_false_negatives,
+                "momentum": self.momentum}
 
     @property
     def citation(self) -> str:

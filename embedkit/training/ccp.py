@@ -59,6 +59,8 @@ class CCPParams(BaseModel):
     # also leave out candidates the encoder already places closer to the anchor than its positive
     # (likely same-topic false negatives; GISTEmbed's rule with the encoder itself as the guide)
     mask_false_negatives: bool = False
+    # a momentum copy of the encoder (MoCo) embeds the candidates and fills the bank; None: no copy
+    momentum: Optional[float] = Field(None, ge=0, lt=1)
     collapse_threshold: float = Field(0.05, ge=0, lt=1)
     collapse_patience: int = Field(3, ge=1)
 
@@ -200,7 +202,7 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     loss = CCPLoss(model, languages=[params.language], projection_dim=params.projection_dim,
                    memory_bank_size=params.memory_bank_size, temperature=params.temperature,
                    symmetric=params.symmetric, projection_init=params.projection_init,
-                   batch_norm=params.batch_norm, mask_false_negatives=params.mask_false_negatives)
+                   batch_norm=params.batch_norm, mask_false_negatives=params.mask_false_negatives, momentum=params.momentum)
     model.max_seq_length = recipe.max_seq_length or inference_length
     if params.projection_init == "identity" and params.batch_norm and not resume_from:  # resuming restores the head
         anchors = random.Random(recipe.seed).sample(columns["anchor"], min(params.calibration_sentences, len(columns["anchor"])))

@@ -158,3 +158,31 @@ def test_false_negative_masking_keeps_pre_projection_views_in_the_bank(tiny_mode
     assert torch.isfinite(loss.memory.get(0, view=2)).all() and loss.memory.get(0, view=2).shape[1] == raw.shape[1]
     with pytest.raises(ValueError, match="projection_dim =="):
         CCPLoss(tiny_model, projection_dim=3, mask_false_negatives=True)
+
+
+def test_keys_replace_the_in_batch_candidates():
+    torch.manual_seed(2)
+    a, p, key_a, key_p = (torch.randn(3, 4) for _ in range(4))
+    got = ccp_loss(a, p, torch.zeros(3, dtype=torch.long), None, temperature=0.2, symmetric=False, keys=(key_a, key_p))
+    s = F.normalize(a, dim=-1) @ F.normalize(key_p, dim=-1).T / 0.2
+    torch.testing.assert_close(got, F.cross_entropy(s, torch.arange(3)))
+
+
+def test_momentum_copy_moves_towards_the_model_and_fills_the_bank(tiny_model):
+    loss = CCPLoss(tiny_model, memory_bank_size=8, temperature=0.1, momentum=0.75)
+    assert all(not p.requires_grad for p in loss.key_model.parameters())
+    with torch.no_grad():
+        first = next(tiny_model.parameters())
+        before = first.clone()
+        first.add_(1.0)  # as if the optimiser had stepped
+    tiny_model.train()
+    columns = [tiny_model.preprocess(["the cat sat", "a dog ran"]), tiny_model.preprocess(["on the mat", "in the park"])]
+    value = loss(columns, None)
+    value.backward()
+    torch.testing.assert_close(next(loss.key_model.parameters()), 0.75 * before + 0.25 * first.detach())
+    assert next(loss.key_model.parameters()).grad is None and loss.projection.weight.grad is not None
+    keys = loss.embed_keys(columns)  # a second update moves the copy further; the bank holds the first keys
+    assert loss.memory.get(0, view=0).shape == keys[1].shape
+    assert loss.get_config_dict()["momentum"] == 0.75
+    with pytest.raises(ValueError, match="momentum"):
+        CCPLoss(tiny_model, momentum=1.0)

@@ -13,6 +13,11 @@ embeddings, and vice versa. Two parts keep this from collapsing or cheating, per
   batch statistics on the anchor side only, so the positive side carries no information about the
   other rows of its batch.
 
+Options beyond the paper, each measured in docs/moe-ccp.md: leaving the anchor's own document out of
+its negatives, leaving out candidates the encoder already ranks above the pair, and a momentum copy of
+the encoder (MoCo) that embeds the candidates and fills the bank -- the one that made the SciFact recipe
+work.
+
 The projection exists for training only: the model's own sentence embeddings (before the projection)
 are what retrieval uses, as in SimCLR-style training. The paper's pretraining code is not public (its
 repository holds the retrieval fine-tuning stage), so the exact head (one linear layer + batch norm),

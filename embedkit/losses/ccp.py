@@ -234,8 +234,9 @@ class CCPLoss(nn.Module):
             norm.weight.copy_(torch.sqrt(norm.running_var + norm.eps))
             norm.bias.copy_(norm.running_mean)
 
-    def project(self, embeddings: Tensor, side: str) -> Tensor:
-        projected = self.projection(embeddings)
+    def project(self, embeddings: Tensor, side: str, projection: nn.Module | None = None) -> Tensor:
+        """The head: ``projection`` (default: the trained one), then the batch norm's ``side``."""
+        projected = (projection or self.projection)(embeddings)
         return projected if self.batch_norm is None else self.batch_norm(projected, side)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
@@ -254,9 +255,8 @@ class CCPLoss(nn.Module):
                 k.mul_(m).add_(p.detach(), alpha=1 - m)
         self.key_model.eval()  # no dropout on the keys
         anchors, positives = embed_columns(self.key_model, sentence_features)
-        project = ((lambda x: self.key_projection(x)) if self.batch_norm is None
-                   else (lambda x: self.batch_norm(self.key_projection(x), "positive")))
-        return project(anchors), project(positives)
+        return (self.project(anchors, "positive", self.key_projection),
+                self.project(positives, "positive", self.key_projection))
 
     def compute_loss_from_embeddings(self, embeddings: Sequence[Tensor], labels: Tensor | None = None,
                                      keys: tuple[Tensor, Tensor] | None = None) -> Tensor:

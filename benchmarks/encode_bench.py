@@ -11,6 +11,9 @@ embeddings and ST's is printed too (the default backend must stay >= 0.9999 for 
 Quality (``--quality``): STS-B test Spearman (cosine, x100) and SciFact test nDCG@10 (exact cosine
 search, pytrec_eval, x100) for each backend, on the full sets.
 
+``--max-seq-length N`` cuts embedkit's inputs at N tokens (sentence-transformers, the reference, keeps the
+model's own limit): the trade of quality for speed that fewer tokens buy, measured with both modes.
+
 Runs on CUDA when ``--device cuda`` is given (the CPU-only backends are then skipped).
 
     python benchmarks/encode_bench.py --data stsb --limit 500 --batch-sizes 32,128 --repeats 3
@@ -54,9 +57,15 @@ DATA = {"stsb": stsb_sentences, "scifact": scifact_documents}
 QUALITY_CACHE = None  # --cache: where quality mode reads/writes embeddings of the exact backends
 
 
+MAX_SEQ_LENGTH = None  # --max-seq-length: embedkit's inputs cut at this many tokens (ST keeps the model's)
+MODEL_MAX_SEQ_LENGTH = None  # the loaded model's own limit, which ST always uses
+
+
 def embed(model, texts, method: str, batch_size: int, device: str | None) -> np.ndarray:
     from embedkit.encoding import EmbeddingCache, cached_encode, encode
     from embedkit.encoding.backends import changes_embeddings
+
+    model.max_seq_length = MODEL_MAX_SEQ_LENGTH if method == ST or MAX_SEQ_LENGTH is None else MAX_SEQ_LENGTH
 
     if QUALITY_CACHE is not None and (method == ST or not changes_embeddings(method)):
         return cached_encode(model, texts, batch_size=batch_size, device=device, show_progress=False,
@@ -125,6 +134,7 @@ def child(args, data: str, method: str, batch_size: int) -> tuple[Run, np.ndarra
                    "--child-batch", str(batch_size), "--child-out", str(out)]
         command += ["--limit", str(args.limit)] if args.limit else []
         command += ["--device", args.device] if args.device else []
+        command += ["--max-seq-length", str(args.max_seq_length)] if args.max_seq_length else []
         finished = subprocess.run(command, capture_output=True, text=True)
         if finished.returncode:
             raise SystemExit(f"{method} at batch {batch_size} failed:\n{finished.stderr[-2000:]}")
@@ -207,13 +217,16 @@ def main() -> None:
     parser.add_argument("--quality", action="store_true", help="measure quality instead of speed")
     parser.add_argument("--cache", default=None, help="quality mode: embedding cache folder for the backends that "
                         "give the model's own embeddings (torch, onnx, sentence-transformers), e.g. a shared one")
+    parser.add_argument("--max-seq-length", type=int, default=None, help="cut embedkit's inputs at this many "
+                        "tokens (sentence-transformers keeps the model's limit)")
     parser.add_argument("--out", default=None, help="append the records as JSON lines to this file")
     parser.add_argument("--child-method", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-batch", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global QUALITY_CACHE
+    global QUALITY_CACHE, MAX_SEQ_LENGTH, MODEL_MAX_SEQ_LENGTH
     QUALITY_CACHE = args.cache if args.quality else None
+    MAX_SEQ_LENGTH = args.max_seq_length
     args.data = args.data.split(",")
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     args.backends = [b for b in args.backends.split(",") if b]
@@ -227,6 +240,7 @@ def main() -> None:
     if args.device and args.device.startswith("cuda"):
         args.backends = [b for b in args.backends if b not in CPU_ONLY]
     model = load_model(args.model, device=args.device)
+    MODEL_MAX_SEQ_LENGTH = model.max_seq_length
     if args.child_method:
         return run_child(args, model)
     print(f"machine {machine()}  torch {torch.__version__} threads {torch.get_num_threads()}  device "

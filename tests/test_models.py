@@ -1,6 +1,6 @@
 import pytest
 
-from embedkit.errors import ModelError
+from embedkit.errors import ConfigError, ModelError
 from embedkit.models import load_model, model_fingerprint
 
 
@@ -31,3 +31,15 @@ def test_hub_id_offline_fails_with_one_line(monkeypatch):
         load_model("someone/no-such-model-xyz")
     message = str(info.value)
     assert "\n" not in message and "default" in message
+
+
+def test_max_seq_length_cuts_inputs_and_is_checked(tiny_model_dir):
+    full = load_model(str(tiny_model_dir), device="cpu")
+    cut = load_model(str(tiny_model_dir), device="cpu", max_seq_length=4)
+    assert cut.max_seq_length == 4 and model_fingerprint(cut) != model_fingerprint(full)
+    long_text = ["one two three four five six seven eight nine ten"]
+    assert cut.tokenize(long_text)["input_ids"].shape[1] == 4 < full.tokenize(long_text)["input_ids"].shape[1]
+    positions = full[0].auto_model.config.max_position_embeddings
+    for bad in (0, positions + 1):
+        with pytest.raises(ConfigError, match=f"max_seq_length must be in 1..{positions}, got {bad}"):
+            load_model(str(tiny_model_dir), max_seq_length=bad)

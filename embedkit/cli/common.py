@@ -9,6 +9,9 @@ def add_model_args(parser: argparse.ArgumentParser, model_required: bool = False
                         help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub id")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: best available)")
+    parser.add_argument("--max-seq-length", type=int, default=None,
+                        help="cut inputs at this many tokens (default: the model's own limit); fewer is faster, "
+                             "and on texts longer than that, less accurate")
     parser.add_argument("--domain", default=None,
                         help="for a mixture-of-experts model: the domain whose experts encode (e.g. science)")
     parser.add_argument("--query-prompt", default=None,
@@ -39,6 +42,6 @@ def load_routed_model(args: argparse.Namespace, stack) -> object:
     from embedkit.models import load_model
     from embedkit.modules import routed
 
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, max_seq_length=args.max_seq_length)
     stack.enter_context(routed(model, getattr(args, "domain", None)))
     return model

@@ -59,7 +59,7 @@ def _check(args: argparse.Namespace) -> None:
         raise ConfigError(f"--processes must be >= 1, got {args.processes}")
     if args.processes is not None and args.num_shards is not None:
         raise ConfigError("--processes shards the input itself; leave out --num-shards/--shard-index")
-    for name in ("workers", "threads", "window", "batch_size"):
+    for name in ("workers", "threads", "window", "batch_size", "max_seq_length"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -163,6 +163,6 @@ def _run_parallel(args: argparse.Namespace, out: Path, prompt: str | None) -> in
     rows, dim = encode_file_parallel(args.model, source, out, processes=args.processes, devices=devices,
                                      role=args.role, prompt=prompt, batch_size=args.batch_size,
                                      normalize=args.normalize, backend=args.backend,
-                                     window=args.window or DEFAULT_WINDOW)
+                                     window=args.window or DEFAULT_WINDOW, max_seq_length=args.max_seq_length)
     print(f"wrote {rows} x {dim} float32 embeddings to {out} ({args.processes} processes)")
     return 0

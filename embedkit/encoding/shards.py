@@ -80,6 +80,7 @@ class ShardJob:
     threads: int | None
     options: dict  # role, prompt, batch_size, normalize, backend, window
     scan: InputScan
+    max_seq_length: int | None = None
 
 
 def _done_marker(out: Path) -> Path:
@@ -91,7 +92,7 @@ def _run_shard(job: ShardJob) -> str:
     from embedkit.models import load_model, model_fingerprint
 
     out = Path(job.out_path)
-    model = load_model(job.model, device=job.device)
+    model = load_model(job.model, device=job.device, max_seq_length=job.max_seq_length)
     identity = {"input_sha256": job.scan.sha256, "start": job.start, "stop": job.stop,
                 "model": model_fingerprint(model), **job.options}
     marker = _done_marker(out)
@@ -118,11 +119,13 @@ def encode_file_parallel(
     normalize: bool = False,
     backend: str = "torch",
     window: int = DEFAULT_WINDOW,
+    max_seq_length: int | None = None,
     keep_shards: bool = False,
 ) -> tuple[int, int]:
     """Encode ``input_path`` with ``processes`` processes (one shard each) and merge into ``out_path``.
 
-    ``model`` is what :func:`embedkit.models.load_model` takes (each process loads its own copy).
+    ``model`` is what :func:`embedkit.models.load_model` takes (each process loads its own copy, its
+    inputs cut at ``max_seq_length`` tokens when given).
     ``devices``: one per process, round robin (default: the CPU, cores split evenly). Returns
     ``(rows, dim)`` of the merged file.
     """
@@ -145,7 +148,7 @@ def encode_file_parallel(
         on_cpu = device is None or str(device).startswith("cpu")
         threads = max(1, usable_cpus() // processes) if on_cpu else None
         jobs.append(ShardJob(model, str(source), str(shard_path(out, index, processes)), start, stop, device,
-                             threads, options, scan))
+                             threads, options, scan, max_seq_length))
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
         parts = pool.map(_run_shard, jobs, chunksize=1)

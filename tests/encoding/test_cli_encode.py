@@ -5,6 +5,7 @@ import numpy as np
 
 from embedkit.cli.main import main
 from embedkit.encoding import encode
+from embedkit.models import load_model
 
 from encoding.encoding_helpers import min_cosine
 
@@ -19,6 +20,11 @@ def test_encode_backends_and_stream(tiny_model_dir, tiny_model, tmp_path, texts,
     assert main(["encode", "--model", str(tiny_model_dir), "--input", str(corpus), "--out", str(tmp_path / "s.npy"),
                  "--window", "50", "--workers", "2", "--threads", "1"]) == 0
     assert min_cosine(np.load(tmp_path / "s.npy"), reference) >= 0.9999
+    assert main(["encode", "--model", str(tiny_model_dir), "--input", str(corpus), "--out", str(tmp_path / "c.npy"),
+                 "--max-seq-length", "4"]) == 0
+    cut = np.load(tmp_path / "c.npy")
+    assert min_cosine(cut, encode(load_model(str(tiny_model_dir), max_seq_length=4), texts)) >= 0.9999
+    assert min_cosine(cut, reference) < 0.99  # the limit was applied, not ignored
 
 
 def test_shards_then_merge(tiny_model_dir, tiny_model, tmp_path, texts):
@@ -40,6 +46,7 @@ def test_bad_options_are_one_line_errors(tiny_model_dir, tmp_path, capsys):
     for extra, message in ((["--num-shards", "2"], "go together"),
                            (["--num-shards", "2", "--shard-index", "2"], "--shard-index must be"),
                            (["--workers", "0"], "--workers must be >= 1"),
+                           (["--max-seq-length", "0"], "--max-seq-length must be >= 1"),
                            (["--processes", "2", "--num-shards", "2", "--shard-index", "0"], "leave out")):
         assert main(base + extra) == 2
         err = capsys.readouterr().err.strip()

@@ -10,6 +10,7 @@ import pytest
 import embedkit.encoding.stream as stream_module
 from embedkit.encoding import encode, encode_file, encode_file_parallel, merge_npy, shard_range
 from embedkit.errors import DataError
+from embedkit.models import load_model
 
 from encoding.encoding_helpers import min_cosine
 
@@ -107,3 +108,6 @@ def test_finished_shard_is_not_redone(tiny_model_dir, corpus, tmp_path):
     changed = ShardJob(**{**job.__dict__, "options": {**options, "normalize": True}})
     _run_shard(changed)  # other options: encoded again
     assert np.allclose(np.linalg.norm(np.load(first), axis=1), 1, atol=1e-5)
+    _run_shard(ShardJob(**{**job.__dict__, "max_seq_length": 4}))  # a token limit changes the model: again
+    cut = load_model(str(tiny_model_dir), max_seq_length=4)
+    assert min_cosine(np.load(first), encode(cut, corpus.read_text(encoding="utf-8").splitlines()[:60])) >= 0.9999

@@ -34,7 +34,7 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | None
     """Return a ``SentenceTransformer`` for ``name_or_path`` (see the module docstring), its inputs cut at
     ``max_seq_length`` tokens when given (fewer tokens: faster, and on long texts less accurate)."""
     model = _load(name_or_path, device)
-    if max_seq_length is not None:
+    if max_seq_length is not None and getattr(model, "max_seq_length", None) != max_seq_length:
         set_max_seq_length(model, max_seq_length)
     return model
 

@@ -98,15 +98,23 @@ def _print_json(obj) -> None:
 
 def _recorded_model(index, args):
     """The model to encode with: ``--model`` (checked against the index unless ``--force``) or the recorded one."""
-    from embedkit.models import load_model, model_fingerprint, model_name
+    from embedkit.models import model_fingerprint, model_name
 
     source = args.model or index.model_source
     if source is None:
         raise IndexError_(f"{index.path}: the index records no loadable model ({index.model_name or 'unknown'}); "
                           "pass --model")
-    model = load_model(source, device=args.device)
+    model = _load_for(index, source, args.device)
     index.check_model(model_fingerprint(model), model_name(model), force=args.force)
     return model
+
+
+def _load_for(index, source, device):
+    """Load ``source`` with the token limit the index's vectors were made with (``--max-seq-length`` at
+    build time changes the model's fingerprint, so it has to be applied again)."""
+    from embedkit.models import load_model
+
+    return load_model(source, device=device, max_seq_length=index.build_params.get("max_seq_length"))
 
 
 def _read_ids(path: str) -> list[str]:
@@ -185,6 +193,7 @@ def run_build(args: argparse.Namespace) -> int:
             index = build_from_vectors(ids, vectors, args.spec, args.metric, texts=texts, titles=titles,
                                        model_name=model_name(model), model_fingerprint=model_fingerprint(model),
                                        model_source=source)
+            index.build_params["max_seq_length"] = getattr(model, "max_seq_length", None)
         else:
             from embedkit.data import count_documents, iter_documents
 
@@ -283,11 +292,11 @@ def run_add(args: argparse.Namespace) -> int:
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
     if args.embeddings:
-        from embedkit.models import load_model, model_fingerprint, model_name
+        from embedkit.models import model_fingerprint, model_name
 
         ids, vectors, texts, titles = _precomputed(args)
         if args.model:
-            model = load_model(args.model, device=args.device)
+            model = _load_for(index, args.model, args.device)
             index.check_model(model_fingerprint(model), model_name(model), force=args.force)
         index.add(ids, vectors[:], texts=texts, titles=titles)
         added = len(ids)

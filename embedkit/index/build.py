@@ -97,7 +97,7 @@ def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "c
     index = FaissIndex(dim, spec, metric, model_name=model_name(model), model_fingerprint=model_fingerprint(model),
                        model_source=model_source or model_source_of(model))
     index.build_params = {"chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap if chunk_tokens else None,
-                          "document_prompt": prompt}
+                          "document_prompt": prompt, "max_seq_length": getattr(model, "max_seq_length", None)}
     added = add_documents(index, model, documents, batch_size, chunk_tokens, chunk_overlap, device, prompt,
                           show_progress, total)
     if not added:

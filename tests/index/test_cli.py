@@ -124,6 +124,20 @@ def test_bad_input_is_one_line_and_changes_nothing(built, tmp_path, tiny_model_d
     assert one_json_line(capsys)["count"] == 4
 
 
+def test_token_limit_of_the_build_is_applied_again(tmp_path, tiny_model_dir, capsys):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", DOCS[:4])
+    out = tmp_path / "cut"
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--max-seq-length", "6", "--json"]) == 0
+    capsys.readouterr()
+    # without the recorded limit the reloaded model's fingerprint would differ and both would be refused
+    assert main(["index", "search", str(out), "--query", "Cats purr", "--json"]) == 0
+    assert len(one_json_line(capsys)["hits"]) == 4
+    assert main(["index", "add", str(out), "--corpus", str(write_corpus(tmp_path / "more.jsonl", DOCS[4:])),
+                 "--json"]) == 0
+    assert one_json_line(capsys)["count"] == 5
+
+
 def test_model_mismatch_needs_force(built, tmp_path, capsys):
     from helpers import make_tiny_model_dir
 

@@ -137,6 +137,8 @@ def arithmetic_peaks(copies: int) -> dict[str, float] | None:
             return None
         procs = [subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True) for _ in range(copies)]
         outputs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        return None  # e.g. a CPU without AVX2: the instructions are illegal there
     peaks = {}
     for name, label in PEAK_LINES.items():
         rates = [float(re.search(re.escape(label) + r": ([0-9.]+)", out).group(1)) for out in outputs]
@@ -212,7 +214,7 @@ def main() -> None:
         print(f"{name}: {rate:.0f} GOP/s (cpu_peak.c, {threads} copies at once); every matrix product at this rate, "
               f"everything else free: at most {record['ceiling_at_peak_vs_st'][name]:.2f}x sentence-transformers")
     if "peak_gop_per_s" not in record:
-        print("arithmetic peaks not measured (no C compiler, or cpu_peak.c did not build)")
+        print("arithmetic peaks not measured (no C compiler, or cpu_peak.c did not build or run)")
     for name, left in record["ms_left_at_target"].items():
         target = TARGETS[name.split("-")[0]]
         print(f"{target}x with the matrix products at the {name} rate leaves {left:.1f} ms per text "

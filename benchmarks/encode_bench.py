@@ -67,9 +67,9 @@ MODEL_MAX_SEQ_LENGTH = None  # the loaded model's own limit, which ST always use
 def embed(model, texts, method: str, batch_size: int, device: str | None) -> np.ndarray:
     from embedkit.encoding import EmbeddingCache, cached_encode, encode
     from embedkit.encoding.backends import changes_embeddings
+    from embedkit.models import set_max_seq_length
 
-    model.max_seq_length = MODEL_MAX_SEQ_LENGTH if method == ST or MAX_SEQ_LENGTH is None else MAX_SEQ_LENGTH
-
+    set_max_seq_length(model, MODEL_MAX_SEQ_LENGTH if method == ST or MAX_SEQ_LENGTH is None else MAX_SEQ_LENGTH)
     if QUALITY_CACHE is not None and (method == ST or not changes_embeddings(method)):
         return cached_encode(model, texts, batch_size=batch_size, device=device, show_progress=False,
                              cache=EmbeddingCache(QUALITY_CACHE), backend="torch" if method == ST else method)

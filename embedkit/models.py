@@ -10,7 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from embedkit.errors import ModelError
+from embedkit.errors import ConfigError, ModelError
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -42,8 +42,6 @@ def load_model(name_or_path: str | os.PathLike | None = None, device: str | None
 def set_max_seq_length(model, tokens: int) -> None:
     """Cut the model's inputs at ``tokens``; refused beyond the positions the transformer has."""
     from sentence_transformers import SentenceTransformer
-
-    from embedkit.errors import ConfigError
 
     if not isinstance(model, SentenceTransformer):
         raise ConfigError(f"max_seq_length: only sentence-transformers models take a token limit, not {type(model).__name__}")

@@ -1,0 +1,64 @@
+"""What machine this is: the CPU's model and the instruction sets that decide which encode path is fastest.
+
+The machines embedkit runs on change from day to day (AMD with AVX2 only, Intel with AVX-512 VNNI and
+AMX have both been seen), so every benchmark record and ``embedkit info`` name the CPU and its flags.
+Read from ``/proc/cpuinfo`` (Linux); elsewhere the model comes from ``platform`` and the flags are empty.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+# The flags that change which kernels torch, ONNX Runtime and OpenVINO can use, by their /proc/cpuinfo names.
+FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+         "amx_int8")
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    model: str
+    cores: int  # usable by this process (its affinity), not the host's count
+    flags: tuple[str, ...]  # the subset of FLAGS this CPU has
+
+    @property
+    def vnni(self) -> bool:
+        """int8 dot products in one instruction (AVX-512 VNNI or AVX-VNNI)."""
+        return "avx512_vnni" in self.flags or "avx_vnni" in self.flags
+
+    @property
+    def amx(self) -> bool:
+        return "amx_tile" in self.flags
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "flags": list(self.flags)}
+
+
+@lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in (platform.processor(), platform.machine()):
+                    model = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:  # not Linux: no flags to read
+        pass
+    return CpuInfo(model, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                   tuple(f for f in FLAGS if f in flags))
+
+
+def accelerator() -> str:
+    """``cpu``, or the name of the first CUDA device when torch sees one (torch is imported only if loaded)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return "cpu"

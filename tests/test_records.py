@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from embedkit.errors import DataError
+from embedkit.machine import cpu_info
+from embedkit.records import load_records, make_record, recording, render_document, write_record
+
+
+def test_record_carries_environment(tmp_path):
+    path = write_record(tmp_path / "a.json", make_record("x", {"ndcg@10": 64.5}, ["embedkit", "eval"], 1.23456))
+    record = json.loads(path.read_text())
+    assert record["metrics"] == {"ndcg@10": 64.5}
+    assert record["command"] == "embedkit eval"
+    assert record["wall_seconds"] == 1.235
+    assert record["cpu"]["model"] == cpu_info().model and isinstance(record["cpu"]["flags"], list)
+    assert record["packages"]["numpy"]
+    assert len(record["commit"].split("-")[0]) in (40, 7) or record["commit"] == "unknown"
+
+
+def test_recording_writes_only_on_success(tmp_path):
+    with recording(tmp_path / "ok.json", "ok", "cmd") as rec:
+        rec.metrics["v"] = 1
+    with pytest.raises(RuntimeError), recording(tmp_path / "bad.json", "bad", "cmd") as rec:
+        raise RuntimeError("boom")
+    assert [r["name"] for r in load_records(tmp_path)] == ["ok"]
+
+
+def test_render_document_replaces_and_checks(tmp_path):
+    doc = tmp_path / "d.md"
+    doc.write_text("intro\n<!-- table: t -->\n| old |\n<!-- /table: t -->\nend\n")
+    tables = {"t": lambda: "| new |"}
+    assert render_document(doc, tables, check=True) == ["t"]
+    assert "| old |" in doc.read_text()  # check writes nothing
+    assert render_document(doc, tables) == ["t"]
+    assert doc.read_text() == "intro\n<!-- table: t -->\n| new |\n<!-- /table: t -->\nend\n"
+    assert render_document(doc, tables, check=True) == []
+
+
+def test_unknown_table_marker_is_an_error(tmp_path):
+    doc = tmp_path / "d.md"
+    doc.write_text("<!-- table: typo -->\nx\n<!-- /table: typo -->\n")
+    with pytest.raises(DataError, match="unknown table 'typo'"):
+        render_document(doc, {})
+
+
+def test_documents_agree_with_records():
+    """Every generated table in the README, training/, benchmarks/, evaluation/ and docs/ matches its records."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "results" / "tables.py"
+    spec = importlib.util.spec_from_file_location("results_tables", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tables = module.all_tables()
+    stale = {str(doc): render_document(doc, tables, check=True) for doc in module.documents()}
+    assert not {doc: names for doc, names in stale.items() if names}

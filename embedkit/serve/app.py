@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from embedkit.encoding.bucketing import token_lengths
 from embedkit.index.chunking import Chunker, full_text
 from embedkit.serve import errors
+from embedkit.serve.body_limit import BodyLimit
 from embedkit.serve.errors import ApiError
 from embedkit.serve.metrics import CONTENT_TYPE, RequestMetrics
 from embedkit.serve.schemas import (DeleteResponse, DocumentOut, DocumentsRequest, DocumentsResponse,
@@ -53,8 +54,9 @@ def create_app(service: Service) -> FastAPI:
             await service.stop()
 
     app = FastAPI(title="embedkit", summary="Search and embedding service over embedkit indexes",
-                  version="1", lifespan=lifespan, max_body_size=config.max_body_bytes)
+                  version="1", lifespan=lifespan)
     errors.install(app, config.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=service.metrics)
 
     def require_token(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
@@ -102,7 +104,9 @@ def create_app(service: Service) -> FastAPI:
         served = service.index(request.index)
         if request.k > config.max_k:
             raise ApiError(422, f"k: must be at most {config.max_k}", "k")
-        check_texts([request.query], "query")
+        if len(request.query) > config.max_text_chars:
+            raise ApiError(413, f"query has {len(request.query)} characters; the limit is {config.max_text_chars}",
+                           "query")
         if request.mode != "dense" and served.bm25 is None:
             raise ApiError(422, f"index {served.name!r} has no BM25 index (built with --no-bm25 or from "
                                 "embeddings); use mode 'dense'", "mode")

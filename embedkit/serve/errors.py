@@ -35,7 +35,9 @@ def error_response(status: int, message: str, param: str | None = None, headers:
 
 
 def _validation_message(error: dict) -> tuple[str, str | None]:
-    loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+    loc = [str(p) for p in error.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header"):  # where the value was, not its name
+        loc = loc[1:]
     param = ".".join(loc) or None
     return (f"{param}: " if param else "") + error.get("msg", "invalid value"), param
 

@@ -108,7 +108,7 @@ class Server:
             self._log = None
 
     def __enter__(self) -> "Server":
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:

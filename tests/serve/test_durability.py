@@ -1,0 +1,129 @@
+"""Acknowledged writes survive kill -9; half-written ones are never served; one writer per folder."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+from serve.servehelpers import TOKEN, Server, server_env
+
+WAL = "serve-wal.jsonl"
+
+
+def _serve(folder, token_file, log, *extra) -> Server:
+    return Server([f"main={folder}", "--token-file", token_file, *extra], log).start()
+
+
+def _upsert(server, docs, **kw):
+    return server.post("/documents", json={"documents": docs}, token=TOKEN, **kw)
+
+
+def test_acknowledged_upsert_survives_kill_9(fresh_index, token_file, tmp_path):
+    saved_before = _saved_files(fresh_index)
+    server = _serve(fresh_index, token_file, tmp_path / "a.log")
+    doc = {"id": "k9", "title": "Kill", "text": "Written just before the process was killed."}
+    response = _upsert(server, [doc])
+    assert response.status_code == 200
+    server.kill()  # right after the acknowledgement: no shutdown code runs
+    assert (fresh_index / WAL).stat().st_size > 0  # the log, not a save, holds the write
+    assert _saved_files(fresh_index) == saved_before
+
+    with _serve(fresh_index, token_file, tmp_path / "b.log") as again:
+        assert again.get("/documents/k9").json()["rows"][0]["text"] == doc["text"]
+        hits = again.post("/search", json={"query": "killed process", "mode": "hybrid"}).json()["hits"]
+        assert hits[0]["id"] == "k9"
+        assert (fresh_index / WAL).stat().st_size == 0  # replayed and folded into a checkpoint at start
+
+
+def test_kill_during_a_stream_of_writes_loses_nothing_acknowledged(fresh_index, token_file, tmp_path):
+    """Writers post batches of 4 documents sharing a tag; kill -9 lands mid-stream. After the restart
+    every acknowledged batch is there, whole, and an unacknowledged one is there whole or not at all."""
+    server = _serve(fresh_index, token_file, tmp_path / "a.log")
+    acked, sent, stop = [], [], threading.Event()
+
+    def writer(w: int) -> None:
+        n = 0
+        while not stop.is_set():
+            tag = f"w{w}n{n}"
+            docs = [{"id": f"{tag}-{j}", "text": f"stream document {j} tag{tag}"} for j in range(4)]
+            sent.append(tag)
+            try:
+                if _upsert(server, docs, timeout=30).status_code == 200:
+                    acked.append(tag)
+            except Exception:  # the connection dies with the server
+                return
+            n += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    while len(acked) < 12:
+        time.sleep(0.02)
+    server.kill()
+    stop.set()
+    for t in threads:
+        t.join()
+
+    with _serve(fresh_index, token_file, tmp_path / "b.log") as again:
+        for tag in sent:
+            found = [again.get(f"/documents/{tag}-{j}").status_code == 200 for j in range(4)]
+            if tag in acked:
+                assert all(found), tag
+            else:
+                assert all(found) or not any(found), (tag, found)
+            hits = again.post("/search", json={"query": f"tag{tag}", "mode": "bm25", "k": 10}).json()["hits"]
+            assert len(hits) in (0, 4) and (tag not in acked or len(hits) == 4), (tag, hits)
+
+
+def test_torn_log_tail_is_dropped_and_a_damaged_log_refused(fresh_index, token_file, tmp_path):
+    server = _serve(fresh_index, token_file, tmp_path / "a.log")
+    for i in range(3):
+        assert _upsert(server, [{"id": f"t{i}", "text": f"torn test {i}"}]).status_code == 200
+    server.kill()
+    wal = fresh_index / WAL
+    good = wal.read_bytes()
+    assert good.count(b"\n") == 3
+    wal.write_bytes(good + b'0badc0de {"op":"upsert","documents":[["cut')  # an append cut short
+    with _serve(fresh_index, token_file, tmp_path / "b.log") as again:
+        assert all(again.get(f"/documents/t{i}").status_code == 200 for i in range(3))
+        assert again.get("/health").json()["indexes"]["main"]["rows"] == 6 + 3
+
+    lines = good.splitlines(keepends=True)
+    flipped = lines[1].replace(b"torn test 1", b"torn test X")  # checksum no longer matches
+    wal.write_bytes(lines[0] + flipped + lines[2])
+    result = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "serve", str(fresh_index), "--port", "0",
+                             "--token-file", str(token_file)], capture_output=True, text=True, env=server_env(),
+                            timeout=300)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("embedkit: error:") and f"{WAL}, line 2: damaged record" in error
+    assert "Traceback" not in result.stderr
+
+
+def test_clean_stop_saves_a_checkpoint_the_cli_reads(fresh_index, token_file, tmp_path):
+    server = _serve(fresh_index, token_file, tmp_path / "a.log")
+    assert _upsert(server, [{"id": "clean", "title": "Clean", "text": "saved at a clean stop"}]).status_code == 200
+    assert server.delete("/documents/d6", token=TOKEN).status_code == 200
+    server.stop()
+    assert (fresh_index / WAL).stat().st_size == 0
+    result = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "index", "info", str(fresh_index), "--json"],
+                            capture_output=True, text=True, env=server_env(), timeout=300)
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["count"] == 6 + 1 - 1 and info["bm25"] == 6
+
+
+def test_one_writer_per_folder(fresh_index, token_file, tmp_path):
+    with _serve(fresh_index, token_file, tmp_path / "a.log"):
+        second = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "serve", str(fresh_index), "--port", "0",
+                                 "--token-file", str(token_file)], capture_output=True, text=True, env=server_env(),
+                                timeout=300)
+        assert second.returncode == 2
+        assert "another writer holds the index" in second.stderr and "embedkit serve" in second.stderr
+
+
+def _saved_files(folder) -> list[str]:
+    """The index's own files (not the log, not the lock file)."""
+    return sorted(p.name for p in folder.iterdir() if p.name != WAL and not p.name.startswith("."))

@@ -28,16 +28,15 @@ log = logging.getLogger("embedkit.serve")
 
 class Service:
     def __init__(self, config: ServeConfig, indexes: dict[str, ServedIndex], writers: dict[str, IndexWriter],
-                 locks: ExitStack, metrics: Metrics):
+                 metrics: Metrics):
         self.config, self.indexes, self.writers, self.metrics = config, indexes, writers, metrics
-        self._locks = locks
         self.batcher = MicroBatcher(config.max_batch, config.max_wait_ms / 1000, config.encode_workers,
                                     observe_batch=metrics.observe_batch)
 
     @classmethod
     def open(cls, config: ServeConfig) -> "Service":
         metrics = Metrics()
-        locks = ExitStack()
+        opened = ExitStack()  # writers to close if a later index fails to open
         indexes: dict[str, ServedIndex] = {}
         writers: dict[str, IndexWriter] = {}
         models: dict[tuple, object] = {}
@@ -46,10 +45,9 @@ class Service:
                 served = _load(spec, config.device, models)
                 wal = WriteAheadLog(spec.folder)
                 if config.writes_enabled:
-                    locks.enter_context(folder_writer_lock(spec.folder))
                     writer = IndexWriter(served, spec.folder, config.checkpoint_bytes, metrics.observe_commit)
                     replayed = writer.open()
-                    locks.callback(writer.wal.close)
+                    opened.callback(writer.close)
                     writers[spec.name] = writer
                 elif wal.path.exists() and wal.path.stat().st_size:
                     with folder_writer_lock(spec.folder):
@@ -63,9 +61,10 @@ class Service:
                                       "was interrupted between the two); rebuild it with `embedkit index build --force`")
                 indexes[spec.name] = served
         except BaseException:
-            locks.close()
+            opened.close()
             raise
-        return cls(config, indexes, writers, locks, metrics)
+        opened.pop_all()  # from here on, stop() closes them
+        return cls(config, indexes, writers, metrics)
 
     async def start(self) -> None:
         self.batcher.start()
@@ -73,13 +72,12 @@ class Service:
             await writer.start()
 
     async def stop(self) -> None:
-        """Finish queued writes, checkpoint, stop the encoders, release the folders' locks."""
+        """Finish queued writes, checkpoint, release the folders' locks, stop the encoders."""
         try:
             for writer in self.writers.values():
                 await writer.stop()
         finally:
             self.batcher.stop()
-            self._locks.close()
 
     # ------------------------------------------------------------------ lookups (names never touch paths)
 

@@ -98,11 +98,23 @@ class IndexWriter:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"embedkit-write-{served.name}")
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+        self._lock = None  # the writer lock's context, entered and left on the writer's thread
 
     def open(self) -> int:
-        """Replay and fold in the log, then open it for appending. The caller holds the writer lock."""
-        replayed = recover(self.served, self.wal, self.folder)
-        self.wal.open()
+        """Take the folder's writer lock, replay and fold in the log, open it for appending; returns the
+        number of changes replayed. All of it runs on the writer's own thread, which holds the lock until
+        :meth:`close`: every later save (a checkpoint) happens on that thread too."""
+        return self._executor.submit(self._open).result()
+
+    def _open(self) -> int:
+        self._lock = folder_writer_lock(self.folder)
+        self._lock.__enter__()
+        try:
+            replayed = recover(self.served, self.wal, self.folder)
+            self.wal.open()
+        except BaseException:
+            self._release()
+            raise
         return replayed
 
     async def start(self) -> None:
@@ -110,14 +122,29 @@ class IndexWriter:
         self._task = asyncio.create_task(self._commit_loop())
 
     async def stop(self) -> None:
-        """Commit what is queued, checkpoint if the log holds anything, close the log."""
+        """Commit what is queued, then :meth:`close`."""
         await self._queue.put(None)
         await self._task
-        loop = asyncio.get_running_loop()
-        if self.failure is None and self.wal.size():
-            await loop.run_in_executor(self._executor, self._checkpoint)
-        self.wal.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def close(self) -> None:
+        """Checkpoint if the log holds anything, close it, release the lock (on the writer's thread)."""
+        def close() -> None:
+            try:
+                if self.failure is None and self.wal.size():
+                    self._checkpoint()
+            finally:
+                self.wal.close()
+                self._release()
+
+        if self._lock is not None:
+            self._executor.submit(close).result()
         self._executor.shutdown()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
 
     async def submit(self, mode: str, change: Upsert | Delete) -> dict:
         if self.failure is not None:

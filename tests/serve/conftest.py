@@ -12,11 +12,20 @@ import signal
 import pytest
 
 from helpers import DOCS
-from serve.servehelpers import TOKEN, Server, build_index
+from serve.servehelpers import STARTED, TOKEN, Server, build_index
 
 LONG_TEXT = ("Bicycles are pedal driven vehicles with two wheels. " * 6).strip()
 CHUNK_DOCS = {**DOCS, "long1": ("Bicycles", LONG_TEXT)}
 LIMITS = ["--max-texts", "8", "--max-text-chars", "2000", "--max-body-bytes", "65536", "--max-k", "50"]
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outlives_its_test():
+    started = len(STARTED)
+    yield
+    for server in STARTED[started:]:
+        server.kill()
+    del STARTED[started:]
 
 
 @pytest.fixture(scope="session")
@@ -46,5 +55,6 @@ def shared_server(index_templates, token_file, tmp_path_factory):
     server = Server([f"main={folders['main']}", f"chunks={folders['chunks']}", "--token-file", token_file, *LIMITS],
                     root / "server.log").start()
     server.folders = folders
+    STARTED.remove(server)  # lives for the session, stopped below
     yield server
     assert server.stop() == -signal.SIGTERM, server.log_tail()  # uvicorn re-raises the signal once shut down

@@ -15,6 +15,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789abcdef"
+STARTED: list["Server"] = []  # every server a test started; conftest kills those still running after it
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the test process dies, so an interrupted run leaves no server behind."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def server_env() -> dict:
@@ -37,7 +45,9 @@ class Server:
     def start(self, timeout: float = 180) -> "Server":
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "embedkit.cli.main", "serve", *self.args, "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=self._log, env=server_env(), cwd=ROOT)
+                                     stdout=subprocess.PIPE, stderr=self._log, env=server_env(), cwd=ROOT,
+                                     preexec_fn=_die_with_parent)
+        STARTED.append(self)
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout] and lines.put(None),
                          daemon=True).start()

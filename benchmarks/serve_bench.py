@@ -185,7 +185,7 @@ class Server:
 def wrk(url: str, bodies: Path, clients: int, seconds: float, script: Path) -> dict:
     """One wrk run; returns its summary plus the CPU wrk used (cores)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s", "-s", str(script),
+    result = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{round(seconds)}s", "--timeout", "30s", "-s", str(script),
                              url, "--", str(bodies)], capture_output=True, text=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
@@ -287,7 +287,7 @@ def writes_phase(server: Server, bodies: Path, script: Path, seconds: float, cor
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--docs", type=int, default=None, help="SciFact abstracts to index (default: all 5,183)")
-    p.add_argument("--seconds", type=float, default=30, help="length of each load run (default 30)")
+    p.add_argument("--seconds", type=int, default=30, help="length of each load run (default 30)")
     p.add_argument("--clients", default="1,8,32", help="concurrent clients, comma list (default 1,8,32)")
     p.add_argument("--inprocess-seconds", type=float, default=20, help="length of each in-process run (default 20)")
     p.add_argument("--workdir", default="/tmp/embedkit-serve-bench", help="index folder and logs (not in the repo)")

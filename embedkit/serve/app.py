@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from embedkit.encoding.bucketing import token_lengths
-from embedkit.index.chunking import Chunker, full_text
+from embedkit.index.chunking import full_text
 from embedkit.serve import errors
 from embedkit.serve.body_limit import BodyLimit
 from embedkit.serve.errors import ApiError
@@ -88,7 +88,7 @@ def create_app(service: Service) -> FastAPI:
     async def health() -> dict:
         return {"status": "ok", "writes": config.writes_enabled,
                 "indexes": {name: {"rows": s.count(), "version": s.version, "bm25": s.bm25 is not None,
-                                   "model": s.dense.model_name, "chunked": bool(s.chunk_tokens)}
+                                   "model": s.dense.model_name, "chunked": s.chunker is not None}
                             for name, s in service.indexes.items()}}
 
     @app.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
@@ -115,7 +115,7 @@ def create_app(service: Service) -> FastAPI:
         else:
             hits, version = await service.batcher.run(
                 served.model, [request.query], served.query_prompt,
-                then=lambda vectors: served.search(request.mode, request.query, vectors, request.k))
+                then=lambda vectors, _: served.search(request.mode, request.query, vectors, request.k))
         return JSONResponse({"index": served.name, "mode": request.mode, "k": request.k, "version": version,
                              "took_ms": round((time.perf_counter() - t0) * 1000, 3),
                              "hits": [h.as_dict() for h in hits]})
@@ -131,7 +131,7 @@ def create_app(service: Service) -> FastAPI:
         if request.dimensions is not None and request.dimensions != dim:
             raise ApiError(422, f"dimensions: this model gives {dim}; it cannot shorten its vectors", "dimensions")
         vectors, tokens = await service.batcher.run(
-            served.model, texts, "", then=lambda v: (v, int(token_lengths(served.model, texts).sum())))
+            served.model, texts, "", then=lambda v, model: (v, int(token_lengths(model, texts).sum())))
         if request.encoding_format == "base64":
             encoded = [base64.b64encode(np.ascontiguousarray(v, dtype="<f4").tobytes()).decode() for v in vectors]
         else:
@@ -167,7 +167,7 @@ def create_app(service: Service) -> FastAPI:
         if len(set(ids)) != len(ids):
             raise ApiError(422, f"documents: an id appears twice ({next(i for i in ids if ids.count(i) > 1)!r})",
                            "documents")
-        if served.chunk_tokens and (named_like_chunks := [i for i in ids if CHUNK_ID.search(i)]):
+        if served.chunker is not None and (named_like_chunks := [i for i in ids if CHUNK_ID.search(i)]):
             raise ApiError(422, f"documents: in a chunked index, ids ending in '#<number>' name chunks "
                                 f"({named_like_chunks[0]!r})", "documents")
         if request.mode == "add" and (present := [i for i in ids if served.has(i)]):
@@ -189,8 +189,8 @@ def create_app(service: Service) -> FastAPI:
 def _rows_for(served: ServedIndex, docs: list[Document]) -> tuple[list[str], list[Row]]:
     """What the model encodes and what the index stores for each document: the document itself, or its
     chunks when the index was built with ``--chunk-tokens`` (the same split ``embedkit index add`` makes)."""
-    if not served.chunk_tokens:
+    if served.chunker is None:
         return [full_text(d.title, d.text) for d in docs], [Row(d.id, d.text, d.title, None) for d in docs]
-    chunker = Chunker(served.model, served.chunk_tokens, served.chunk_overlap)
-    passages = [p for d in docs for p in chunker.passages(d.id, d.title, d.text)]
+    with served.chunker_lock:  # the chunker's tokenizer is its own copy, shared by this index's requests
+        passages = [p for d in docs for p in served.chunker.passages(d.id, d.title, d.text)]
     return [p.encoded for p in passages], [Row(p.id, p.text, p.title, p.parent_id) for p in passages]

@@ -14,12 +14,19 @@ encoding engine's own plan (see :mod:`embedkit.encoding.threads`: one team of tw
 every operator's barrier when the machine is shared). The ``then`` function (a FAISS search, a token
 count) runs on the worker too, so a search costs one thread hop, not two.
 
+Each worker encodes with a model of its own (:meth:`MicroBatcher.register`: the model itself for the
+first worker, deep copies for the others): a Hugging Face fast tokenizer is not safe to call from two
+threads at once (its padding and truncation settings are shared state), and a copy per worker keeps
+the workers independent without a lock that would serialise their tokenisation. The cost is one copy
+of the weights per extra worker (90 MB for all-MiniLM-L6-v2).
+
 Written here rather than taken from a library: text-embeddings-inference and infinity batch this way
 but are servers, not libraries, and nothing on PyPI batches calls to a Python function across threads.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 from collections import deque
@@ -38,7 +45,7 @@ class _Job:
     model: object
     prompt: str
     texts: list[str]
-    then: Callable[[np.ndarray], object] | None
+    then: Callable[[np.ndarray, object], object] | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
     arrived: float = field(default_factory=time.perf_counter)
@@ -61,13 +68,19 @@ class MicroBatcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self._replicas: dict[int, list] = {}  # id(model) -> one model per worker
         self._heap = reuse_freed_memory()
+
+    def register(self, model) -> None:
+        """Give every worker its own copy of ``model`` (see the module docstring); before :meth:`start`."""
+        if id(model) not in self._replicas:
+            self._replicas[id(model)] = [model] + [copy.deepcopy(model) for _ in range(self.workers - 1)]
 
     def start(self) -> None:
         # Freed activation buffers stay in the heap for the server's lifetime (embedkit.heap): each
         # encode call would otherwise trim the heap when it ends, hundreds of times a second.
         self._heap.__enter__()
-        self._threads = [threading.Thread(target=self._work, name=f"embedkit-batch-{i}", daemon=True)
+        self._threads = [threading.Thread(target=self._work, args=(i,), name=f"embedkit-batch-{i}", daemon=True)
                          for i in range(self.workers)]
         for t in self._threads:
             t.start()
@@ -83,8 +96,12 @@ class MicroBatcher:
             _settle(self._jobs.popleft(), error=RuntimeError("the server is shutting down"))
         self._heap.__exit__(None, None, None)
 
-    async def run(self, model, texts: list[str], prompt: str = "", then: Callable[[np.ndarray], object] | None = None):
-        """The embeddings of ``texts`` (float32, one row each), or ``then(embeddings)`` computed on the worker."""
+    async def run(self, model, texts: list[str], prompt: str = "",
+                  then: Callable[[np.ndarray, object], object] | None = None):
+        """The embeddings of ``texts`` (float32, one row each), or ``then(embeddings, worker_model)``
+        computed on the worker (``worker_model``: that worker's copy, for anything that tokenises)."""
+        if id(model) not in self._replicas:
+            raise ValueError("register the model with the batcher before encoding with it")
         loop = asyncio.get_running_loop()
         job = _Job(model, prompt, list(texts), then, loop, loop.create_future())
         with self._cond:
@@ -124,13 +141,14 @@ class MicroBatcher:
                 self._cond.notify()  # another worker can start on what is left
             return batch
 
-    def _work(self) -> None:
+    def _work(self, worker: int) -> None:
         while (batch := self._take()) is not None:
             head = batch[0]
+            model = self._replicas[id(head.model)][worker]
             texts = [t for job in batch for t in job.texts]
             started = time.perf_counter()
             try:
-                vectors = encode(head.model, texts, prompt=head.prompt, batch_size=self.max_batch, workers=1,
+                vectors = encode(model, texts, prompt=head.prompt, batch_size=self.max_batch, workers=1,
                                  threads=1, show_progress=False)
             except BaseException as exc:  # every job of the batch fails with the encoder's error
                 for job in batch:
@@ -143,7 +161,7 @@ class MicroBatcher:
                 rows = vectors[row:row + len(job.texts)]
                 row += len(job.texts)
                 try:
-                    _settle(job, result=job.then(rows) if job.then is not None else rows)
+                    _settle(job, result=job.then(rows, model) if job.then is not None else rows)
                 except BaseException as exc:
                     _settle(job, error=exc)
 

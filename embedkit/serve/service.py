@@ -7,6 +7,7 @@ folder's lock just long enough to fold in a log a crashed writer left behind.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from embedkit.encoding import resolve_prompt
 from embedkit.errors import IndexError_
 from embedkit.index import BM25Index, FaissIndex
+from embedkit.index.chunking import Chunker
 from embedkit.index.faiss_index import saved_documents_checksum
 from embedkit.serve.batcher import MicroBatcher
 from embedkit.serve.config import ServeConfig, ServedFolder
@@ -32,6 +34,8 @@ class Service:
         self.config, self.indexes, self.writers, self.metrics = config, indexes, writers, metrics
         self.batcher = MicroBatcher(config.max_batch, config.max_wait_ms / 1000, config.encode_workers,
                                     observe_batch=metrics.observe_batch)
+        for served in indexes.values():
+            self.batcher.register(served.model)
 
     @classmethod
     def open(cls, config: ServeConfig) -> "Service":
@@ -120,6 +124,10 @@ def _load(spec: ServedFolder, device: str | None, models: dict) -> ServedIndex:
         models[key] = load_model(dense.model_source, device=device, max_seq_length=build.get("max_seq_length"))
     model = models[key]
     dense.check_model(model_fingerprint(model), model_name(model))
+    chunker = None
+    if build.get("chunk_tokens"):
+        chunker = Chunker(model, build["chunk_tokens"], build.get("chunk_overlap") or 32)
+        chunker.tokenizer = copy.deepcopy(chunker.tokenizer)
     return ServedIndex(spec.name, dense, bm25, model, query_prompt=resolve_prompt(model, "query"),
                        document_prompt=resolve_prompt(model, "document", build.get("document_prompt")),
-                       chunk_tokens=build.get("chunk_tokens"), chunk_overlap=build.get("chunk_overlap") or 32)
+                       chunker=chunker)

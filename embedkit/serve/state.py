@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from embedkit.index import BM25Index, FaissIndex, HybridSearcher
-from embedkit.index.chunking import full_text
+from embedkit.index.chunking import Chunker, full_text
 from embedkit.index.hits import Hit
 
 MODES = ("dense", "bm25", "hybrid")
@@ -97,10 +97,12 @@ class Delete:
 
 class ServedIndex:
     def __init__(self, name: str, dense: FaissIndex, bm25: BM25Index | None, model, query_prompt: str,
-                 document_prompt: str, chunk_tokens: int | None, chunk_overlap: int):
+                 document_prompt: str, chunker: Chunker | None):
+        """``chunker``: how new documents are split, for an index built with ``--chunk-tokens`` (with a
+        tokenizer of its own: the model's belongs to the batcher's first worker)."""
         self.name, self.dense, self.bm25, self.model = name, dense, bm25, model
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
-        self.chunk_tokens, self.chunk_overlap = chunk_tokens, chunk_overlap
+        self.chunker, self.chunker_lock = chunker, threading.Lock()
         self.version = 0  # writes applied since the server started
         self._lock = ReadWriteLock()
 

@@ -82,6 +82,7 @@ def test_micro_batching_groups_concurrent_requests(tiny_model, max_batch, expect
     batcher = MicroBatcher(max_batch=max_batch, max_wait=0.2, workers=1,
                            observe_batch=lambda texts, queued, seconds: sizes.append(texts))
     texts = [f"sentence number {i} about {'cats' if i % 2 else 'the weather today'}" for i in range(16)]
+    batcher.register(tiny_model)
     batcher.start()
     try:
         results = asyncio.run(_gather(batcher, tiny_model, [([t], "") for t in texts]))
@@ -102,6 +103,7 @@ def test_micro_batches_never_mix_prompts(tiny_model):
 
     batcher = MicroBatcher(max_batch=64, max_wait=0.1, workers=2)
     jobs = [(["the same text"], "query: "), (["the same text"], ""), (["other", "texts"], "query: ")]
+    batcher.register(tiny_model)
     batcher.start()
     try:
         results = asyncio.run(_gather(batcher, tiny_model, jobs))
@@ -110,3 +112,30 @@ def test_micro_batches_never_mix_prompts(tiny_model):
     for (texts, prompt), got in zip(jobs, results):
         np.testing.assert_allclose(got, encode(tiny_model, texts, prompt=prompt), atol=1e-5)
     assert not np.allclose(results[0], results[1])  # the prompt changed the vector
+
+
+def test_workers_encode_at_once_without_sharing_a_tokenizer(tiny_model):
+    """Two workers, many one-text batches of different lengths, each followed by a token count on the
+    worker (as /v1/embeddings does): a tokenizer shared by the workers has its padding and truncation
+    settings changed under it by the other worker and fails or mixes rows (it did, before each worker had
+    its own copy of the model; about two runs in three of this test). Every request must get its own
+    vectors and token count."""
+    from embedkit.encoding import encode
+    from embedkit.encoding.bucketing import token_lengths
+    from embedkit.serve.batcher import MicroBatcher
+
+    batcher = MicroBatcher(max_batch=2, max_wait=0, workers=2)
+    texts = [" ".join(["word"] * (1 + i % 60)) + f" {i}" for i in range(1200)]
+    batcher.register(tiny_model)
+    batcher.start()
+
+    async def run_all():
+        return await asyncio.gather(*(batcher.run(tiny_model, [t], "", then=lambda v, model, t=t: (
+            v, int(token_lengths(model, [t])[0]))) for t in texts))
+
+    try:
+        results = asyncio.run(run_all())
+    finally:
+        batcher.stop()
+    np.testing.assert_allclose(np.vstack([v for v, _ in results]), encode(tiny_model, texts, batch_size=64), atol=1e-5)
+    assert [n for _, n in results] == token_lengths(tiny_model, texts).tolist()

@@ -144,7 +144,7 @@ class Server:
         token.write_text(TOKEN + "\n")
         self.proc = subprocess.Popen([sys.executable, "-m", "embedkit.cli.main", "serve", f"scifact={folder}",
                                       "--port", "0", "--token-file", str(token), *extra],
-                                     stdout=subprocess.PIPE, stderr=open(log, "ab"), env=env, cwd=ROOT)
+                                     stdout=subprocess.PIPE, stderr=open(log, "wb"), env=env, cwd=ROOT)
         for line in self.proc.stdout:
             if b"listening on" in line:
                 self.base = line.split(b"listening on ")[1].split()[0].decode()

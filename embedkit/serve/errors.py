@@ -8,14 +8,10 @@ off) 403, an unknown index, document or route 404, an add of an id already prese
 """
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger("embedkit.serve")
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error", 413: "request_too_large",
@@ -69,5 +65,5 @@ def install(app: FastAPI, max_body_bytes: int) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Starlette raises the exception again once this response is sent, and uvicorn logs its traceback
         return error_response(500, "internal server error (see the server log)")

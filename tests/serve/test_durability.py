@@ -20,21 +20,37 @@ def _upsert(server, docs, **kw):
     return server.post("/documents", json={"documents": docs}, token=TOKEN, **kw)
 
 
-def test_acknowledged_upsert_survives_kill_9(fresh_index, token_file, tmp_path):
+def test_acknowledged_upserts_survive_kill_9_and_a_torn_tail_is_dropped(fresh_index, token_file, tmp_path):
     saved_before = _saved_files(fresh_index)
     server = _serve(fresh_index, token_file, tmp_path / "a.log")
-    doc = {"id": "k9", "title": "Kill", "text": "Written just before the process was killed."}
-    response = _upsert(server, [doc])
-    assert response.status_code == 200
-    server.kill()  # right after the acknowledgement: no shutdown code runs
-    assert (fresh_index / WAL).stat().st_size > 0  # the log, not a save, holds the write
+    docs = [{"id": f"k{i}", "title": "Kill", "text": f"Written just before the process was killed, number {i}."}
+            for i in range(3)]
+    for doc in docs:
+        assert _upsert(server, [doc]).status_code == 200
+    server.kill()  # right after the last acknowledgement: no shutdown code runs
+    wal = fresh_index / WAL
+    logged = wal.read_bytes()
+    assert logged.count(b"\n") == 3  # the log, not a save, holds the writes
     assert _saved_files(fresh_index) == saved_before
+    wal.write_bytes(logged + b'0badc0de {"op":"upsert","documents":[["cut')  # an append a crash cut short
 
     with _serve(fresh_index, token_file, tmp_path / "b.log") as again:
-        assert again.get("/documents/k9").json()["rows"][0]["text"] == doc["text"]
-        hits = again.post("/search", json={"query": "killed process", "mode": "hybrid"}).json()["hits"]
-        assert hits[0]["id"] == "k9"
-        assert (fresh_index / WAL).stat().st_size == 0  # replayed and folded into a checkpoint at start
+        for doc in docs:
+            assert again.get(f"/documents/{doc['id']}").json()["rows"][0]["text"] == doc["text"]
+        hits = again.post("/search", json={"query": "killed process number 2", "mode": "bm25"}).json()["hits"]
+        assert {h["id"] for h in hits[:3]} == {"k0", "k1", "k2"}
+        assert again.get("/health").json()["indexes"]["main"]["rows"] == 6 + 3  # the torn line added nothing
+        assert wal.stat().st_size == 0  # replayed and folded into a checkpoint at start
+        assert _saved_files(fresh_index) != saved_before
+
+    lines = logged.splitlines(keepends=True)
+    wal.write_bytes(lines[0] + lines[1].replace(b"number 1", b"number X") + lines[2])  # checksum now wrong
+    result = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "serve", str(fresh_index), "--port", "0",
+                             "--token-file", str(token_file)], capture_output=True, text=True, env=server_env(),
+                            timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("embedkit: error:") and f"{WAL}, line 2: damaged record" in error
 
 
 def test_kill_during_a_stream_of_writes_loses_nothing_acknowledged(fresh_index, token_file, tmp_path):
@@ -77,51 +93,28 @@ def test_kill_during_a_stream_of_writes_loses_nothing_acknowledged(fresh_index, 
             assert len(hits) in (0, 4) and (tag not in acked or len(hits) == 4), (tag, hits)
 
 
-def test_torn_log_tail_is_dropped_and_a_damaged_log_refused(fresh_index, token_file, tmp_path):
-    server = _serve(fresh_index, token_file, tmp_path / "a.log")
-    for i in range(3):
-        assert _upsert(server, [{"id": f"t{i}", "text": f"torn test {i}"}]).status_code == 200
-    server.kill()
-    wal = fresh_index / WAL
-    good = wal.read_bytes()
-    assert good.count(b"\n") == 3
-    wal.write_bytes(good + b'0badc0de {"op":"upsert","documents":[["cut')  # an append cut short
-    with _serve(fresh_index, token_file, tmp_path / "b.log") as again:
-        assert all(again.get(f"/documents/t{i}").status_code == 200 for i in range(3))
-        assert again.get("/health").json()["indexes"]["main"]["rows"] == 6 + 3
+def test_one_writer_per_folder_readers_see_checkpoints(fresh_index, token_file, tmp_path):
+    """While a server writes a folder, a second writer is refused and the CLI reads the last checkpoint;
+    a clean stop folds the log into the folder, which the CLI then reads."""
+    def info() -> dict:
+        result = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "index", "info", str(fresh_index),
+                                 "--json"], capture_output=True, text=True, env=server_env(), timeout=300)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.strip().splitlines()[-1])
 
-    lines = good.splitlines(keepends=True)
-    flipped = lines[1].replace(b"torn test 1", b"torn test X")  # checksum no longer matches
-    wal.write_bytes(lines[0] + flipped + lines[2])
-    result = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "serve", str(fresh_index), "--port", "0",
-                             "--token-file", str(token_file)], capture_output=True, text=True, env=server_env(),
-                            timeout=300)
-    assert result.returncode == 2
-    error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("embedkit: error:") and f"{WAL}, line 2: damaged record" in error
-    assert "Traceback" not in result.stderr
-
-
-def test_clean_stop_saves_a_checkpoint_the_cli_reads(fresh_index, token_file, tmp_path):
     server = _serve(fresh_index, token_file, tmp_path / "a.log")
     assert _upsert(server, [{"id": "clean", "title": "Clean", "text": "saved at a clean stop"}]).status_code == 200
     assert server.delete("/documents/d6", token=TOKEN).status_code == 200
+    second = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "serve", str(fresh_index), "--port", "0",
+                             "--token-file", str(token_file)], capture_output=True, text=True, env=server_env(),
+                            timeout=300)
+    assert second.returncode == 2
+    assert "another writer holds the index" in second.stderr and "embedkit serve" in second.stderr
+    assert info()["count"] == 6  # the checkpoint, without the logged writes
     server.stop()
     assert (fresh_index / WAL).stat().st_size == 0
-    result = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "index", "info", str(fresh_index), "--json"],
-                            capture_output=True, text=True, env=server_env(), timeout=300)
-    assert result.returncode == 0, result.stderr
-    info = json.loads(result.stdout.strip().splitlines()[-1])
-    assert info["count"] == 6 + 1 - 1 and info["bm25"] == 6
-
-
-def test_one_writer_per_folder(fresh_index, token_file, tmp_path):
-    with _serve(fresh_index, token_file, tmp_path / "a.log"):
-        second = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "serve", str(fresh_index), "--port", "0",
-                                 "--token-file", str(token_file)], capture_output=True, text=True, env=server_env(),
-                                timeout=300)
-        assert second.returncode == 2
-        assert "another writer holds the index" in second.stderr and "embedkit serve" in second.stderr
+    after = info()
+    assert after["count"] == 6 + 1 - 1 and after["bm25"] == 6
 
 
 def _saved_files(folder) -> list[str]:

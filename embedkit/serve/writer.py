@@ -175,6 +175,8 @@ class IndexWriter:
                     pending.future.set_exception(outcome)
                 else:
                     pending.future.set_result(outcome)
+            if self.failure is None and self.wal.size() >= self.checkpoint_bytes:  # after the acknowledgements
+                await loop.run_in_executor(self._executor, self._checkpoint)
 
     def _commit(self, group: list[_Pending]) -> list[dict | BaseException]:
         """On the writer thread: check each write against the state and the writes before it, log the
@@ -232,8 +234,6 @@ class IndexWriter:
         for o in outcomes:
             if isinstance(o, dict):
                 o.update(index=self.served.name, version=version, count=count)
-        if self.wal.size() >= self.checkpoint_bytes:
-            self._checkpoint()
         return outcomes
 
     def _checkpoint(self) -> None:

@@ -120,3 +120,17 @@ def test_one_writer_per_folder_readers_see_checkpoints(fresh_index, token_file, 
 def _saved_files(folder) -> list[str]:
     """The index's own files (not the log, not the lock file)."""
     return sorted(p.name for p in folder.iterdir() if p.name != WAL and not p.name.startswith("."))
+
+
+def test_a_log_past_its_size_is_folded_in_while_serving(fresh_index, token_file, tmp_path):
+    with _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-bytes", "1") as server:
+        before = _saved_files(fresh_index)
+        assert _upsert(server, [{"id": "cp", "text": "checkpointed while serving"}]).status_code == 200
+        deadline = time.monotonic() + 60
+        while (fresh_index / WAL).stat().st_size and time.monotonic() < deadline:
+            time.sleep(0.05)  # the checkpoint runs right after the acknowledgement
+        assert (fresh_index / WAL).stat().st_size == 0 and _saved_files(fresh_index) != before
+        assert server.post("/search", json={"query": "checkpointed", "mode": "bm25"}).json()["hits"][0]["id"] == "cp"
+        from embedkit.index import FaissIndex
+
+        assert "cp" in FaissIndex.load(fresh_index)  # what a reader of the folder now sees

@@ -12,9 +12,8 @@ import signal
 import pytest
 
 from helpers import DOCS
-from serve.servehelpers import STARTED, TOKEN, Server, build_index
+from serve.servehelpers import LONG_TEXT, STARTED, TOKEN, Server, build_index
 
-LONG_TEXT = ("Bicycles are pedal driven vehicles with two wheels. " * 6).strip()
 CHUNK_DOCS = {**DOCS, "long1": ("Bicycles", LONG_TEXT)}
 LIMITS = ["--max-texts", "8", "--max-text-chars", "2000", "--max-body-bytes", "65536", "--max-k", "50"]
 

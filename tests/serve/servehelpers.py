@@ -15,6 +15,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789abcdef"
+LONG_TEXT = ("Bicycles are pedal driven vehicles with two wheels. " * 6).strip()  # chunked by the test index
 STARTED: list["Server"] = []  # every server a test started; conftest kills those still running after it
 
 

@@ -8,8 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import DOCS
-from serve.conftest import LONG_TEXT
-from serve.servehelpers import TOKEN, error_of
+from serve.servehelpers import LONG_TEXT, TOKEN, error_of
 
 
 def _search(server, **body):

@@ -9,7 +9,8 @@ import pytest
 from index.ixhelpers import DIM, clustered_vectors, ids_for
 
 from embedkit.errors import IndexError_
-from embedkit.index import BM25Index, FaissIndex
+from embedkit.index import BM25Index, FaissIndex, IndexFolder
+from embedkit.index import storage
 from embedkit.index.docstore import DocStore
 
 
@@ -58,25 +59,26 @@ def test_crash_mid_save_leaves_the_previous_index(tmp_path, monkeypatch, broken)
         raise OSError("simulated crash: disk full")
 
     if broken == "faiss":
-        real = faiss.write_index
+        real_write = storage.NewFile.write
 
-        def half_written(idx, path):  # write part of the file, then die
-            real(idx, path)
-            with open(path, "r+b") as f:
-                f.truncate(10)
-            crash()
-        monkeypatch.setattr(faiss, "write_index", half_written)
+        def half_written(self, data):  # write part of the FAISS file to disk, then die
+            if self.path.name.startswith("index-"):
+                real_write(self, bytes(data)[:10])
+                self._flush_buffer()
+                crash()
+            return real_write(self, data)
+        monkeypatch.setattr(storage.NewFile, "write", half_written)
     elif broken == "docs":
         monkeypatch.setattr(DocStore, "write", crash)
     else:
-        monkeypatch.setattr("embedkit.index.storage.write_json_atomic", crash)
-    with pytest.raises(OSError, match="simulated crash"):
+        monkeypatch.setattr("embedkit.index.storage.switch_manifest", crash)
+    with pytest.raises(IndexError_, match="could not save: simulated crash: disk full; the index is unchanged"):
         index.save(folder)
     monkeypatch.undo()
     loaded = FaissIndex.load(folder, verify=True)
     assert len(loaded) == 50 and "late" not in loaded
     assert [[h.id for h in r] for r in loaded.search(x[:3], 5)] == [[h.id for h in r] for r in before]
-    assert len(files(folder, "index-")) == 1  # the failed generation was cleaned up
+    assert len(files(folder, "index-")) == 1 and not files(folder, ".meta")  # the failed generation was cleaned up
 
 
 def test_truncated_faiss_file_is_refused(tmp_path):
@@ -159,8 +161,13 @@ def test_save_refuses_a_foreign_folder(tmp_path):
 def test_bm25_lives_beside_and_survives_faiss_saves(tmp_path):
     index, _, folder = saved(tmp_path)
     bm25 = BM25Index()
-    bm25.index(["a", "b"], ["cats purr", "dogs bark"])
-    bm25.save(folder)
-    index.save(folder)  # FAISS generations must not delete BM25 files
-    assert BM25Index.load(folder, verify=True).search(["cat"], 1)[0][0].id == "a"
+    bm25.index(index.ids(), [f"cats purr {i}" if i == "doc7" else "dogs bark" for i in index.ids()])
+    IndexFolder(index, bm25).save(folder)
+    index.set_search_params()
+    index.save(folder)  # a FAISS-only save that keeps the documents keeps the BM25 files (and their pairing)
+    assert BM25Index.load(folder, verify=True).search(["cat"], 1)[0][0].id == "doc7"
     FaissIndex.load(folder, verify=True)
+    index.add(["extra"], clustered_vectors(1))
+    with pytest.raises(IndexError_, match="also holds a BM25 index"):
+        index.save(folder)  # it would leave BM25 one set of documents behind
+    assert len(BM25Index.load(folder)) == len(FaissIndex.load(folder)) == 50

@@ -53,7 +53,8 @@ class DocStore:
             raise IndexError_(f"duplicate ids in one add: {_some(duplicated)}")
         present = [i for i in ids if i in self.label_of]
         if present:
-            raise IndexError_(f"ids already in the index: {_some(present)} (use upsert to replace them)")
+            raise IndexError_(f"ids already in the index: {_some(present)} (use upsert to replace them: "
+                              "`embedkit index upsert`, IndexFolder.add_vectors(upsert=True), FaissIndex.upsert)")
         return ids
 
     def add(self, ids: Sequence[str], texts=None, titles=None, parents=None) -> np.ndarray:

@@ -170,3 +170,38 @@ def test_a_failed_bm25_write_leaves_both_sides_as_they_were(built, tmp_path, cap
         assert "0" not in {h["id"] for h in one_json_line(capsys)["hits"]}
     assert main(["index", "verify", str(built)]) == 0
     assert "ok (" in capsys.readouterr().out
+
+
+def test_verify_names_each_problem(built, capsys):
+    assert main(["index", "verify", str(built), "--json"]) == 0
+    report = one_json_line(capsys)
+    assert report["ok"] and report["problems"] == [] and report["files"] >= 7 and report["leftovers"] == []
+    meta = json.loads((built / "meta.json").read_text())
+    docs, bm25_docs = meta["roles"]["docs"], meta["bm25"]["roles"]["docs"]
+    with open(built / docs, "r+b") as f:  # same size, one byte changed
+        f.seek(3)
+        byte = f.read(1)
+        f.seek(3)
+        f.write(bytes([byte[0] ^ 1]))
+    (built / bm25_docs).write_bytes((built / bm25_docs).read_bytes()[:-5])
+    (built / "index-19990101T000000-abcdef.faiss").write_bytes(b"left by a crash")
+    assert main(["index", "verify", str(built)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert f"{built / docs}: checksum mismatch (the file is corrupt)" in lines[:2]
+    assert any(line.startswith(f"{built / bm25_docs}: truncated or overwritten (") for line in lines[:2])
+    assert lines[2].startswith(f"{built}: 1 files left by an interrupted save") and len(lines) == 3
+    assert main(["index", "verify", str(built / "absent")]) == 2
+    assert "no such embedkit index folder" in error_line(capsys)
+
+
+def test_upsert_replaces_on_both_sides(built, tmp_path, capsys):
+    changed = write_corpus(tmp_path / "changed.jsonl", [("c1", "Cats", "Cats now juggle oranges."), DOCS[4]])
+    assert main(["index", "add", str(built), "--corpus", str(changed)]) == 2
+    assert "already in the index: 'c1' (use upsert to replace them" in error_line(capsys)
+    assert main(["index", "upsert", str(built), "--corpus", str(changed), "--json"]) == 0
+    assert one_json_line(capsys)["count"] == 5
+    assert main(["index", "search", str(built), "--query", "juggle oranges", "--mode", "bm25", "--json"]) == 0
+    assert [h["id"] for h in one_json_line(capsys)["hits"]] == ["c1"]
+    assert main(["index", "search", str(built), "--query", "chase mice", "--mode", "bm25", "--json"]) == 0
+    assert one_json_line(capsys)["hits"] == []  # the old text of c1 is gone from BM25
+    assert main(["index", "verify", str(built)]) == 0

@@ -42,13 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dense (FAISS, default), bm25, or hybrid (reciprocal rank fusion of both)")
     _add_loaded_model_args(s)
     s.add_argument("--mmap", action="store_true", help="memory-map the index instead of reading it")
-    s.add_argument("--verify", action="store_true", help="verify every file's SHA-256 before searching")
+    s.add_argument("--verify", action="store_true", help="with --mmap, also check the mapped FAISS file's SHA-256 "
+                   "(every file read into memory is always checked)")
     s.add_argument("--json", action="store_true", help='one line per query: {"hits": [{"id", "score", "title", "text"}]}')
     s.set_defaults(func=run_search)
 
     i = isub.add_parser("info", help="describe an index")
     i.add_argument("dir", help="index folder")
-    i.add_argument("--verify", action="store_true", help="verify every file's SHA-256")
+    i.add_argument("--verify", action="store_true", help="kept for scripts: every file's SHA-256 is always "
+                   "checked (see `index verify` for a report of every problem)")
     i.add_argument("--json", action="store_true", help="one JSON line (count, dim, spec, metric, model, ...)")
     i.set_defaults(func=run_info)
 
@@ -258,7 +260,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise IndexError_(f"-k must be at least 1, got {args.k}")
     if args.mode == "bm25":
-        results = BM25Index.load(args.dir, args.verify).search(args.query, args.k)
+        results = BM25Index.load(args.dir).search(args.query, args.k)
     else:
         if args.mode == "hybrid":  # both sides from one generation, BM25 checked before the model loads
             folder = IndexFolder.load(args.dir, mmap=args.mmap, verify=args.verify, need_bm25=True)

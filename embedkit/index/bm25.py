@@ -154,20 +154,21 @@ class BM25Index:
                 "tokenizer": "bm25s: stopwords=en, PyStemmer english", "paired_with": paired_with, "roles": roles}
 
     @classmethod
-    def load(cls, path: str | Path, verify: bool = False) -> "BM25Index":
+    def load(cls, path: str | Path) -> "BM25Index":
         """The BM25 side of an index folder's current generation (complete even while a writer saves)."""
         with storage.open_generation(path) as generation:
-            return cls.from_generation(generation, verify)
+            return cls.from_generation(generation)
 
     @classmethod
-    def from_generation(cls, generation: storage.Generation, verify: bool = False) -> "BM25Index":
-        """The BM25 side of an open generation; refused if it has none, or one out of step with FAISS."""
+    def from_generation(cls, generation: storage.Generation) -> "BM25Index":
+        """The BM25 side of an open generation; refused if it has none, or one out of step with FAISS.
+        Its files are checked against the manifest's sizes and SHA-256 sums before they are parsed."""
         import bm25s
 
         folder, meta = generation.folder, generation.manifest
         section = check_section(folder, meta)
-        generation.check(verify)
         roles = section["roles"]
+        generation.check(roles.values())
         self = cls(section["k1"], section["b"], section["method"])
         shown = folder / roles["docs"]
         with open(generation.path(roles["docs"]), "rb") as f:

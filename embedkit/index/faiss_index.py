@@ -473,8 +473,10 @@ class FaissIndex:
     def load(cls, path: str | Path, mmap: bool = False, verify: bool = False) -> "FaissIndex":
         """Open an index folder's current generation (complete even while a writer saves; no lock needed).
 
-        Sizes and headers are always checked; ``verify`` also checks SHA-256 sums. ``mmap``: map the FAISS
-        file instead of reading it (Flat/IVF storage is paged in on use), read-only.
+        Every file is checked against the manifest's size and SHA-256 before it is parsed, so a damaged
+        file is refused in one line rather than half-read (FAISS can exhaust memory on a corrupt length
+        field). ``mmap``: map the FAISS file instead of reading it (Flat/IVF storage is paged in on use),
+        read-only; the mapped file is checksummed only with ``verify`` (reading it all would defeat the map).
         """
         with storage.open_generation(path) as generation:
             return cls.from_generation(generation, mmap, verify)
@@ -483,8 +485,8 @@ class FaissIndex:
     def from_generation(cls, generation: storage.Generation, mmap: bool = False, verify: bool = False) -> "FaissIndex":
         """The FAISS side of an open generation (see :func:`embedkit.index.storage.open_generation`)."""
         folder, meta = generation.folder, check_manifest(generation.folder, generation.manifest)
-        generation.check(verify)
         roles = meta["roles"]
+        generation.check([name for role, name in roles.items() if verify or not mmap or role != "faiss"])
         faiss_path = generation.path(roles["faiss"])
         with open(faiss_path, "rb") as f:
             header = f.read(4).decode("latin-1")

@@ -53,7 +53,7 @@ class IndexFolder:
             has_bm25 = need_bm25 or generation.manifest.get("bm25") is not None
             if not has_bm25:
                 storage.refuse_legacy_bm25(Path(path))
-            return cls(index, BM25Index.from_generation(generation, verify) if has_bm25 else None)
+            return cls(index, BM25Index.from_generation(generation) if has_bm25 else None)
 
     @staticmethod
     def verify(path: str | os.PathLike) -> list[str]:
@@ -63,7 +63,7 @@ class IndexFolder:
         left behind are not problems (the next writer removes them)."""
         try:
             with storage.open_generation(path, allow_missing=True) as generation:
-                problems = generation.problems(checksums=True)
+                problems = generation.problems()
                 if not problems:  # the files are as saved: check they also form a loadable index
                     try:
                         FaissIndex.from_generation(generation)

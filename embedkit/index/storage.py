@@ -33,7 +33,7 @@ import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from embedkit.errors import IndexError_
 from embedkit.index.lock import DEFAULT_WAIT, LOCK_FILE, writer_lock
@@ -253,11 +253,12 @@ class Generation:
         """The name to show in messages."""
         return self.folder / name
 
-    def problems(self, checksums: bool) -> list[str]:
-        """One line per file that is missing, has the wrong size, or (``checksums``) the wrong SHA-256."""
+    def problems(self, names: Iterable[str] | None = None) -> list[str]:
+        """One line per file (of ``names``, default all) that is missing or differs from the manifest in
+        size or SHA-256."""
         out = []
-        for name, record in self.manifest["files"].items():
-            fd = self._fds[name]
+        for name in self.manifest["files"] if names is None else names:
+            record, fd = self.manifest["files"][name], self._fds[name]
             if fd < 0:
                 out.append(f"{self.display(name)}: missing (the index folder is incomplete)")
                 continue
@@ -265,13 +266,13 @@ class Generation:
             if size != record["bytes"]:
                 out.append(f"{self.display(name)}: truncated or overwritten ({size} bytes, the manifest says "
                            f"{record['bytes']})")
-            elif checksums and _sha256_fd(fd) != record["sha256"]:
+            elif _sha256_fd(fd) != record["sha256"]:
                 out.append(f"{self.display(name)}: checksum mismatch (the file is corrupt)")
         return out
 
-    def check(self, checksums: bool = False) -> None:
-        """Raise on the first problem: sizes always (cheap, catches truncation), SHA-256 sums on request."""
-        problems = self.problems(checksums)
+    def check(self, names: Iterable[str] | None = None) -> None:
+        """Raise on the first problem of :meth:`problems`."""
+        problems = self.problems(names)
         if problems:
             raise IndexError_(problems[0])
 

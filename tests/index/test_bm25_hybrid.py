@@ -23,7 +23,7 @@ def test_bm25_ranks_by_terms_with_stemming(tmp_path):
     dense = FaissIndex(2)
     dense.add([d.id for d in CORPUS], np.eye(4, 2, dtype=np.float32) + 0.1)
     IndexFolder(dense, bm25).save(tmp_path)  # BM25 is kept beside a FAISS index, under its manifest
-    loaded = BM25Index.load(tmp_path, verify=True)
+    loaded = BM25Index.load(tmp_path)
     assert [h.id for h in loaded.search(["chase mice"], 4)[0]] == [h.id for h in bm25.search(["chase mice"], 4)[0]]
 
 

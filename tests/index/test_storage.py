@@ -89,25 +89,29 @@ def test_truncated_faiss_file_is_refused(tmp_path):
         FaissIndex.load(folder)
 
 
-def test_corrupt_header_is_refused_without_verify(tmp_path):
+def test_corrupt_header_is_refused(tmp_path):
     _, _, folder = saved(tmp_path)
     path = files(folder, "index-")[0]
     data = bytearray(path.read_bytes())
     data[:4] = b"XXXX"
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexError_, match="bad header"):
+    with pytest.raises(IndexError_, match="checksum mismatch"):
         FaissIndex.load(folder)
+    with pytest.raises(IndexError_, match="bad header"):
+        FaissIndex.load(folder, mmap=True)
 
 
-def test_corrupt_body_is_caught_by_verify(tmp_path):
+def test_corrupt_body_is_refused_before_faiss_reads_it(tmp_path):
     _, _, folder = saved(tmp_path)
     path = files(folder, "index-")[0]
     data = bytearray(path.read_bytes())
     data[-20] ^= 0xFF  # a flipped bit inside a stored vector: same size, same header
     path.write_bytes(bytes(data))
-    FaissIndex.load(folder)  # the fast check cannot see it ...
     with pytest.raises(IndexError_, match="checksum mismatch"):
-        FaissIndex.load(folder, verify=True)  # ... the full one does
+        FaissIndex.load(folder)  # every file read into memory is checked first
+    FaissIndex.load(folder, mmap=True)  # a mapped file is not read through, unless ...
+    with pytest.raises(IndexError_, match="checksum mismatch"):
+        FaissIndex.load(folder, mmap=True, verify=True)  # ... verify asks for it
 
 
 def test_corrupt_faiss_structure_is_a_clear_error(tmp_path):
@@ -116,8 +120,20 @@ def test_corrupt_faiss_structure_is_a_clear_error(tmp_path):
     data = bytearray(path.read_bytes())
     data[4:40] = b"\xff" * 36  # header intact, dimensions garbage
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexError_, match="corrupt FAISS file|disagree"):
+    with pytest.raises(IndexError_, match="checksum mismatch"):
         FaissIndex.load(folder)
+    with pytest.raises(IndexError_, match="corrupt FAISS file|disagree"):
+        FaissIndex.load(folder, mmap=True)  # mapped without a checksum: FAISS's own checks refuse it
+
+
+def rewrite_consistently(folder, path, data: bytes) -> None:
+    """Replace a data file and its manifest record: damage that checksums cannot see (a writer's bug)."""
+    import hashlib
+
+    path.write_bytes(data)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"][path.name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "meta.json").write_text(json.dumps(meta))
 
 
 def test_corrupt_docs_row(tmp_path):
@@ -125,6 +141,9 @@ def test_corrupt_docs_row(tmp_path):
     path = files(folder, "docs-")[0]
     text = path.read_text()
     path.write_text(text.replace('{"id": "doc3"', '{"iX": "doc3"', 1))
+    with pytest.raises(IndexError_, match="checksum mismatch"):
+        FaissIndex.load(folder)
+    rewrite_consistently(folder, path, text.replace('{"id": "doc3"', '{"iX": "doc3"', 1).encode())
     with pytest.raises(IndexError_, match="line 4: corrupt document row"):
         FaissIndex.load(folder)
 
@@ -165,7 +184,7 @@ def test_bm25_lives_beside_and_survives_faiss_saves(tmp_path):
     IndexFolder(index, bm25).save(folder)
     index.set_search_params()
     index.save(folder)  # a FAISS-only save that keeps the documents keeps the BM25 files (and their pairing)
-    assert BM25Index.load(folder, verify=True).search(["cat"], 1)[0][0].id == "doc7"
+    assert BM25Index.load(folder).search(["cat"], 1)[0][0].id == "doc7"
     FaissIndex.load(folder, verify=True)
     index.add(["extra"], clustered_vectors(1))
     with pytest.raises(IndexError_, match="also holds a BM25 index"):

@@ -395,15 +395,9 @@ def _read_queries(path: str) -> list[str]:
         if not p.exists():
             raise DataError("folder has no queries.jsonl", path=path)
     if p.suffix == ".jsonl":
-        queries = []
-        with open(p, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    queries.append(str(json.loads(line)["text"]))
-                except (ValueError, KeyError, TypeError):
-                    raise DataError("expected a JSON object with a 'text' field", path=p, line=n) from None
+        from embedkit.data.textio import iter_lines, parse_json_object, text_field
+
+        queries = [text_field(parse_json_object(line, p, n), "text", p, n) for n, line in iter_lines(p) if line.strip()]
     else:
         from embedkit.data import read_lines
 

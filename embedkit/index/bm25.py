@@ -178,7 +178,7 @@ class BM25Index:
                     if not isinstance(row["id"], str) or not isinstance(row["text"], str):
                         raise TypeError("id and text must be strings")
                 except (ValueError, KeyError, TypeError, RecursionError) as exc:
-                    raise IndexError_(f"{shown}, line {number}: corrupt BM25 document row ({str(exc)[:200]})") from None
+                    raise IndexError_(f"{shown}, line {number}: corrupt BM25 document row ({storage.one_line(exc)})") from None
                 self.ids.append(row["id"])
                 self.texts.append(row["text"])
         if len(self.ids) != section["count"] or len(set(self.ids)) != len(self.ids):
@@ -191,7 +191,7 @@ class BM25Index:
                                                   allow_pickle=False,
                                                   **{f"{role}_name": p.name for role, p in paths.items()})
             except Exception as exc:  # bm25s raises ValueError/OSError/KeyError/JSONDecodeError on damaged files
-                raise IndexError_(f"{folder}: corrupt BM25 files ({type(exc).__name__}: {str(exc)[:200]})") from None
+                raise IndexError_(f"{folder}: corrupt BM25 files ({storage.one_line(exc)})") from None
         self.saved_section = section
         return self
 

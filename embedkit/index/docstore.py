@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from embedkit.errors import IndexError_
+from embedkit.index.storage import one_line
 
 
 def _optional_column(values: Sequence | None, n: int, name: str) -> list:
@@ -139,7 +140,7 @@ class DocStore:
                         store.parents.append(row.get("parent"))
                         continue
                 except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-                    raise IndexError_(f"{shown}, line {lineno}: corrupt document row ({str(exc)[:200]})") from None
+                    raise IndexError_(f"{shown}, line {lineno}: corrupt document row ({one_line(exc)})") from None
                 store.ids.append(None)
                 store.texts.append(None)
                 store.titles.append(None)

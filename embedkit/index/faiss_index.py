@@ -499,8 +499,8 @@ class FaissIndex:
         if "deleted" in roles:
             try:
                 deleted = set(np.load(generation.path(roles["deleted"]), allow_pickle=False).astype(np.int64).tolist())
-            except (ValueError, OSError, TypeError) as exc:
-                raise IndexError_(f"{folder / roles['deleted']}: corrupt ({exc})") from None
+            except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError, TokenError on damaged headers
+                raise IndexError_(f"{folder / roles['deleted']}: corrupt ({storage.one_line(exc)})") from None
         if index.d != meta["dim"] or len(docs) != meta["count"] or index.ntotal != meta["ntotal"] \
                 or docs.next_label != meta["labels"] or index.ntotal != len(docs) + len(deleted):
             raise IndexError_(f"{folder}: files disagree with the manifest (dim {index.d}/{meta['dim']}, "

@@ -172,11 +172,16 @@ class GenerationWriter:
 
 
 def check_name(name: object, where: Path) -> str:
-    """A data file's name from a manifest: a plain name inside the folder (``..`` and absolute paths refused,
-    so a damaged manifest can never make a writer delete a file elsewhere)."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name.split("/"):
-        raise IndexError_(f"{where}: bad file name {name!r} in the manifest")
+    """A data file's name from a manifest: a plain name inside the folder (``..``, ``/`` and over-long names
+    refused, so a damaged manifest can never make a writer delete a file elsewhere)."""
+    if not isinstance(name, str) or len(name) > 200 or not _NAME.fullmatch(name) or name.startswith(".."):
+        raise IndexError_(f"{where}: bad file name {name!r:.100} in the manifest")
     return name
+
+
+def one_line(exc: BaseException) -> str:
+    """A library's exception as one short line (some messages span lines or run long)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def _remove(path: Path) -> None:
@@ -194,7 +199,7 @@ def parse_manifest(raw: bytes, path: Path) -> dict:
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise IndexError_(f"{path}: corrupt manifest ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise IndexError_(f"{path}: corrupt manifest ({one_line(exc)})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
         raise IndexError_(f"{path}: not an embedkit index manifest (no 'files' table)")
     for name, record in meta["files"].items():
@@ -310,8 +315,10 @@ def open_generation(folder: str | os.PathLike, what: str = "embedkit index",
             for name in meta["files"]:
                 try:
                     fds[name] = os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC)
-                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                except FileNotFoundError:
                     fds[name] = -1
+                except OSError as exc:
+                    raise IndexError_(f"{folder / name}: cannot open ({exc.strerror or exc})") from None
             if any(fd < 0 for fd in fds.values()):
                 switched = _read_raw(folder, what) != raw
         except BaseException:

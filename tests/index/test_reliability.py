@@ -16,7 +16,7 @@ import pytest
 
 from index import workers
 
-from embedkit.index import BM25Index, FaissIndex, IndexFolder
+from embedkit.index import FaissIndex, IndexFolder
 
 WORKERS = Path(workers.__file__)
 
@@ -26,19 +26,6 @@ def spawn(*args, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
-def make_index(folder: Path, batches: int) -> Path:
-    """An index of ``batches`` x 20 documents (ids ``init<b>-<i>``) with a BM25 side."""
-    from embedkit.data import Document
-
-    index, docs = FaissIndex(workers.DIM, "Flat"), []
-    for b in range(batches):
-        ids, vectors, texts = workers.batch(f"init{b}", 20)
-        index.add(ids, vectors, texts=texts)
-        docs += [Document(i, "", t) for i, t in zip(ids, texts)]
-    IndexFolder(index, BM25Index.from_documents(docs)).save(folder)
-    return folder
-
-
 def expected_ids(prefixes) -> list[str]:
     return sorted(i for p in prefixes for i in workers.batch(p, 20)[0])
 
@@ -46,7 +33,7 @@ def expected_ids(prefixes) -> list[str]:
 def test_four_writers_and_two_readers(tmp_path):
     """4 processes x 25 batches x 20 documents onto 1,000: exactly 3,000 after, each id once; readers
     loading and searching all the while never fail and never see a partial state."""
-    folder = make_index(tmp_path / "ix", 50)
+    folder = workers.make_index(tmp_path / "ix", 50)
     start, stop = tmp_path / "start", tmp_path / "stop"
     readers = [spawn("read", folder, stop, tmp_path / f"reader{r}.json") for r in range(2)]
     writers = [spawn("write", folder, w, 25, 20, start) for w in range(4)]
@@ -102,7 +89,7 @@ def test_two_cli_adds_at_the_same_moment(tmp_path):
 def test_sigkill_at_random_points_of_50_saves(tmp_path):
     """A writer killed at a random moment, 50 times: the folder always loads and verifies, holding the
     state before or after the save that was cut (checked against the writer's own save marks)."""
-    folder = make_index(tmp_path / "ix", 10)
+    folder = workers.make_index(tmp_path / "ix", 10)
     report_path = tmp_path / "kill.json"
     proc = spawn("kill", folder, 50, 1234, report_path)
     _, err = proc.communicate(timeout=600)
@@ -133,7 +120,7 @@ def test_io_faults_fail_in_one_line_and_keep_the_index(tmp_path):
     state, and the line says so. (benchmarks/reliability_bench.py injects every call of every kind.)"""
     import errno
 
-    folder = make_index(tmp_path / "ix", 5)
+    folder = workers.make_index(tmp_path / "ix", 5)
     shutil.copytree(folder, tmp_path / "dry")
     code, _, counts = faulty_run(tmp_path / "dry", tmp_path, "EIO", "write", 0)  # the calls a clean save makes
     assert code == 0 and counts["write"] >= 5 and counts["fsync"] >= 8

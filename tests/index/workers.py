@@ -41,6 +41,20 @@ def batch(prefix: str, size: int) -> tuple[list[str], "np.ndarray", list[str]]:
     return ids, rng.standard_normal((size, DIM)).astype(np.float32), texts
 
 
+def make_index(folder: Path, batches: int) -> Path:
+    """An index folder of ``batches`` x 20 documents (ids ``init<b>-<i>``) with a BM25 side."""
+    from embedkit.data import Document
+    from embedkit.index import BM25Index, FaissIndex, IndexFolder
+
+    index, docs = FaissIndex(DIM, "Flat"), []
+    for b in range(batches):
+        ids, vectors, texts = batch(f"init{b}", 20)
+        index.add(ids, vectors, texts=texts)
+        docs += [Document(i, "", t) for i, t in zip(ids, texts)]
+    IndexFolder(index, BM25Index.from_documents(docs)).save(folder)
+    return Path(folder)
+
+
 def check_state(folder) -> tuple[int, str]:
     """(documents, generation) of a loaded ``IndexFolder``; raises AssertionError if it is not one complete state."""
     import numpy as np

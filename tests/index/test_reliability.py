@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 from index import workers
+from index.ixhelpers import subprocess_env
 
 from embedkit.index import FaissIndex, IndexFolder
 

@@ -14,12 +14,17 @@ Search parameters: ``nprobe`` (IVF) and ``efSearch`` (HNSW) are set by hand (``s
 ``tune``, and saved. New HNSW indexes start at efSearch 64 (FAISS's 16 loses ~3% recall@10 on real
 embeddings), and a search for more than efSearch hits widens the beam to k, as hnswlib does.
 
-Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe)::
+Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe and reading consistent)::
 
-    meta.json                 manifest: versions, spec, metric, dim, count, model, tuning, file checksums
+    meta.json                 manifest: versions, spec, metric, dim, count, model, tuning, generation, the
+                              BM25 section (see :mod:`embedkit.index.bm25`), size and SHA-256 of every file
     index-<gen>.faiss         the FAISS index (faiss.write_index)
     docs-<gen>.jsonl          row i = the document with label i: {"id", "text", "title", "parent"} or null
     deleted-<gen>.npy         labels marked deleted (HNSW only), int64, loaded with allow_pickle=False
+    writer.lock               the writer lock (:mod:`embedkit.index.lock`); holds the holder's pid and command
+
+Saving takes the folder's writer lock; to change an index that other processes may change too, use
+:class:`embedkit.index.folder.IndexFolder` (``update`` holds the lock from load to save).
 """
 from __future__ import annotations
 
@@ -431,11 +436,12 @@ class FaissIndex:
                 meta["keep_files"] = list(bm25["roles"].values())
             return meta
 
-        self.saved_to(folder, storage.save_generation(folder, write, self._expected_generation(folder), wait))
+        self.saved_to(folder, storage.save_generation(folder, write, self.base_generation(folder), wait))
         return folder
 
-    def _expected_generation(self, folder: Path) -> str | None:
-        """The generation this object was loaded from, if it is ``folder``'s (None: a new index replaces)."""
+    def base_generation(self, folder: Path) -> str | None:
+        """The generation this object's state builds on, if it was loaded from or saved to ``folder`` (None: a
+        new index, which replaces what the folder holds)."""
         if self.path is None or self._generation is None or not folder.exists():
             return None
         return self._generation if os.path.samefile(self.path, folder) else None

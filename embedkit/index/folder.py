@@ -114,7 +114,7 @@ class IndexFolder:
                     meta["bm25"] = bm25.write_files(out, paired_with=docs_sha)
             return meta
 
-        manifest = storage.save_generation(folder, write, index._expected_generation(folder), wait)
+        manifest = storage.save_generation(folder, write, index.base_generation(folder), wait)
         index.saved_to(folder, manifest)
         if bm25 is not None:
             bm25.saved_section = manifest["bm25"]

@@ -11,6 +11,8 @@ index that others may change too (the CLI, a server)::
     # saved as one new generation when the block ends; nothing is written if it raises
 
     folder = IndexFolder.load("idx")                         # readers: no lock, one complete generation
+    if IndexFolder.current_generation("idx") != folder.generation:   # another process saved since
+        folder = IndexFolder.load("idx")
     problems = IndexFolder.verify("idx")                     # sizes and SHA-256 of every file
 
 ``update`` holds the lock from load to save, so concurrent writers queue instead of losing each other's
@@ -54,6 +56,17 @@ class IndexFolder:
             if not has_bm25:
                 storage.refuse_legacy_bm25(Path(path))
             return cls(index, BM25Index.from_generation(generation) if has_bm25 else None)
+
+    @property
+    def generation(self) -> str | None:
+        """The saved generation this state is (None before its first save)."""
+        return self.index.info()["generation"]
+
+    @staticmethod
+    def current_generation(path: str | os.PathLike) -> str:
+        """The folder's current generation, from its manifest alone (cheap): a long-lived reader (a server)
+        compares it with its loaded state's ``generation`` to know when to load again."""
+        return storage.generation_of(storage.read_manifest(path))
 
     @staticmethod
     def verify(path: str | os.PathLike) -> list[str]:

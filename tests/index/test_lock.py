@@ -65,6 +65,7 @@ def test_a_second_writer_waits_then_names_the_holder(folder, capsys):
 
 
 def test_a_waiting_writer_goes_on_when_the_holder_is_done(folder):
+    reader = IndexFolder.load(folder)
     holder = hold(folder, 0.5)
     start = time.monotonic()
     with IndexFolder.update(folder, wait=30) as state:
@@ -72,6 +73,8 @@ def test_a_waiting_writer_goes_on_when_the_holder_is_done(folder):
         state.remove(["doc2"])
     holder.wait()
     assert 0.2 < waited < 30 and "doc2" not in FaissIndex.load(folder)
+    # a long-lived reader sees that the folder moved on, and the updated object is the new state
+    assert IndexFolder.current_generation(folder) == state.generation != reader.generation
 
 
 def test_reentrant_in_a_thread_exclusive_between_threads(folder):

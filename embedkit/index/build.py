@@ -1,7 +1,9 @@
 """Building an index from a stream of documents: encode in slices, add as they come.
 
 Memory holds the index's vectors plus one slice of texts and vectors at a time (plus, for specs that
-need training, the training sample until it has been used), never the whole corpus twice.
+need training, the training sample until it has been used), never the whole corpus twice. Slices are
+encoded through the embedding cache (:func:`embedkit.encoding.cached_encode`), so a corpus encoded once
+is read back, not encoded again; ``encode_for`` fills the cache ahead of a locked add.
 """
 from __future__ import annotations
 

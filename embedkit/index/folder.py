@@ -103,6 +103,7 @@ class IndexFolder:
 
         ``wait``: seconds to wait for another writer (None: no limit). If the block raises, nothing is
         saved and the folder keeps its state. The lock is re-entrant in the calling thread."""
+        storage.read_manifest(path)  # not an index: say so before the lock creates anything there
         with writer_lock(path, wait):
             folder = cls.load(path)
             yield folder

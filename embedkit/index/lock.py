@@ -51,6 +51,19 @@ _held: dict[str, _FolderLock] = {}
 _held_guard = threading.Lock()
 
 
+def _forget_holds_in_child() -> None:
+    """A forked child holds none of its parent's locks: it closes its copies of their descriptors (which
+    would otherwise keep the flock alive after the parent lets go) and starts with an empty registry."""
+    global _held, _held_guard
+    for held in _held.values():
+        if held.fd >= 0:
+            os.close(held.fd)
+    _held, _held_guard = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_holds_in_child)
+
+
 def _folder_lock(folder: Path) -> _FolderLock:
     key = os.path.realpath(folder)
     with _held_guard:

@@ -115,3 +115,28 @@ def test_a_save_over_a_newer_state_is_refused(folder):
     fresh.add(["only"], np.ones((1, DIM), dtype=np.float32))
     fresh.save(folder)  # a new index replaces what is there
     assert FaissIndex.load(folder).ids() == ["only"]
+
+
+def test_a_forked_child_does_not_inherit_the_hold(folder):
+    """A child forked while the parent holds the lock neither re-enters it nor keeps it after the parent lets go."""
+    import os
+
+    tried_r, tried_w = os.pipe()
+    with writer_lock(folder):
+        pid = os.fork()
+        if pid == 0:  # the child: the lock is the parent's, so taking it must fail at once
+            code = 1
+            try:
+                with writer_lock(folder, wait=0):
+                    pass
+            except IndexLockedError:
+                code = 0
+            finally:
+                os.write(tried_w, b"x")
+                time.sleep(1.0)  # still alive (its copy of the descriptor closed) when the parent lets go
+                os._exit(code)
+        assert os.read(tried_r, 1) == b"x"
+    with writer_lock(folder, wait=0.5):  # released although the child is still running
+        pass
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

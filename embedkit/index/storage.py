@@ -407,11 +407,12 @@ def save_generation(folder: str | os.PathLike, write: Callable[[GenerationWriter
             manifest = {**manifest, "generation": out.generation, "files": {**kept, **out.records}}
             fsync_dir(folder)  # the new files' names are on disk before the manifest names them
             switch_manifest(folder, manifest)
-        except OSError as exc:
+        except BaseException as exc:
+            if _current_generation(folder) == out.generation:  # interrupted (Ctrl-C) just after the switch
+                raise
             out.discard()
-            raise IndexError_(f"{folder}: could not save: {_describe(exc)}; the index is unchanged") from None
-        except BaseException:
-            out.discard()
+            if isinstance(exc, OSError):
+                raise IndexError_(f"{folder}: could not save: {_describe(exc)}; the index is unchanged") from None
             raise
         try:  # the switch reaches the disk before the files it replaced go: a power cut finds one or the other
             fsync_dir(folder)
@@ -421,6 +422,13 @@ def save_generation(folder: str | os.PathLike, write: Callable[[GenerationWriter
         for name in set(current["files"]) - set(manifest["files"]) if current else ():
             _remove(folder / name)
     return manifest
+
+
+def _current_generation(folder: Path) -> str | None:
+    try:
+        return generation_of(read_manifest(folder))
+    except IndexError_:
+        return None
 
 
 def _describe(exc: OSError) -> str:

@@ -190,3 +190,21 @@ def test_bm25_lives_beside_and_survives_faiss_saves(tmp_path):
     with pytest.raises(IndexError_, match="also holds a BM25 index"):
         index.save(folder)  # it would leave BM25 one set of documents behind
     assert len(BM25Index.load(folder)) == len(FaissIndex.load(folder)) == 50
+
+
+def test_an_interrupt_just_after_the_switch_keeps_the_new_files(tmp_path, monkeypatch):
+    """Ctrl-C between ``os.replace`` and the end of the save: the new manifest names the new files, so they stay."""
+    index, _, folder = saved(tmp_path)
+    index.add(["late"], clustered_vectors(1, seed=9))
+    real_replace = storage.os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        index.save(folder)
+    monkeypatch.undo()
+    loaded = FaissIndex.load(folder)
+    assert "late" in loaded and len(loaded) == 51

@@ -5,6 +5,7 @@ Loading goes YAML -> dict -> ``--set`` overrides -> pydantic validation. Every f
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import types
@@ -209,6 +210,10 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
     try:
+        _refuse_non_finite(raw, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: not a recipe (nested too deeply)") from None
+    try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_one_line(exc)}") from None
@@ -219,6 +224,17 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return recipe
+
+
+def _refuse_non_finite(node: Any, source: str, key: str = "") -> None:
+    """No NaN or infinity anywhere in a recipe (``.inf`` and ``.nan`` are YAML floats that would otherwise
+    pass ``gt=0``-style bounds, or reach a runner's own parameters unchecked)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, value in items:
+        dotted = f"{key}.{name}" if key else str(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {dotted}: must be a finite number (got {value})")
+        _refuse_non_finite(value, source, dotted)
 
 
 def apply_override(raw: dict, item: str) -> None:

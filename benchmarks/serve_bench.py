@@ -86,9 +86,8 @@ def short_texts(root: Path) -> list[str]:
 def build_index(folder: Path, docs) -> None:
     """Flat cosine index + BM25 over ``docs``, vectors through the embedding cache (a rerun reads them)."""
     from embedkit.encoding import cached_encode
-    from embedkit.index import BM25Index, build_from_vectors
+    from embedkit.index import BM25Index, IndexFolder, build_from_vectors
     from embedkit.index.chunking import full_text
-    from embedkit.index.faiss_index import saved_documents_checksum
     from embedkit.models import load_model, model_fingerprint, model_name
 
     model = load_model("default")
@@ -100,8 +99,7 @@ def build_index(folder: Path, docs) -> None:
     index.build_params.update(max_seq_length=model.max_seq_length, chunk_tokens=None, document_prompt=None)
     if folder.exists():
         shutil.rmtree(folder)
-    index.save(folder)
-    BM25Index.from_documents(docs).save(folder, paired_with=saved_documents_checksum(folder))
+    IndexFolder(index, BM25Index.from_documents(docs)).save(folder)
 
 
 # ---------------------------------------------------------------------------------------------- in-process

@@ -5,6 +5,7 @@
   in-process ceiling;
 - ``serve-ratio``: the server's throughput at the most clients as a share of the in-process ceiling, and
   the server's resident memory over the run;
+- ``serve-peer``: the server beside txtai's API (the same model, documents and load) at each number of clients;
 - ``serve-writes``: searches while upserts stream in, against the same searches without writes.
 """
 from __future__ import annotations
@@ -65,6 +66,28 @@ def ratio_table() -> str:
     return "\n".join(lines)
 
 
+def peer_table() -> str:
+    record = _load()
+    m = record["metrics"]
+    peer = m["txtai"]
+    lines = [f"| endpoint | clients | embedkit serve (micro-batching on): requests/s | p50 ms | p99 ms | errors "
+             f"| txtai {peer['version']} API: requests/s | p50 ms | p99 ms | errors | embedkit / txtai |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    labels = {"search": "search (dense, k=10)", "embeddings": "embeddings (1 text)"}
+    for key in ("search", "embeddings"):
+        for clients, ours in m[f"{key}_on"].items():
+            theirs = peer[key][clients]
+            lines.append(f"| {labels[key]} | {clients} | {fmt(ours['qps'], 1)} | {fmt(ours['p50_us'] / 1000, 1)} | "
+                         f"{fmt(ours['p99_us'] / 1000, 1)} | {ours['errors']} | {fmt(theirs['qps'], 1)} | "
+                         f"{fmt(theirs['p50_us'] / 1000, 1)} | {fmt(theirs['p99_us'] / 1000, 1)} | {theirs['errors']} "
+                         f"| {fmt(ours['qps'] / theirs['qps'], 2)}x |")
+    rss = peer["rss_mib"]
+    lines.append(f"\ntxtai: `uvicorn txtai.api:app` (one worker, its defaults), FAISS `IDMap,Flat`, texts stored, "
+                 f"`GET /search?query=..&limit=10` and `GET /transform?text=..`; resident memory "
+                 f"{fmt(min(rss), 0)}-{fmt(max(rss), 0)} MiB. {_machine(record)}.")
+    return "\n".join(lines)
+
+
 def writes_table() -> str:
     record = load_record(HERE / "writes.json")
     m = record["metrics"]
@@ -83,4 +106,4 @@ def writes_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"serve-load": load_table, "serve-ratio": ratio_table, "serve-writes": writes_table}
+TABLES = {"serve-load": load_table, "serve-ratio": ratio_table, "serve-peer": peer_table, "serve-writes": writes_table}

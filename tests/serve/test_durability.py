@@ -149,17 +149,33 @@ def _saved_files(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != WAL and not p.name.startswith("."))
 
 
-def test_unsaved_writes_are_saved_after_checkpoint_seconds_and_the_lock_let_go(fresh_index, token_file, tmp_path):
-    from embedkit.index import FaissIndex, writer_lock
+def test_unsaved_writes_are_saved_after_checkpoint_seconds_then_the_server_builds_on_other_writers(
+        fresh_index, token_file, tmp_path, tiny_model_dir):
+    """The timed checkpoint lets the lock go; another writer then saves a generation, which a server that
+    does not poll (--poll-seconds 3600) keeps not serving (its searches stay on the generation it has)
+    until its next write, which first loads that generation and so keeps the other writer's document."""
+    from embedkit.data.records import Document
+    from embedkit.index import IndexFolder, writer_lock
+    from embedkit.models import load_model
 
-    with _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-seconds", "0.5") as server:
+    with _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-seconds", "0.5",
+                "--poll-seconds", "3600") as server:
         before = _saved_files(fresh_index)
         assert _upsert(server, [{"id": "cp", "text": "checkpointed while serving"}]).status_code == 200
         deadline = time.monotonic() + 60
         while (fresh_index / WAL).stat().st_size and time.monotonic() < deadline:
             time.sleep(0.05)  # the checkpoint runs in the first quiet moment after half a second
         assert (fresh_index / WAL).stat().st_size == 0 and _saved_files(fresh_index) != before
-        assert server.post("/search", json={"query": "checkpointed", "mode": "bm25"}).json()["hits"][0]["id"] == "cp"
-        assert "cp" in FaissIndex.load(fresh_index)  # what a reader of the folder now sees
-        with writer_lock(fresh_index, wait=10):  # the server let the folder go (the lock waits 10 s at most)
-            pass
+        assert "cp" in IndexFolder.load(fresh_index).index  # what a reader of the folder now sees
+
+        with IndexFolder.update(fresh_index, wait=10) as folder:  # the server let the folder go
+            folder.add_documents(load_model(str(tiny_model_dir), device="cpu"),
+                                 [Document("other", "Other", "saved by another writer")])
+        assert server.get("/documents/other").status_code == 404  # still the generation it loaded
+        assert _upsert(server, [{"id": "after", "text": "written after the other writer"}]).status_code == 200
+        assert server.get("/documents/other").status_code == 200  # loaded before writing
+        assert server.get("/health").json()["indexes"]["main"]["rows"] == 6 + 3
+    ids = set(IndexFolder.load(fresh_index).index.ids())
+    assert {"cp", "other", "after"} <= ids and len(ids) == 9
+    with writer_lock(fresh_index, wait=0):  # a clean stop let it go too
+        pass

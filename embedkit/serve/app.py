@@ -88,7 +88,8 @@ def create_app(service: Service) -> FastAPI:
     async def health() -> dict:
         return {"status": "ok", "writes": config.writes_enabled,
                 "indexes": {name: {"rows": s.count(), "version": s.version, "bm25": s.bm25 is not None,
-                                   "model": s.dense.model_name, "chunked": s.chunker is not None}
+                                   "model": s.dense.model_name, "chunked": s.chunker is not None,
+                                   "generation": s.generation, "unsaved_writes": service.writers[name].holding}
                             for name, s in service.indexes.items()}}
 
     @app.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})

@@ -103,11 +103,14 @@ def test_cli_writers_share_the_folder_with_a_serving_server(fresh_index, token_f
     index add` fails (--wait 0) or waits, readers see the last saved generation; after the server's
     checkpoint the CLI adds on top of the server's writes, and the server serves the CLI's generation and
     writes on top of it. Nothing either side wrote is lost."""
+    from embedkit.index import IndexFolder
+
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(json.dumps({"_id": "cli1", "title": "CLI", "text": "added from the command line"}) + "\n")
     server = _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-seconds", "600",
                     "--checkpoint-bytes", "20000", "--poll-seconds", "0.2")
     assert _upsert(server, [{"id": "srv1", "text": "written by the server first"}]).status_code == 200
+    assert server.get("/health").json()["indexes"]["main"]["unsaved_writes"] is True  # holds the lock
 
     busy = _cli("index", "add", fresh_index, "--corpus", corpus, "--wait", "0")
     assert busy.returncode == 2 and "Traceback" not in busy.stderr, busy.stderr
@@ -131,13 +134,12 @@ def test_cli_writers_share_the_folder_with_a_serving_server(fresh_index, token_f
         assert time.monotonic() < deadline, server.log_tail()
         time.sleep(0.1)
     assert server.post("/search", json={"query": "command line", "mode": "bm25"}).json()["hits"][0]["id"] == "cli1"
-    assert server.get("/health").json()["indexes"]["main"]["rows"] == 11
+    health = server.get("/health").json()["indexes"]["main"]
+    assert health["rows"] == 11 and health["generation"] == IndexFolder.current_generation(fresh_index)
+    assert health["unsaved_writes"] is False
     assert server.delete("/documents/d6", token=TOKEN).status_code == 200  # on top of the CLI's add
     server.stop()
     assert (fresh_index / WAL).stat().st_size == 0  # a clean stop saves and empties the log
-
-    from embedkit.index import IndexFolder
-
     folder = IndexFolder.load(fresh_index)
     ids = set(folder.index.ids())
     assert {"srv1", "cli1", "srv2-0", "srv2-2"} <= ids and "d6" not in ids and len(ids) == 10

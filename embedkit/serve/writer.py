@@ -131,7 +131,8 @@ class IndexWriter:
     async def _commit_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            quiet = max(self._deadline - time.monotonic(), 0.0) if self.holding else self.options.poll_seconds
+            due = self.holding and self.failure is None  # a checkpoint is coming (writes stopped: none is)
+            quiet = max(self._deadline - time.monotonic(), 0.0) if due else self.options.poll_seconds
             try:
                 first = await asyncio.wait_for(self._queue.get(), quiet)
             except TimeoutError:  # a quiet spell: checkpoint a hold that is due, or look for a newer generation

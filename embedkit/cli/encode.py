@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="UTF-8 text file, one text a line (relative paths: the working directory, "
                                         "then EMBEDKIT_DATA)")
+    source.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
+                        help="instead of encoding: concatenate these shard .npy files, in order, into --out")
     p.add_argument("--out", required=True, help="output .npy file (float32, one row a line)")
     p.add_argument("--role", choices=["query", "document"], default=None,
                    help="encode as queries or documents: applies the model's prompt for that role (default: none)")
@@ -45,8 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="encode with this many processes, one shard each, then merge into --out")
     p.add_argument("--devices", default=None, help="with --processes: comma list of devices, one per process in turn "
                                                    "(e.g. cuda:0,cuda:1)")
-    source.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
-                   help="instead of encoding: concatenate these shard .npy files, in order, into --out")
     p.set_defaults(func=run)
 
 

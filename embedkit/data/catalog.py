@@ -61,6 +61,7 @@ class DatasetSpec:
     layout: str  # the files a user who fetches them by hand puts in the folder
     build: Callable[["Hub", Path], None]
     parts: tuple[Part, ...]
+    notes: str = ""  # how files were derived, for the README
 
 
 # ----------------------------------------------------------------------------------------- measures
@@ -261,7 +262,7 @@ def extract_senteval(tar_path: Path, wanted: dict[str, str], out: Path) -> None:
                 shutil.copyfileobj(src, dst)
 
 
-def _senteval_builder(wanted: dict[str, str], after: Callable[[Path], None] | None = None):
+def senteval_builder(wanted: dict[str, str], after: Callable[[Path], None] | None = None):
     def build(hub: "Hub", out: Path) -> None:
         extract_senteval(hub.file(SIMCSE_REPO, SENTEVAL_TAR), wanted, out)
         if after is not None:
@@ -306,17 +307,21 @@ SNLI_SHA256 = {
 SENTEVAL_SOURCE = f"`{SENTEVAL_TAR}` (SentEval's data bundle as SimCSE ships it) from hub dataset `{SIMCSE_REPO}`"
 
 
+def senteval_year_files(folder: str, subsets: Iterable[str]) -> dict[str, str]:
+    """The bundle's input and gold files of a year folder's subsets -> their names in the dataset folder."""
+    return {f"STS/{folder}/STS.{kind}.{name}.txt": f"STS.{kind}.{name}.txt" for name in subsets
+            for kind in ("input", "gs")}
+
+
 def _senteval_year(year: str) -> DatasetSpec:
     subsets = SENTEVAL_STS[year]
     folder = f"{year}-en-test"
-    wanted = {f"STS/{folder}/STS.{kind}.{name}.txt": f"STS.{kind}.{name}.txt" for name in subsets
-              for kind in ("input", "gs")}
     return DatasetSpec(
         name=year.lower(), folder=f"senteval/{folder}", title=f"SemEval {year} English STS test sets, SentEval layout",
         source=SENTEVAL_SOURCE, origin="SemEval STS shared tasks (Agirre et al., 2012-2016), as SentEval prepared them "
                                        "(Moses-tokenized, the files `embedkit eval sts` reads as one year folder)",
         license="per source; see the SemEval STS task pages", layout="STS.input.<subset>.txt + STS.gs.<subset>.txt",
-        build=_senteval_builder(wanted),
+        build=senteval_builder(senteval_year_files(folder, subsets)),
         parts=tuple(Part(f"STS.input.{name}.txt", rows, _senteval_subset(name)) for name, rows in subsets.items()))
 
 
@@ -349,12 +354,15 @@ CATALOG: dict[str, DatasetSpec] = {spec.name: spec for spec in [
                Part("qrels/dev.tsv", 180, _qrels("dev"), "sha256",
                     "8fbb251a6455d130a88edaf6ac500a6cd406e0c92412698ce90da6f2be3fc962"),
                Part("qrels/train-fit.tsv", 739, _qrels("train-fit"), "sha256",
-                    "be248b369445e0410584a0413abcb414738e06fa4c2abbda8b922f158e07f0bf"))),
+                    "be248b369445e0410584a0413abcb414738e06fa4c2abbda8b922f158e07f0bf")),
+        notes="`qrels/dev.tsv` holds the train queries whose id gives int(sha256('scifact-dev:' + id), 16) % 5 == 0 "
+              "(select models on it); `qrels/train-fit.tsv` holds the others (train on it when selecting on dev). "
+              "`train.tsv` = `train-fit.tsv` + `dev.tsv`; `test.tsv` is BEIR's test split (SciFact's original dev)."),
     DatasetSpec(
         name="sick", folder="sick", title="SICK relatedness (SemEval 2014 Task 1), SentEval layout",
         source=SENTEVAL_SOURCE, origin="Marelli et al., SemEval-2014 Task 1 (Moses-tokenized by SentEval)",
         license="CC BY-NC-SA 3.0", layout="SICK_train.txt, SICK_trial.txt, SICK_test_annotated.txt",
-        build=_senteval_builder({f"SICK/{name}": name for name in SICK_FILES}),
+        build=senteval_builder({f"SICK/{name}": name for name in SICK_FILES}),
         parts=tuple(Part(name, rows, _sts({"SICK_train.txt": "train", "SICK_trial.txt": "trial"}.get(name, "test")),
                          "records") for name, rows in SICK_FILES.items())),
     *(_senteval_year(year) for year in SENTEVAL_STS),
@@ -362,12 +370,14 @@ CATALOG: dict[str, DatasetSpec] = {spec.name: spec for spec in [
         name="nli", folder="nli", title="SNLI dev + test in SentEval layout, and SimCSE triplets built from them",
         source=SENTEVAL_SOURCE, origin="SNLI 1.0 (Bowman et al., 2015), as SentEval prepared it (Moses-tokenized)",
         license="CC BY-SA 4.0", layout="snli_senteval/{s1,s2,labels}.{dev,test}, snli_devtest_triplets.csv",
-        build=_senteval_builder({f"SNLI/{name}": f"snli_senteval/{name}" for name in SNLI_FILES},
+        build=senteval_builder({f"SNLI/{name}": f"snli_senteval/{name}" for name in SNLI_FILES},
                                 after=write_snli_triplets),
         parts=(*(Part(f"snli_senteval/{name}", rows, _lines(f"snli_senteval/{name}"), "sha256", SNLI_SHA256[name])
                  for name, rows in SNLI_FILES.items()),
                Part("snli_devtest_triplets.csv", 6339, _triplets("snli_devtest_triplets.csv"), "sha256",
-                    "42ed2ced446752862c58ea6e0bb0f0fb56558fc0796c6189d3f7dca3054086a8"))),
+                    "42ed2ced446752862c58ea6e0bb0f0fb56558fc0796c6189d3f7dca3054086a8")),
+        notes="Triplets (SimCSE's recipe): within each split, pairs grouped by premise; each premise with an entailment "
+              "and a contradiction gives one triplet per entailment hypothesis, its contradictions taken in turn."),
     DatasetSpec(
         name="wiki", folder="wiki", title="English Wikipedia sentences (SimCSE's wiki1m)",
         source=f"`{WIKI_FILE}` from hub dataset `{SIMCSE_REPO}`",
@@ -377,6 +387,8 @@ CATALOG: dict[str, DatasetSpec] = {spec.name: spec for spec in [
         build=build_wiki,
         parts=(Part(f"wiki1m_for_simcse.first{WIKI_PREFIX_LINES}.txt", WIKI_PREFIX_LINES,
                     _lines(f"wiki1m_for_simcse.first{WIKI_PREFIX_LINES}.txt"), "sha256",
-                    "423e56115d182ab21d4f413473f6f615888d140fec81f06a750297b5940aa190"),)),
+                    "423e56115d182ab21d4f413473f6f615888d140fec81f06a750297b5940aa190"),),
+        notes=f"The first {WIKI_PREFIX_LINES:,} lines of the 1,000,000, the size the recipes' figures were measured "
+              "at; the whole file stays in the hub cache (path above) for longer runs."),
 ]}
 GROUPS = {"senteval": [year.lower() for year in SENTEVAL_STS], "all": list(CATALOG)}

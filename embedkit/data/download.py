@@ -200,7 +200,7 @@ def provenance(spec: DatasetSpec, facts: list[Fact], fetched: list[dict]) -> str
     lines = [f"# {spec.folder}: {spec.title}", "",
              f"Written by `embedkit data get {spec.name}` (embedkit {__version__}) on {when}.", "",
              "## Source", f"- {spec.source}", f"- upstream: {spec.origin}", f"- license: {spec.license}", "",
-             "Fetched:"]
+             *([spec.notes, ""] if spec.notes else []), "Fetched:"]
     for item in fetched:
         what = item.get("file") or f"config {item.get('config') or 'default'}, split {item['split']} ({item['rows']:,} rows)"
         extra = f", sha256 {item['sha256']}, cached at {item['cached_at']}" if "sha256" in item else ""

@@ -39,6 +39,20 @@ def data_dir_origin() -> str:
     return "EMBEDKIT_DATA unset: the default data folder of an installed embedkit"
 
 
+# Everything embedkit writes under EMBEDKIT_CACHE; `embedkit cache info|clear` go by this list (a test checks
+# that every folder the code puts under ``cache_dir()`` is here).
+CACHE_PARTS = {
+    "embeddings": "embeddings of evaluated, indexed and mined texts",
+    "mteb": "mteb's own cache",
+    "mined": "mined hard negatives",
+    "sentences": "documents split into sentences (CCP)",
+    "rankgen-negatives": "LM-generated RankGen negatives",
+    "lms": "de-quantised GGUF language models",
+    "onnx": "ONNX exports of models",
+    "demo-index": "the index `embedkit demo` builds",
+}
+
+
 def cache_dir() -> Path:
     """``EMBEDKIT_CACHE``, else ``~/.cache/embedkit``."""
     env = os.environ.get("EMBEDKIT_CACHE")

@@ -102,6 +102,35 @@ def _no_weight_loading_bar():
             hf_logging.enable_progress_bar()
 
 
+def check_model(name_or_path: str | os.PathLike | None) -> None:
+    """Raise the ModelError :func:`load_model` would raise for a name that cannot work, without loading any
+    weights: a path that is not a model folder, a mistyped local path, or, offline, a hub id that is not in the
+    local hub cache. (Online, a hub id is only known to be right once it loads.)"""
+    if name_or_path is None or str(name_or_path) == "default":
+        return
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not (path / "embedkit_grace.json").is_file() and not (path.is_dir() and _looks_like_model_folder(path)):
+            raise ModelError(f"{text}: not a model folder (expected modules.json or config.json inside); "
+                             "pass a sentence-transformers or transformers model folder, or 'default'")
+    elif looks_local(text):
+        raise ModelError(f"{text}: no such model folder{_nearby_models(path)}")
+    elif _is_offline() and not _in_hub_cache(text):
+        raise ModelError(_hub_error(text, "offline, and not in the local hub cache"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in ("modules.json", "config.json"))
+
+
+def _hub_error(text: str, reason: str) -> str:
+    return (f"{text}: cannot load this hub model ({reason}); the hub is unreachable or the id is wrong. "
+            "Pass a local model folder, or --model default for the packaged all-MiniLM-L6-v2")
+
+
 def _load_quietly(name_or_path, device):
     from sentence_transformers import SentenceTransformer
 
@@ -111,6 +140,7 @@ def _load_quietly(name_or_path, device):
         model.embedkit_name = DEFAULT_MODEL_NAME
         return model
 
+    check_model(name_or_path)
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
@@ -118,9 +148,6 @@ def _load_quietly(name_or_path, device):
             from embedkit.generative.grace import load_grace_encoder
 
             return load_grace_encoder(path, device)
-        if not path.is_dir() or not _looks_like_model_folder(path):
-            raise ModelError(f"{text}: not a model folder (expected modules.json or config.json inside); "
-                             "pass a sentence-transformers or transformers model folder, or 'default'")
         from embedkit.modules.loading import uses_embedkit_modules
 
         try:
@@ -132,15 +159,10 @@ def _load_quietly(name_or_path, device):
         model.embedkit_name = path.resolve().name
         return model
 
-    if looks_local(text):
-        raise ModelError(f"{text}: no such model folder{_nearby_models(path)}")
     try:
         model = SentenceTransformer(text, device=device, local_files_only=_is_offline())
     except Exception as exc:  # the hub client raises many types; all mean "could not fetch"
-        raise ModelError(
-            f"{text}: cannot load this hub model ({type(exc).__name__}); the hub is unreachable or the id is wrong. "
-            "Pass a local model folder, or --model default for the packaged all-MiniLM-L6-v2"
-        ) from None
+        raise ModelError(_hub_error(text, type(exc).__name__)) from None
     model.embedkit_name = text
     return model
 

@@ -70,3 +70,14 @@ def test_mistyped_relative_model_path_gets_the_local_error_at_once(tiny_model_di
     message = str(info.value)
     assert message.startswith("runs/simcse-55: no such model folder") and "simcse-5" in message
     assert "hub" not in message and time.perf_counter() - started < 5
+
+
+def test_check_model_finds_what_load_model_would_refuse_without_loading(tmp_path, monkeypatch):
+    from embedkit.models import check_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check_model("default")
+    with pytest.raises(ModelError, match="offline, and not in the local hub cache"):
+        check_model("someone/no-such-model-xyz")
+    with pytest.raises(ModelError, match="not a model folder"):
+        check_model(str(tmp_path))

@@ -131,15 +131,18 @@ def run_suite(suite: Suite, models: list[str], out: str | os.PathLike, *, batch_
 
     ``rerun`` re-runs tasks that already have a result. Failures of MTEB tasks (and of local tasks
     with an :class:`~embedkit.errors.EmbedkitError`) are logged as one line each and recorded as
-    ``failed`` outcomes; anything else is a bug and propagates.
+    ``failed`` outcomes; anything else is a bug and propagates. Every model is checked
+    (:func:`embedkit.models.check_model`) before any task runs.
     """
     from tqdm.auto import tqdm
 
     from embedkit.encoding import EmbeddingCache
     from embedkit.evaluation.encoder import MtebEncoder
     from embedkit.evaluation.results import load_finished, task_result_path
-    from embedkit.models import load_model, model_name
+    from embedkit.models import check_model, load_model, model_name
 
+    for model_spec in models:  # a model that cannot load fails now, not after the models before it have run
+        check_model(model_spec)
     log = log or tqdm.write  # lines above the progress bar, not through it
     error_log = error_log or (lambda line: tqdm.write(line, file=sys.stderr))
     out = Path(out)

@@ -35,10 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from embedkit.evaluation.suite_runner import run_suite
 
     suite = load_suite(args.suite)
-    if args.no_progress:
-        import datasets
-
-        datasets.disable_progress_bars()  # mteb maps the corpus through datasets, which draws its own bars
     models = args.model or ["default"]
     out = Path(args.out) if args.out else DEFAULT_OUT / suite.name
     command = ["embedkit", *sys.argv[1:]] if Path(sys.argv[0]).name == "embedkit" else list(sys.argv)

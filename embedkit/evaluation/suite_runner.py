@@ -177,7 +177,7 @@ def run_suite(suite: Suite, models: list[str], out: str | os.PathLike, *, batch_
 
 def _run_one(encoder, meta, model_spec: str, prepared: PreparedTask, suite: Suite, out: Path, batch_size: int,
              device: str | None, command: list[str] | None) -> TaskOutcome:
-    from embedkit.evaluation._mteb import import_mteb
+    from embedkit.evaluation._mteb import QUIET_ENCODE_KWARGS, import_mteb, no_datasets_bars
     from embedkit.evaluation.results import write_task_result
 
     mteb = import_mteb()
@@ -185,8 +185,10 @@ def _run_one(encoder, meta, model_spec: str, prepared: PreparedTask, suite: Suit
     prepared.recorder.reset()
     started = time.perf_counter()
     try:
-        result = mteb.evaluate(encoder, prepared.task, cache=None, overwrite_strategy="always", co2_tracker=False,
-                               raise_error=True, show_progress_bar=False, encode_kwargs={"batch_size": batch_size})
+        with no_datasets_bars():
+            result = mteb.evaluate(encoder, prepared.task, cache=None, overwrite_strategy="always", co2_tracker=False,
+                                   raise_error=True, show_progress_bar=False,
+                                   encode_kwargs={"batch_size": batch_size, **QUIET_ENCODE_KWARGS})
     except EmbedkitError as exc:
         outcome.error = f"{prepared.spec.source}: task {prepared.label!r}: {exc}"
         return outcome

@@ -60,3 +60,15 @@ def test_encode_shows_input_as_required(capsys):
     assert info.value.code == 2 and "one of the arguments --input --merge is required" in err
     usage = _subparser(build_parser(), "encode").format_usage()
     assert "(--input INPUT | --merge SHARD [SHARD ...])" in usage
+
+
+def test_evaluation_draws_no_mteb_or_datasets_bars(tiny_model_dir, tmp_path, capfd):
+    """mteb's "Searching corpus chunks" and datasets' map bars nested around embedkit's own and filled
+    `make demo`'s output with cursor-up escape codes."""
+    from helpers import write_beir, write_stsb
+
+    assert main(["eval", "retrieval", "--model", str(tiny_model_dir), "--data", str(write_beir(tmp_path / "b"))]) == 0
+    assert main(["eval", "sts", "--model", str(tiny_model_dir), "--data", str(write_stsb(tmp_path / "sts-test.csv"))]) == 0
+    err = capfd.readouterr().err
+    for noise in ("Searching corpus", "Standardizing", "Loading weights", "\x1b[A", "it/s]"):
+        assert noise not in err

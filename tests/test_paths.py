@@ -1,5 +1,6 @@
 """Where data is found: the default does not depend on the working directory."""
-from pathlib import Path
+from __future__ import annotations
+
 
 import pytest
 

@@ -1,7 +1,6 @@
 """Where data is found: the default does not depend on the working directory."""
 from __future__ import annotations
 
-
 import pytest
 
 from embedkit import paths

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from embedkit.data.checksum import sha256_file
 from embedkit.errors import DataError
 
 if TYPE_CHECKING:
@@ -65,14 +66,6 @@ class DatasetSpec:
 
 
 # ----------------------------------------------------------------------------------------- measures
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _lines(relative: str) -> Callable[[Path], tuple[int, str]]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from embedkit.data.catalog import CATALOG, GROUPS, DatasetSpec, Part, sha256_file
+from embedkit.data.catalog import CATALOG, GROUPS, DatasetSpec, Part
+from embedkit.data.checksum import sha256_file
 from embedkit.errors import DataError
 from embedkit.paths import data_dir
 

@@ -60,5 +60,5 @@ def pytest_terminal_summary(terminalreporter):
         from embedkit.paths import data_dir
 
         terminalreporter.write_sep(
-            "!", f"{len(skipped)} end-to-end tests SKIPPED: no data in {data_dir()}; get it with `embedkit data get "
-                 f"{' '.join(SHARED_DATASETS)}` or set EMBEDKIT_DATA", red=True, bold=True)
+            "!", f"{len(skipped)} end-to-end tests SKIPPED: no data in {data_dir()}; get it with `make data` (embedkit "
+                 f"data get {' '.join(SHARED_DATASETS)}) or set EMBEDKIT_DATA", red=True, bold=True)

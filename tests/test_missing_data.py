@@ -25,7 +25,7 @@ def test_skipped_end_to_end_tests_are_announced_loudly(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     loud = [line for line in run.stdout.splitlines() if "end-to-end tests SKIPPED" in line]
     assert len(loud) == 1 and loud[0].startswith("!") and str(tmp_path / "no-data") in loud[0]
-    assert "embedkit data get stsb scifact nli wiki" in loud[0]
+    assert "`make data` (embedkit data get stsb scifact nli wiki)" in loud[0]
 
 
 def test_ci_fails_when_end_to_end_tests_cannot_find_the_data(tmp_path):

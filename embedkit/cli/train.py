@@ -84,11 +84,13 @@ def _evaluated(recipe) -> list[tuple[str, int, bool]]:
 
 
 def _texts(dataset) -> int:
-    if hasattr(dataset, "corpus"):
+    from embedkit.data import BEIRDataset, STSDataset
+
+    if isinstance(dataset, BEIRDataset):
         return len(dataset.corpus) + len(dataset.queries)
-    if hasattr(dataset, "pairs"):
+    if isinstance(dataset, STSDataset):
         return 2 * len(dataset.pairs)
-    return 3 * len(dataset)  # triplets
+    return 3 * len(dataset)  # moe's triplets
 
 
 def evaluation_cost(recipe) -> str:

@@ -197,9 +197,7 @@ def encode(
         if progress is not None:
             progress(len(texts))
         return out
-    if progress is not None:
+    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show or progress is not None) as bar:
         return encode_into(model, texts, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                           device=device, backend=backend, workers=workers, threads=threads, progress=progress)
-    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
-        return encode_into(model, texts, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                           device=device, backend=backend, workers=workers, threads=threads, progress=bar.update)
+                           device=device, backend=backend, workers=workers, threads=threads,
+                           progress=progress or bar.update)

@@ -59,14 +59,16 @@ def test_progress_moves_per_batch_and_counts_cached_texts_from_the_start(tiny_mo
 
     monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
     monkeypatch.setattr(cache_module, "CHUNK", 64)
-    RecordingBar.made = []
     cache = EmbeddingCache(tmp_path / "cache")
-    cached_encode(tiny_model, texts[:128], cache=cache, batch_size=8, show_progress=True)  # two chunks cached
-    bar = RecordingBar.made[-1]
+
+    def bar_of(**kwargs) -> RecordingBar:  # the first bar a call makes is cached_encode's own
+        RecordingBar.made = []
+        cached_encode(tiny_model, kwargs.pop("texts"), cache=cache, batch_size=8, **kwargs)
+        return RecordingBar.made[0]
+
+    bar = bar_of(texts=texts[:128], show_progress=True)  # two chunks, now cached
     assert bar.initial == 0 and set(bar.updates) == {8} and sum(bar.updates) == 128
-    cached_encode(tiny_model, texts, cache=cache, batch_size=8, show_progress=True)
-    bar = RecordingBar.made[-1]
+    bar = bar_of(texts=texts, show_progress=True)
     assert (bar.total, bar.initial, sum(bar.updates)) == (152, 128, 24) and max(bar.updates) == 8
     assert bar.kwargs["smoothing"] == 0 and not bar.disable
-    cached_encode(tiny_model, texts, cache=cache, batch_size=8)  # default: no bar for nothing (or little) to encode
-    assert RecordingBar.made[-1].disable
+    assert bar_of(texts=texts).disable  # default: no bar when nothing (or little) is left to encode

@@ -79,8 +79,9 @@ def test_cache_info_and_clear(tiny_model_dir, tmp_path, capsys):
     path = write_stsb(tmp_path / "sts-test.csv")
     main(["eval", "sts", "--model", str(tiny_model_dir), "--data", str(path)])
     root = cache_dir()
-    (root / "demo-index").mkdir()
-    (root / "demo-index" / "index.faiss").write_bytes(b"x" * 3_000_000)
+    for part, size in (("demo-index", 3_000_000), ("mteb", 1_000_000)):  # as `embedkit demo` and mteb leave them
+        (root / part).mkdir(exist_ok=True)
+        (root / part / "some-file").write_bytes(b"x" * size)
     (root / "mine").mkdir()
     (root / "mine" / "notes.txt").write_bytes(b"y" * 200_000)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)

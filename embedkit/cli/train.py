@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true",
                    help="validate the recipe and read its data, print the resolved recipe, train nothing")
     p.add_argument("--no-eval", action="store_true",
-                   help="evaluate nothing, before, during or after training (its cost is printed before training "
-                        "otherwise): for smoke runs; the model is trained and saved as usual")
+                   help="score none of the recipe's evaluation sets (eval.sets; moe: the domains' evaluations), "
+                        "before, during or after training (what they cost is printed before training otherwise): for "
+                        "smoke runs; the model is trained and saved as usual")
     p.set_defaults(func=run)
 
 
@@ -94,7 +95,8 @@ def _texts(dataset) -> int:
 
 
 def evaluation_cost(recipe) -> str:
-    """One line: what the run's evaluations will encode, and how to skip them."""
+    """One line: what the run's evaluations will encode, and how to skip them. An upper bound: a method may
+    score a sample of a set (grace), and the base model's embeddings may be cached."""
     sets = _evaluated(recipe)
     if not sets:
         return "evaluation: none"
@@ -106,5 +108,5 @@ def evaluation_cost(recipe) -> str:
         f", and every {steps} steps" if steps and any(d for _, _, d in sets) else "")
     listed = ", ".join(f"{name} {n:,} texts" for name, n, _ in sets)
     unknown = " (plus every evaluation during training)" if during_runs is None and any(d for _, _, d in sets) else ""
-    return (f"evaluation {when}: {listed}; {total:,} texts to encode in all{unknown} (the base model's may be "
-            "in the embedding cache). --no-eval skips them")
+    return (f"evaluation {when}: {listed}; up to {total:,} texts to encode in all{unknown} (the base model's may "
+            "be in the embedding cache). --no-eval skips them")

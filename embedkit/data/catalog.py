@@ -12,6 +12,10 @@ Checksums are ``sha256`` of a file's bytes where the conversion reproduces the r
 and ``records`` (:func:`embedkit.data.records_checksum` of the data as loaded, the revision evaluation
 results record) where the hub's copy cannot give the same bytes: the hub's STS-B has no trailing source
 columns and writes scores in one format, so only what the loader reads can be compared.
+
+The conversions are tested on stand-ins built from the reference copy in the hub's schemas; the hub itself
+was never reachable where embedkit is developed, so a schema the hub changes (a column renamed, rows
+reordered) shows up as a download that does not verify, and nothing is written.
 """
 from __future__ import annotations
 

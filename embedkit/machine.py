@@ -31,8 +31,30 @@ class CpuInfo:
     def amx(self) -> bool:
         return "amx_tile" in self.flags
 
+    @property
+    def bf16(self) -> bool:
+        """bf16 matrix products in hardware (AMX-BF16 tiles or AVX-512-BF16 dot products); elsewhere torch
+        emulates them in float32, slower than float32 itself."""
+        return "amx_bf16" in self.flags or "avx512_bf16" in self.flags
+
+    @property
+    def int8(self) -> bool:
+        """int8 matrix products in one instruction per dot product (VNNI or AMX-INT8), where int8 is fastest."""
+        return self.vnni or "amx_int8" in self.flags
+
+    @property
+    def kernels(self) -> str:
+        """The best matrix-product instruction set, as one word: amx, avx512_vnni, avx_vnni, avx512, avx2 or
+        other (what decides which encode backend is fastest, see embedkit.encoding.auto)."""
+        for name, present in (("amx", self.amx), ("avx512_vnni", "avx512_vnni" in self.flags),
+                              ("avx_vnni", "avx_vnni" in self.flags), ("avx512", "avx512f" in self.flags),
+                              ("avx2", "avx2" in self.flags)):
+            if present:
+                return name
+        return "other"
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "flags": list(self.flags)}
+        return {**asdict(self), "flags": list(self.flags), "kernels": self.kernels}
 
 
 @lru_cache(maxsize=1)

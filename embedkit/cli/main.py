@@ -11,7 +11,7 @@ import sys
 
 from embedkit.errors import EmbedkitError
 
-COMMAND_MODULES = ["encode", "eval", "cache", "demo", "train", "mine", "report", "index", "generate"]
+COMMAND_MODULES = ["encode", "eval", "cache", "demo", "train", "mine", "report", "index", "generate", "distill", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:

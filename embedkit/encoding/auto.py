@@ -191,6 +191,21 @@ def _read_choice(path: Path) -> str | None:
         return None
 
 
+def recorded_choices() -> list[dict]:
+    """What ``auto`` chose on this machine so far: one entry per calibration file (model, device, backend)."""
+    from embedkit.paths import cache_dir
+
+    out = []
+    for path in sorted((cache_dir() / "auto").glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            out.append({"model": record["model"], "device": record["device"], "backend": record["backend"],
+                        "path": str(path)})
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
 def auto_backend(model, device: str | None = None) -> str:
     """The backend ``auto`` stands for with this model on ``device`` (calibrating once, see the module docstring)."""
     from embedkit.encoding.engine import _model_device, understands

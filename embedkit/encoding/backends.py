@@ -73,6 +73,23 @@ def embedding_variant(backend: str) -> str:
     return backend
 
 
+def installed_backends() -> dict[str, str]:
+    """Each backend and "yes", or what it is missing (a package to install, or hardware it would be slow without)."""
+    from importlib.util import find_spec
+
+    from embedkit.machine import cpu_info
+
+    def needs(*modules: str, extra: str) -> str:
+        missing = [m for m in modules if find_spec(m) is None]
+        return f"pip install 'embedkit[{extra}]'" if missing else "yes"
+
+    return {"torch": "yes", "auto": "yes",
+            "bf16": "yes" if cpu_info().bf16 else "yes, but slow: no AMX-BF16 or AVX-512-BF16 on this CPU",
+            "int8": "yes", "onnx": needs("onnxruntime", "onnx", extra="fast"),
+            "onnx-int8": needs("onnxruntime", "onnx", extra="fast"), "openvino": needs("openvino", extra="openvino"),
+            "openvino-int8": needs("openvino", "nncf", extra="openvino"), "sentence-transformers": "yes"}
+
+
 def resolve_backend(model, backend: str, device: str | None = None) -> str:
     """``backend`` itself, or for ``auto`` the backend chosen for this CPU and model (cached calibration)."""
     if check_backend(backend) != AUTO:

@@ -236,7 +236,8 @@ def run_search(args: argparse.Namespace) -> int:
         index = FaissIndex.load(args.dir, mmap=args.mmap, verify=args.verify)
         bm25 = _load_bm25(args.dir, args.verify) if args.mode == "hybrid" else None  # fail before the model loads
         model = _recorded_model(index, args)
-        vectors = encode(model, args.query, role="query", device=args.device, show_progress=False)
+        vectors = encode(model, args.query, role="query", device=args.device, show_progress=False,
+                         backend=index.build_params.get("backend") or "torch")
         if bm25 is not None:
             results = HybridSearcher(index, bm25, model).search(args.query, args.k, query_vectors=vectors)
         else:
@@ -381,7 +382,8 @@ def run_tune(args: argparse.Namespace) -> int:
     if len(queries) > args.sample:
         queries = random.Random(0).sample(queries, args.sample)
     model = _recorded_model(index, args)
-    vectors = encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000)
+    vectors = encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000,
+                     backend=index.build_params.get("backend") or "torch")
     result = index.tune(vectors, target_recall=args.target_recall, k=args.k)
     index.save(args.dir)
     if args.json:

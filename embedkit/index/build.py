@@ -44,14 +44,18 @@ def _passages(documents: Iterable, chunker: Chunker | None) -> Iterator[Passage]
 
 def add_documents(index: FaissIndex, model, documents: Iterable, batch_size: int = 32,
                   chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
-                  prompt: str | None = None, show_progress: bool = True, total: int | None = None) -> int:
+                  prompt: str | None = None, show_progress: bool = True, total: int | None = None,
+                  backend: str | None = None) -> int:
     """Encode ``documents`` (objects with ``id``, ``title``, ``text``) slice by slice into ``index``.
+
+    ``backend``: the encode backend (default: the one the index was built with, else exact ``torch``).
 
     Returns the number of vectors added (chunks count one each). An untrained index first gathers a
     training sample (see :func:`embedkit.index.specs.training_size`), trains on it, then streams.
     """
     from tqdm.auto import tqdm
 
+    backend = backend or index.build_params.get("backend") or "torch"
     chunker = Chunker(model, chunk_tokens, chunk_overlap) if chunk_tokens else None
     first_slice = max(ENCODE_SLICE, training_size(index.faiss_index))
     buffer: list[Passage] = []
@@ -60,7 +64,7 @@ def add_documents(index: FaissIndex, model, documents: Iterable, batch_size: int
     def flush() -> None:
         nonlocal added
         vectors = encode(model, [p.encoded for p in buffer], role="document", prompt=prompt,
-                         batch_size=batch_size, device=device, show_progress=False)
+                         batch_size=batch_size, device=device, show_progress=False, backend=backend)
         index.add([p.id for p in buffer], vectors, texts=[p.text for p in buffer],
                   titles=[p.title for p in buffer], parents=[p.parent_id for p in buffer])
         added += len(buffer)
@@ -84,20 +88,25 @@ def add_documents(index: FaissIndex, model, documents: Iterable, batch_size: int
 def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "cosine", batch_size: int = 32,
                 chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
                 show_progress: bool = True, prompt: str | None = None, model_source: str | None = None,
-                total: int | None = None) -> FaissIndex:
+                total: int | None = None, backend: str = "torch") -> FaissIndex:
     """A new :class:`FaissIndex` over ``documents``, encoded with ``model`` (role "document").
 
     ``chunk_tokens``: split documents longer than this many tokens (title included) into overlapping
     chunks; each chunk's hit names its parent. ``model_source`` is recorded so that ``index search`` can
-    load the model again (defaults to ``"default"`` for the packaged model).
+    load the model again (defaults to ``"default"`` for the packaged model). ``backend``: the encode
+    backend (default exact float32 ``torch``; ``auto`` is resolved here), recorded so that queries and
+    later additions are encoded by the same one.
     """
+    from embedkit.encoding.backends import embedding_variant, resolve_backend
     from embedkit.models import model_fingerprint, model_name
 
     dim = embedding_dim(model)
     index = FaissIndex(dim, spec, metric, model_name=model_name(model), model_fingerprint=model_fingerprint(model),
                        model_source=model_source or model_source_of(model))
     index.build_params = {"chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap if chunk_tokens else None,
-                          "document_prompt": prompt, "max_seq_length": getattr(model, "max_seq_length", None)}
+                          "document_prompt": prompt, "max_seq_length": getattr(model, "max_seq_length", None),
+                          "backend": resolve_backend(model, backend, device)}
+    index.build_params["backend_variant"] = embedding_variant(index.build_params["backend"])
     added = add_documents(index, model, documents, batch_size, chunk_tokens, chunk_overlap, device, prompt,
                           show_progress, total)
     if not added:

@@ -85,3 +85,24 @@ def _kernels_found() -> list[str]:
 
 
 TABLES = {f"encode-cpu-{kernels}": (lambda kernels=kernels: cpu_table(kernels)) for kernels in _kernels_found()}
+
+
+def ceiling_table(kernels: str) -> str:
+    """The matrix-product bound on SciFact abstracts (``ceiling_bench.py --record``) on this kind of CPU."""
+    record = load_record(HERE / f"{kernels}-ceiling.json")
+    m, cpu = record["metrics"], record["cpu"]
+    lines = [f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; first {m['texts']} SciFact "
+             f"abstracts, {fmt(m['mean_tokens'], 1)} tokens on average; sentence-transformers "
+             f"{fmt(m['st_texts_per_s'], 1)} texts/s = {fmt(m['st_gflop_per_s'], 0)} GFLOP/s; {m['load']}.", "",
+             "| matrix products at | rate (GOP/s) | bound on any engine's speed-up, everything else free |",
+             "|---|---|---|"]
+    for name, rates in m["gemm_gflop_per_s"].items():
+        lines.append(f"| {name} (library, best shape) | {fmt(max(rates.values()), 0)} | "
+                     f"{fmt(m['ceiling_all_matmuls_vs_st'][name])}x |")
+    for name, rate in m.get("peak_gop_per_s", {}).items():
+        lines.append(f"| {name} (CPU peak, cpu_peak.c) | {fmt(rate, 0)} | {fmt(m['ceiling_at_peak_vs_st'][name])}x |")
+    return "\n".join(lines) + "\n"
+
+
+TABLES.update({f"encode-ceiling-{p.name.split('-')[0]}": (lambda kernels=p.name.split("-")[0]: ceiling_table(kernels))
+               for p in HERE.glob("*-ceiling.json")})

@@ -240,23 +240,23 @@ def run_child(args, model) -> None:
     print(json.dumps(dataclasses.asdict(run)), flush=True)
 
 
-def stsb_spearman(model, root: Path, method: str, batch_size: int, device) -> float:
+def stsb_spearman(model, root: Path, method: str, batch_size: int, device, split: str = "test") -> float:
     from scipy.stats import spearmanr
 
-    rows = [line.split("\t") for line in (root / "stsb" / "sts-test.csv").read_text(encoding="utf-8").splitlines()]
+    rows = [line.split("\t") for line in (root / "stsb" / f"sts-{split}.csv").read_text(encoding="utf-8").splitlines()]
     a = embed(model, [r[5] for r in rows], method, batch_size, device)
     b = embed(model, [r[6] for r in rows], method, batch_size, device)
     cosine = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return 100 * float(spearmanr(cosine, [float(r[4]) for r in rows]).statistic)
 
 
-def scifact_ndcg10(model, root: Path, method: str, batch_size: int, device) -> float:
+def scifact_ndcg10(model, root: Path, method: str, batch_size: int, device, split: str = "test") -> float:
     import pytrec_eval
 
     from embedkit.data import load_beir
     from embedkit.training.datasets import document_text
 
-    data = load_beir(root / "scifact", split="test")
+    data = load_beir(root / "scifact", split=split)
     doc_ids = list(data.corpus)
     docs = embed(model, [document_text(data.corpus[d]) for d in doc_ids], method, batch_size, device)
     query_ids = list(data.queries)

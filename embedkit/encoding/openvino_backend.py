@@ -129,6 +129,7 @@ def openvino_file(model, backend: str) -> tuple[Path, list[str]]:
     ov = _require_openvino(int8=backend == "openvino-int8")
     from embedkit.paths import cache_dir
 
+    texts, digest = calibration_texts() if backend == "openvino-int8" else ((), "")  # fail before exporting
     folder = cache_dir() / "openvino" / model_fingerprint(model)
     onnx_path, names = onnx_file(model, "onnx")
     fp32 = folder / f"fp32-{GRAPH_VERSION}"
@@ -137,7 +138,6 @@ def openvino_file(model, backend: str) -> tuple[Path, list[str]]:
                                                        compress_to_fp16=False))
     if backend == "openvino":
         return fp32 / "model.xml", names
-    texts, digest = calibration_texts()
     int8 = folder / f"int8-{GRAPH_VERSION}-{digest}"
     if not (int8 / "model.xml").exists():
         import nncf

@@ -114,6 +114,9 @@ def _announce_backend(model, args: argparse.Namespace) -> str:
     if args.backend == AUTO:
         print(f"backend auto -> {backend} (embedkit info lists the choices; --backend torch for exact float32)",
               file=sys.stderr)
+        if args.num_shards is not None:
+            print(f"note: shards encoded on other kinds of CPU may pick another backend; to merge them, give every "
+                  f"shard the same --backend (here: --backend {backend})", file=sys.stderr)
     return backend
 
 

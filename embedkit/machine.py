@@ -21,6 +21,8 @@ class CpuInfo:
     model: str
     cores: int  # usable by this process (its affinity), not the host's count
     flags: tuple[str, ...]  # the subset of FLAGS this CPU has
+    family: str = ""  # /proc/cpuinfo's "cpu family" and "model": they tell generations apart where the model
+    model_number: str = ""  # name does not (a VM's "AMD EPYC" is Zen 2 at family 23 model 49, Zen 3 at family 25)
 
     @property
     def vnni(self) -> bool:
@@ -60,6 +62,7 @@ class CpuInfo:
 @lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
     model, flags = platform.processor() or platform.machine(), set()
+    numbers = {"cpu family": "", "model": ""}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -67,13 +70,15 @@ def cpu_info() -> CpuInfo:
                 key = key.strip()
                 if key == "model name" and model in (platform.processor(), platform.machine()):
                     model = value.strip()
+                elif key in numbers and not numbers[key]:
+                    numbers[key] = value.strip()
                 elif key == "flags":
                     flags = set(value.split())
                     break
     except OSError:  # not Linux: no flags to read
         pass
     return CpuInfo(model, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                   tuple(f for f in FLAGS if f in flags))
+                   tuple(f for f in FLAGS if f in flags), numbers["cpu family"], numbers["model"])
 
 
 def accelerator() -> str:

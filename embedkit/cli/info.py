@@ -18,13 +18,14 @@ def run(args: argparse.Namespace) -> int:
     from embedkit.machine import FLAGS, accelerator, cpu_info
 
     cpu = cpu_info()
-    info = {"cpu": cpu.model, "cores": cpu.cores, "kernels": cpu.kernels,
+    info = {"cpu": cpu.model, "family": cpu.family, "model_number": cpu.model_number, "cores": cpu.cores,
+            "kernels": cpu.kernels,
             "flags": {flag: flag in cpu.flags for flag in FLAGS}, "device": accelerator(),
             "backends": installed_backends(), "auto": recorded_choices()}
     if args.json:
         print_json_line(info)
         return 0
-    print(f"cpu       {cpu.model} ({cpu.cores} usable cores)")
+    print(f"cpu       {cpu.model} (family {cpu.family or '?'}, model {cpu.model_number or '?'}; {cpu.cores} usable cores)")
     print(f"kernels   {cpu.kernels}: " + ", ".join(f"{flag} {'yes' if has else 'no'}" for flag, has in info["flags"].items()))
     print(f"device    {info['device']}")
     print("backends  " + ", ".join(f"{name} ({why})" if why != "yes" else name for name, why in info["backends"].items()))

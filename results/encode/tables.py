@@ -29,6 +29,11 @@ LABELS = {
 }
 
 
+def _cpu_name(cpu: dict) -> str:
+    numbers = f" (family {cpu['family']}, model {cpu['model_number']})" if cpu.get("family") else ""
+    return cpu["model"] + numbers
+
+
 def _records(kernels: str) -> dict:
     return {kind: load_record(path) for kind in ("speed-stsb", "speed-scifact", "quality")
             if (path := HERE / f"{kernels}-{kind}.json").exists()}
@@ -61,7 +66,7 @@ def cpu_table(kernels: str) -> str:
     cpu = any_record["cpu"]
     auto = next((r["details"].get("auto_backend") for r in records.values() if r.get("details", {}).get("auto_backend")),
                 None)
-    lines = [f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; `auto` picked "
+    lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; `auto` picked "
              f"`{auto}` here. Texts/s: median of the interleaved runs at each method's best batch size; x ST: "
              "over sentence-transformers float32 at its best batch size; x best ST: over the fastest "
              "sentence-transformers row of any backend; min cos: lowest cosine of any text to "
@@ -91,7 +96,7 @@ def ceiling_table(kernels: str) -> str:
     """The matrix-product bound on SciFact abstracts (``ceiling_bench.py --record``) on this kind of CPU."""
     record = load_record(HERE / f"{kernels}-ceiling.json")
     m, cpu = record["metrics"], record["cpu"]
-    lines = [f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; first {m['texts']} SciFact "
+    lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; first {m['texts']} SciFact "
              f"abstracts, {fmt(m['mean_tokens'], 1)} tokens on average; sentence-transformers "
              f"{fmt(m['st_texts_per_s'], 1)} texts/s = {fmt(m['st_gflop_per_s'], 0)} GFLOP/s; {m['load']}.", "",
              "| matrix products at | rate (GOP/s) | bound on any engine's speed-up, everything else free |",

@@ -77,7 +77,8 @@ def prepare(model_dir: str, work: Path, method: str, calibration: str | None) ->
     elif method == "st-onnx-int8":
         config = onnx_int8_config()
         export_dynamic_quantized_onnx_model(model, config, str(folder))
-        file_name = f"onnx/model_qint8_{config}.onnx"
+        # the file is model_qint8_<config>.onnx, or model_quint8_avx2.onnx for avx2 (unsigned weights)
+        file_name = str(next((folder / "onnx").glob(f"model_q*int8_{config}.onnx")).relative_to(folder))
     elif method == "st-openvino-int8":
         from sentence_transformers import export_static_quantized_openvino_model
 

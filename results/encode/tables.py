@@ -66,8 +66,8 @@ def cpu_table(kernels: str) -> str:
     cpu = any_record["cpu"]
     auto = next((r["details"].get("auto_backend") for r in records.values() if r.get("details", {}).get("auto_backend")),
                 None)
-    lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; `auto` picked "
-             f"`{auto}` here. Texts/s: median of the interleaved runs at each method's best batch size; x ST: "
+    picked = f"`auto` picked `{auto}` here" if auto else "no speed run yet, so `auto` not calibrated in one"
+    lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; {picked}. Texts/s: median of the interleaved runs at each method's best batch size; x ST: "
              "over sentence-transformers float32 at its best batch size; x best ST: over the fastest "
              "sentence-transformers row of any backend; min cos: lowest cosine of any text to "
              "sentence-transformers float32 (– for the static model, another embedding space).", "",

@@ -13,7 +13,7 @@ import sys
 from embedkit.errors import EmbedkitError
 
 COMMAND_MODULES = ["encode", "eval", "cache", "data", "demo", "train", "mine", "report", "index", "generate",
-                   "distill", "info"]
+                   "distill", "info", "serve"]
 # What a shell reports for a process ended by SIGPIPE (128 + 13): `embedkit ... | head -1` ends like `yes | head -1`.
 EXIT_BROKEN_PIPE = 141
 

@@ -12,16 +12,21 @@ from pathlib import Path
 
 from embedkit.atomic import save_npy_atomic, write_text_atomic
 from embedkit.cli.common import add_model_args, load_routed_model
+from embedkit.cli.distributed import add_ray_args, check_ray_args
+from embedkit.cli.distributed import run_encode as run_ray_encode
 from embedkit.errors import ConfigError, DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from embedkit.encoding.backends import BACKENDS, DEFAULT_BACKEND
 
-    p = sub.add_parser("encode", help="embed a text file (one text a line) into a .npy array")
+    p = sub.add_parser("encode", help="embed a text file (one text a line) into a .npy array, or a corpus on a "
+                                      "Ray cluster (--ray) into Parquet shards")
     add_model_args(p)
-    p.add_argument("--input", help="UTF-8 text file, one text a line")
-    p.add_argument("--out", required=True, help="output .npy file (float32, one row a line)")
+    p.add_argument("--input", help="UTF-8 text file, one text a line; with --ray also a BEIR corpus (folder or "
+                                    ".jsonl) or Parquet (file or folder)")
+    p.add_argument("--out", required=True, help="output .npy file (float32, one row a line); with --ray, a folder "
+                                                "of Parquet shards of (id, embedding)")
     p.add_argument("--role", choices=["query", "document"], default=None,
                    help="encode as queries or documents: applies the model's prompt for that role (default: none)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
@@ -45,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "(e.g. cuda:0,cuda:1)")
     p.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
                    help="instead of encoding: concatenate these shard .npy files, in order, into --out")
+    add_ray_args(p)
     p.set_defaults(func=run)
 
 
@@ -67,6 +73,10 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    check_ray_args(args)
+    prompt = {"query": args.query_prompt, "document": args.document_prompt}.get(args.role) if args.role else None
+    if args.ray is not None:
+        return run_ray_encode(args, prompt)
     out = Path(args.out)
     if out.suffix != ".npy":
         raise DataError("output must be a .npy file", path=args.out)
@@ -76,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         rows, dim = merge_npy(args.merge, out)
         print(f"wrote {rows} x {dim} float32 embeddings to {out} (merged {len(args.merge)} files)")
         return 0
-    prompt = {"query": args.query_prompt, "document": args.document_prompt}.get(args.role) if args.role else None
     if args.processes is not None:
         if args.domain is not None:
             raise ConfigError("--domain is not supported with --processes (each worker loads its own model)")

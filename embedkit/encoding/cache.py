@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -86,8 +86,13 @@ def cached_encode(
     cache: EmbeddingCache | None = None,
     fingerprint: str | None = None,
     backend: str = DEFAULT_BACKEND,
+    encode_missing: Callable[[list[str]], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk."""
+    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk.
+
+    ``encode_missing(texts)`` computes the chunks the cache lacks when given (e.g. a lookup into
+    embeddings made on a Ray cluster, with the same model, prompt and options), instead of the engine.
+    """
     from tqdm.auto import tqdm
 
     from embedkit.models import model_fingerprint
@@ -105,8 +110,9 @@ def cached_encode(
             key = _chunk_key(fingerprint, full_prompt, normalize, chunk, backend)
             emb = cache.get(key)
             if emb is None or emb.shape[0] != len(chunk):
-                emb = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                             device=device, show_progress=False, backend=backend)
+                emb = encode_missing(chunk) if encode_missing is not None else encode(
+                    model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize, device=device,
+                    show_progress=False, backend=backend)
                 cache.put(key, emb)
             parts.append(emb)
             bar.update(len(chunk))

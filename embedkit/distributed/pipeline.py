@@ -1,0 +1,224 @@
+"""``encode_on_ray``: embed a corpus on a Ray cluster into an embeddings folder, resumably.
+
+The driver plans (reads the input once for its checksum and the parts' offsets), checks the run's
+identity against the folder, and hands the unfinished parts to a Ray Data actor pool
+(:class:`embedkit.distributed.actor.PartEncoder`, one model per actor). Ray Data schedules the parts
+over the actors as they free up, streams, and restarts an actor (and redoes its part) when its worker
+dies. A driver that dies takes its actors with it; running the same call again finds the parts already
+written under the same identity and does only the rest.
+
+Why the parts are embedkit's and not Ray Data's blocks: Ray Data's readers cut blocks by size at run
+time, carry no row positions, and its writers name files per run, so neither the order of rows nor a
+resumed output could be reproduced; its row checkpointing (``ray.data.checkpoint``) skips rows by an id
+column but checks nothing about the model or options that made them. Here a part is a fixed range of
+rows, a part's shard is written whole or not at all, and the identity (input, model, prompt, options)
+decides whether a finished shard may be kept, as ``embedkit encode --stream`` decides for windows.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from embedkit.distributed import output
+from embedkit.distributed.actor import EncodeJob, ModelSpec, PartEncoder, probe_model
+from embedkit.distributed.cluster import ActorPlan, connected, plan_actors
+from embedkit.distributed.output import EmbeddingsFolder
+from embedkit.distributed.sources import plan_input, part_to_json, resolve_source
+from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend
+from embedkit.errors import ConfigError, DataError, EmbedkitError
+
+IDENTITY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RayEncodeResult:
+    path: Path
+    rows: int
+    dim: int
+    parts: int
+    resumed_parts: int  # parts an earlier run had finished (0 = fresh start)
+    actors: str
+
+
+def encode_on_ray(
+    input_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str = "default",
+    address: str | None = None,
+    role: str | None = None,
+    prompt: str | None = None,
+    batch_size: int = 32,
+    normalize: bool = False,
+    device: str | None = None,
+    backend: str = DEFAULT_BACKEND,
+    max_seq_length: int | None = None,
+    domain: str | None = None,
+    text_column: str = "text",
+    id_column: str | None = None,
+    rows_per_part: int | None = None,
+    cpus_per_actor: int | None = None,
+    actors: int | None = None,
+    resume: bool = True,
+    show_progress: bool = True,
+) -> RayEncodeResult:
+    """Embed ``input_path`` (text, BEIR JSONL or Parquet; see :mod:`embedkit.distributed.sources`) on the
+    Ray cluster at ``address`` into the folder ``out`` (see :mod:`embedkit.distributed.output`).
+
+    ``model`` is what :func:`embedkit.models.load_model` takes, loaded by every actor (so it must exist
+    on every node). The embedding options are those of :func:`embedkit.encoding.encode`. ``rows_per_part``
+    fixes the parts (default from the row count only); ``cpus_per_actor``/``actors`` size the pool
+    (default: see :func:`embedkit.distributed.cluster.plan_actors`). ``resume=False`` starts over.
+    """
+    check_backend(backend)
+    for name, value in (("batch_size", batch_size), ("max_seq_length", max_seq_length),
+                        ("cpus_per_actor", cpus_per_actor), ("actors", actors)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    if backend == "sentence-transformers":
+        raise ConfigError("backend 'sentence-transformers' is the reference path; on Ray use an embedkit backend")
+    folder = Path(out)
+    _check_folder(folder)
+    source = resolve_source(input_path, text_column, id_column)
+    plan = plan_input(source, rows_per_part)
+    spec = ModelSpec(str(model), device, max_seq_length, domain)
+    with connected(address):
+        import ray
+        import ray.data
+
+        pool = plan_actors(device, cpus_per_actor, actors)
+        facts = _remote(ray.remote(probe_model).options(num_cpus=min(1.0, pool.num_cpus), num_gpus=pool.num_gpus),
+                        spec, role, prompt, normalize, backend)
+        identity = {"version": IDENTITY_VERSION, "input_sha256": plan.sha256, "rows": plan.rows,
+                    "format": source.format, "text_column": source.text_column, "id_column": source.id_column,
+                    "rows_per_part": plan.rows_per_part,
+                    "model": facts.fingerprint, "prompt": facts.prompt, "normalize": normalize, "backend": backend,
+                    "batch_size": batch_size, "domain": domain, "device": "cuda" if pool.num_gpus else "cpu"}
+        sha = output.identity_hash(identity)
+        folder.mkdir(parents=True, exist_ok=True)
+        done = _finished_parts(folder, plan.parts, identity, sha, resume)
+        manifest = {"identity": identity, "identity_sha": sha, "rows": plan.rows, "dim": facts.dim,
+                    "model": {"name": facts.name, "fingerprint": facts.fingerprint, "source": facts.source},
+                    "input": [str(Path(f).resolve()) for f in source.files],
+                    "parts": [{"file": output.part_name(p.index), "start": p.start, "stop": p.stop}
+                              for p in plan.parts], "complete": False}
+        output.write_manifest(folder, manifest)
+        todo = [p for p in plan.parts if p.index not in done]
+        if todo:
+            pool = ActorPlan(min(pool.actors, len(todo)), pool.num_cpus, pool.num_gpus, pool.workers)
+            job = EncodeJob(spec, facts.fingerprint, facts.prompt, batch_size, normalize, backend, pool.workers,
+                            source.as_dict(), str(folder.resolve()), sha)
+            _run_pool(todo, job, pool, sum(p.rows for p in plan.parts), sum(p.rows for p in todo), show_progress)
+        missing = [p.index for p in plan.parts if not output.finished_part(folder, p.index, p.rows, sha)]
+        if missing:
+            raise DataError(f"parts {missing[:5]} were not written; run the same command again", path=folder)
+        output.remove_temporaries(folder)
+        output.write_manifest(folder, {**manifest, "complete": True})
+    return RayEncodeResult(folder, plan.rows, facts.dim, len(plan.parts), len(done), pool.describe())
+
+
+def _check_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise DataError("exists and is not a folder; --out names the folder of Parquet shards", path=folder)
+    if folder.is_dir() and any(folder.iterdir()):
+        output.read_manifest(folder)  # refuses a folder that is not an embeddings folder
+        if not (folder / output.MANIFEST).exists():
+            raise DataError("not empty and not an embeddings folder; refusing to write into it", path=folder)
+
+
+def _finished_parts(folder: Path, parts, identity: dict, sha: str, resume: bool) -> set[int]:
+    """Parts an earlier run with this identity wrote; an earlier run with another identity is cleared."""
+    previous = output.read_manifest(folder)
+    if previous is None:
+        output.remove_parts(folder)
+        return set()
+    if not resume or previous.get("identity") != identity:
+        changed = sorted(k for k in identity if (previous.get("identity") or {}).get(k) != identity[k])
+        if resume and changed:
+            print(f"{folder}: starting over, the earlier run differs in {', '.join(changed)}")
+        output.remove_parts(folder)
+        return set()
+    output.remove_temporaries(folder)
+    return {p.index for p in parts if output.finished_part(folder, p.index, p.rows, sha)}
+
+
+def _run_pool(todo, job: EncodeJob, pool: ActorPlan, total_rows: int, todo_rows: int, show_progress: bool) -> None:
+    import ray.data
+    from tqdm.auto import tqdm
+
+    items = [{"part": part_to_json(p)} for p in todo]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        PartEncoder, fn_constructor_kwargs={"job": job.as_dict()}, batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=pool.actors, max_tasks_in_flight_per_actor=1),
+        num_cpus=pool.num_cpus, num_gpus=pool.num_gpus or None)
+    with tqdm(total=total_rows, initial=total_rows - todo_rows, desc=f"encode on Ray ({pool.describe()})",
+              unit="text", disable=not show_progress) as bar:
+        try:
+            for row in dataset.iter_rows():
+                bar.update(int(row["rows"]))
+        except Exception as exc:
+            cause = _embedkit_cause(exc)
+            if cause is not None:
+                raise cause from None
+            raise
+
+
+def _remote(function, *args):
+    """Run a remote function and wait; an embedkit error raised there is raised here as itself."""
+    import ray
+
+    try:
+        return ray.get(function.remote(*args))
+    except Exception as exc:
+        cause = _embedkit_cause(exc)
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def _embedkit_cause(exc: BaseException) -> EmbedkitError | None:
+    """The embedkit error behind Ray's wrappers (RayTaskError, Ray Data's UserCodeException), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        cause = getattr(exc, "cause", None)  # RayTaskError(X) is also an X, but prints a traceback
+        if isinstance(cause, BaseException):
+            exc = cause
+            continue
+        if isinstance(exc, EmbedkitError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def encode_texts_on_ray(texts: list[str], work: str | os.PathLike, **options) -> tuple[np.ndarray, str]:
+    """Embed in-memory ``texts`` on Ray (options as :func:`encode_on_ray`); returns the embeddings in order and
+    the fingerprint of the model that made them.
+
+    The texts go to the cluster as a Parquet file in ``work`` (a folder every node can read), keyed by
+    their content, so an interrupted call resumes like any other; ``work`` is removed on success.
+    """
+    import hashlib
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    work = Path(work)
+    h = hashlib.sha256()
+    for text in texts:
+        h.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    source = work / f"texts-{h.hexdigest()[:16]}.parquet"
+    if not source.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        tmp = work / f".{source.name}.tmp"
+        pq.write_table(pa.table({"text": pa.array(texts, type=pa.string())}), tmp)
+        os.replace(tmp, source)
+    folder = EmbeddingsFolder.open(encode_on_ray(source, work / "embeddings", **options).path)
+    _, embeddings = folder.load()
+    fingerprint = folder.model["fingerprint"]
+    shutil.rmtree(work, ignore_errors=True)
+    return embeddings, fingerprint

@@ -3,8 +3,9 @@
 Each call gets part descriptors (one per batch row), reads the part's rows from the input itself,
 embeds them with embedkit's engine (length bucketing, one torch thread per batch, ``workers`` batches
 in flight on the actor's CPUs, or one stream on its GPU) and writes the part's Parquet shard
-atomically. Only a one-row summary per part goes back through Ray's object store, so the driver never
-holds embeddings.
+atomically. Only a one-row summary per part goes back through Ray's object store (with the model's
+fingerprint, so the driver can tell nodes that hold different models), so the driver never holds
+embeddings, nor loads the model.
 """
 from __future__ import annotations
 
@@ -33,80 +34,117 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class ModelFacts:
-    fingerprint: str
-    prompt: str
-    dim: int
-    name: str
-    source: str | None
-
-
-def probe_model(spec: ModelSpec, role: str | None, prompt: str | None, normalize: bool, backend: str) -> ModelFacts:
-    """Load the model once where the actors will (a Ray task) and return what the run's identity needs."""
-    from embedkit.encoding import encode
-    from embedkit.index.build import model_source_of
-    from embedkit.models import model_fingerprint, model_name
-    from embedkit.encoding.engine import resolve_prompt
-
-    with ExitStack() as stack:
-        model = spec.load(stack)
-        full_prompt = resolve_prompt(model, role, prompt)
-        dim = encode(model, ["width probe"], prompt=full_prompt, normalize=normalize, backend=backend,
-                     show_progress=False, workers=1, threads=1).shape[1]
-        return ModelFacts(model_fingerprint(model), full_prompt, int(dim), model_name(model),
-                          model_source_of(model) or spec.model)
-
-
-@dataclass(frozen=True)
 class EncodeJob:
-    """Everything an actor needs, sent once when the pool starts."""
+    """Everything an actor needs, sent once when the pool starts. ``identity``: the run's input and
+    options; each actor completes it with its model's fingerprint and resolved prompt."""
     spec: ModelSpec
-    fingerprint: str
-    prompt: str
+    role: str | None
+    prompt: str | None
     batch_size: int
     normalize: bool
     backend: str
     workers: int
     source: dict
     out: str
-    identity_sha: str
+    identity: dict
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
+SUMMARY_COLUMNS = ("part", "rows", "kept", "fingerprint", "prompt", "dim", "name", "model_source", "error")
+
+
 class PartEncoder:
-    """Ray Data callable class (``map_batches(PartEncoder, ...)``): the model lives as long as the actor."""
+    """Ray Data callable class (``map_batches(PartEncoder, ...)``): the model lives as long as the actor.
+
+    A part whose shard an earlier run wrote with the same identity (this actor's model included) is kept,
+    not redone: the model's fingerprint is only known where the model is loaded, so the actors decide.
+
+    An embedkit error (a model missing on this node, a bad line in the input) comes back in the summary's
+    ``error`` column, as ``"ClassName: message"``: Ray keeps only the text of an exception raised while
+    an actor starts, so raising it would lose the one-line message the driver must show.
+    """
 
     def __init__(self, job: dict):
+        from embedkit.errors import EmbedkitError
+
+        self.error = ""
+        try:
+            self._start(job)
+        except EmbedkitError as exc:
+            self.error = _describe(exc)
+
+    def _start(self, job: dict) -> None:
+        from embedkit.distributed.output import identity_hash
         from embedkit.distributed.sources import Source
-        from embedkit.errors import ModelError
-        from embedkit.models import model_fingerprint
+        from embedkit.encoding.engine import resolve_prompt
+        from embedkit.index.build import model_source_of
+        from embedkit.models import model_fingerprint, model_name
 
         self.job = EncodeJob(**{**job, "spec": ModelSpec(**job["spec"])})
         self.source = Source(**{**self.job.source, "files": tuple(self.job.source["files"])})
         self._stack = ExitStack()
         self.model = self.job.spec.load(self._stack)
-        found = model_fingerprint(self.model)
-        if found != self.job.fingerprint:  # e.g. a model folder that differs between machines
-            raise ModelError(f"model {self.job.spec.model!r} on this node has fingerprint {found}, the run "
-                             f"expects {self.job.fingerprint}; every node must hold the same model")
+        self.prompt = resolve_prompt(self.model, self.job.role, self.job.prompt)
+        self.fingerprint = model_fingerprint(self.model)
+        self.identity_sha = identity_hash({**self.job.identity, "model": self.fingerprint, "prompt": self.prompt})
+        self.dim = self._encode(["width probe"]).shape[1]
+        self.facts = (self.fingerprint, self.prompt, self.dim, model_name(self.model),
+                      model_source_of(self.model) or self.job.spec.model)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        from embedkit.encoding import encode
+
+        return encode(self.model, texts, prompt=self.prompt, batch_size=self.job.batch_size,
+                      normalize=self.job.normalize, device=self.job.spec.device, backend=self.job.backend,
+                      workers=self.job.workers, threads=1, show_progress=False)
 
     def __call__(self, batch: dict) -> dict:
         import json
 
-        from embedkit.distributed.output import write_part
-        from embedkit.distributed.sources import part_from_dict, read_part
-        from embedkit.encoding import encode
+        from embedkit.distributed.sources import part_from_dict
+        from embedkit.errors import EmbedkitError
 
-        done, rows = [], []
+        rows = {name: [] for name in SUMMARY_COLUMNS}
         for text in batch["part"]:
             part = part_from_dict(json.loads(text))
-            ids, texts = read_part(self.source, part)
-            embeddings = encode(self.model, texts, prompt=self.job.prompt, batch_size=self.job.batch_size,
-                                normalize=self.job.normalize, device=self.job.spec.device, backend=self.job.backend,
-                                workers=self.job.workers, threads=1, show_progress=False)
-            write_part(Path(self.job.out), part.index, ids, embeddings, self.job.identity_sha)
-            done.append(part.index)
-            rows.append(len(ids))
-        return {"part": np.array(done, dtype=np.int64), "rows": np.array(rows, dtype=np.int64)}
+            kept, error = False, self.error
+            if not error:
+                try:
+                    kept = self._encode_part(part)
+                except EmbedkitError as exc:
+                    error = _describe(exc)
+            facts = ("", "", 0, "", "") if self.error else self.facts
+            for name, value in zip(SUMMARY_COLUMNS, (part.index, part.rows, kept, *facts, error)):
+                rows[name].append(value)
+        return {name: np.array(values) for name, values in rows.items()}
+
+    def _encode_part(self, part) -> bool:
+        """Write the part's shard unless this identity's shard is there already; returns whether it was."""
+        from embedkit.distributed.output import finished_part, write_part
+        from embedkit.distributed.sources import read_part
+
+        out = Path(self.job.out)
+        if finished_part(out, part.index, part.rows, self.identity_sha):
+            return True
+        ids, texts = read_part(self.source, part)
+        write_part(out, part.index, ids, self._encode(texts), self.identity_sha)
+        return False
+
+
+def _describe(exc: BaseException) -> str:
+    import socket
+
+    return f"{type(exc).__name__}: {exc} (on node {socket.gethostname()})"
+
+
+def raise_reported(error: str) -> None:
+    """Raise on the driver the embedkit error an actor reported (see :class:`PartEncoder`)."""
+    import embedkit.errors as errors
+
+    name, _, message = error.partition(": ")
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.EmbedkitError)):
+        cls = errors.EmbedkitError
+    raise cls(message)

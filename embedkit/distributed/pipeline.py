@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.distributed import output
-from embedkit.distributed.actor import EncodeJob, ModelSpec, PartEncoder, probe_model
+from embedkit.distributed.actor import EncodeJob, ModelSpec, PartEncoder, raise_reported
 from embedkit.distributed.cluster import ActorPlan, connected, plan_actors
 from embedkit.distributed.output import EmbeddingsFolder
 from embedkit.distributed.sources import plan_input, part_to_json, resolve_source
@@ -39,7 +39,7 @@ class RayEncodeResult:
     rows: int
     dim: int
     parts: int
-    resumed_parts: int  # parts an earlier run had finished (0 = fresh start)
+    resumed_parts: int  # parts an earlier run had finished, kept (0 = fresh start)
     actors: str
 
 
@@ -86,38 +86,33 @@ def encode_on_ray(
     plan = plan_input(source, rows_per_part)
     spec = ModelSpec(str(model), device, max_seq_length, domain)
     with connected(address):
-        import ray
-        import ray.data
-
         pool = plan_actors(device, cpus_per_actor, actors)
-        facts = _remote(ray.remote(probe_model).options(num_cpus=min(1.0, pool.num_cpus), num_gpus=pool.num_gpus),
-                        spec, role, prompt, normalize, backend)
         identity = {"version": IDENTITY_VERSION, "input_sha256": plan.sha256, "rows": plan.rows,
                     "format": source.format, "text_column": source.text_column, "id_column": source.id_column,
-                    "rows_per_part": plan.rows_per_part,
-                    "model": facts.fingerprint, "prompt": facts.prompt, "normalize": normalize, "backend": backend,
-                    "batch_size": batch_size, "domain": domain, "device": "cuda" if pool.num_gpus else "cpu"}
-        sha = output.identity_hash(identity)
+                    "rows_per_part": plan.rows_per_part, "role": role, "prompt": prompt,
+                    "normalize": normalize, "backend": backend, "batch_size": batch_size, "domain": domain,
+                    "max_seq_length": max_seq_length, "device": "cuda" if pool.num_gpus else "cpu"}
         folder.mkdir(parents=True, exist_ok=True)
-        done = _finished_parts(folder, plan.parts, identity, sha, resume)
-        manifest = {"identity": identity, "identity_sha": sha, "rows": plan.rows, "dim": facts.dim,
-                    "model": {"name": facts.name, "fingerprint": facts.fingerprint, "source": facts.source},
-                    "input": [str(Path(f).resolve()) for f in source.files],
+        _clear_other_runs(folder, identity, resume)
+        manifest = {"identity": identity, "rows": plan.rows, "input": [str(Path(f).resolve()) for f in source.files],
                     "parts": [{"file": output.part_name(p.index), "start": p.start, "stop": p.stop}
                               for p in plan.parts], "complete": False}
         output.write_manifest(folder, manifest)
-        todo = [p for p in plan.parts if p.index not in done]
-        if todo:
-            pool = ActorPlan(min(pool.actors, len(todo)), pool.num_cpus, pool.num_gpus, pool.workers)
-            job = EncodeJob(spec, facts.fingerprint, facts.prompt, batch_size, normalize, backend, pool.workers,
-                            source.as_dict(), str(folder.resolve()), sha)
-            _run_pool(todo, job, pool, sum(p.rows for p in plan.parts), sum(p.rows for p in todo), show_progress)
-        missing = [p.index for p in plan.parts if not output.finished_part(folder, p.index, p.rows, sha)]
-        if missing:
-            raise DataError(f"parts {missing[:5]} were not written; run the same command again", path=folder)
-        output.remove_temporaries(folder)
-        output.write_manifest(folder, {**manifest, "complete": True})
-    return RayEncodeResult(folder, plan.rows, facts.dim, len(plan.parts), len(done), pool.describe())
+        pool = ActorPlan(min(pool.actors, len(plan.parts)), pool.num_cpus, pool.num_gpus, pool.workers)
+        job = EncodeJob(spec, role, prompt, batch_size, normalize, backend, pool.workers, source.as_dict(),
+                        str(folder.resolve()), identity)
+        summaries = _run_pool(plan.parts, job, pool, plan.rows, show_progress)
+    facts = _one_model(summaries, str(model))
+    sha = output.identity_hash({**identity, "model": facts["fingerprint"], "prompt": facts["prompt"]})
+    missing = [p.index for p in plan.parts if not output.finished_part(folder, p.index, p.rows, sha)]
+    if missing:
+        raise DataError(f"parts {missing[:5]} were not written; run the same command again", path=folder)
+    output.remove_temporaries(folder)
+    model_info = {key: facts[key] for key in ("name", "fingerprint", "prompt")} | {"source": facts["model_source"]}
+    output.write_manifest(folder, {**manifest, "identity_sha": sha, "dim": facts["dim"], "model": model_info,
+                                   "complete": True})
+    kept = sum(bool(s["kept"]) for s in summaries)
+    return RayEncodeResult(folder, plan.rows, facts["dim"], len(plan.parts), kept, pool.describe())
 
 
 def _check_folder(folder: Path) -> None:
@@ -129,54 +124,60 @@ def _check_folder(folder: Path) -> None:
             raise DataError("not empty and not an embeddings folder; refusing to write into it", path=folder)
 
 
-def _finished_parts(folder: Path, parts, identity: dict, sha: str, resume: bool) -> set[int]:
-    """Parts an earlier run with this identity wrote; an earlier run with another identity is cleared."""
+def _clear_other_runs(folder: Path, identity: dict, resume: bool) -> None:
+    """Remove the shards of an earlier run with other input or options (or all, without ``resume``).
+
+    Shards of a run with the same input and options are left for the actors, which keep those their
+    model made (same fingerprint) and redo the others.
+    """
     previous = output.read_manifest(folder)
-    if previous is None:
-        output.remove_parts(folder)
-        return set()
-    if not resume or previous.get("identity") != identity:
+    if previous is not None and resume and previous.get("identity") == identity:
+        output.remove_temporaries(folder)
+        return
+    if previous is not None and resume:
         changed = sorted(k for k in identity if (previous.get("identity") or {}).get(k) != identity[k])
-        if resume and changed:
-            print(f"{folder}: starting over, the earlier run differs in {', '.join(changed)}")
-        output.remove_parts(folder)
-        return set()
-    output.remove_temporaries(folder)
-    return {p.index for p in parts if output.finished_part(folder, p.index, p.rows, sha)}
+        print(f"{folder}: starting over, the earlier run differs in {', '.join(changed)}")
+    output.remove_parts(folder)
 
 
-def _run_pool(todo, job: EncodeJob, pool: ActorPlan, total_rows: int, todo_rows: int, show_progress: bool) -> None:
+def _one_model(summaries: list[dict], model: str) -> dict:
+    """The model facts every actor reported; different fingerprints mean nodes hold different models."""
+    from embedkit.errors import ModelError
+
+    seen = {(s["fingerprint"], s["prompt"], s["dim"]) for s in summaries}
+    if len(seen) != 1:
+        raise ModelError(f"the actors' copies of model {model!r} differ (fingerprints "
+                         f"{', '.join(sorted({f for f, _, _ in seen}))}); every node must hold the same model, "
+                         "then run the same command again")
+    return summaries[0]
+
+
+def _run_pool(parts, job: EncodeJob, pool: ActorPlan, total_rows: int, show_progress: bool) -> list[dict]:
+    """Every part through the actor pool (finished ones are only checked); one summary per part."""
     import ray.data
     from tqdm.auto import tqdm
 
-    items = [{"part": part_to_json(p)} for p in todo]
+    items = [{"part": part_to_json(p)} for p in parts]
     dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
         PartEncoder, fn_constructor_kwargs={"job": job.as_dict()}, batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=pool.actors, max_tasks_in_flight_per_actor=1),
         num_cpus=pool.num_cpus, num_gpus=pool.num_gpus or None)
-    with tqdm(total=total_rows, initial=total_rows - todo_rows, desc=f"encode on Ray ({pool.describe()})",
-              unit="text", disable=not show_progress) as bar:
+    summaries = []
+    with tqdm(total=total_rows, desc=f"encode on Ray ({pool.describe()})", unit="text",
+              disable=not show_progress) as bar:
         try:
             for row in dataset.iter_rows():
+                summary = {key: value.item() if hasattr(value, "item") else value for key, value in row.items()}
+                if summary["error"]:
+                    raise_reported(summary["error"])
+                summaries.append(summary)
                 bar.update(int(row["rows"]))
         except Exception as exc:
             cause = _embedkit_cause(exc)
             if cause is not None:
                 raise cause from None
             raise
-
-
-def _remote(function, *args):
-    """Run a remote function and wait; an embedkit error raised there is raised here as itself."""
-    import ray
-
-    try:
-        return ray.get(function.remote(*args))
-    except Exception as exc:
-        cause = _embedkit_cause(exc)
-        if cause is not None:
-            raise cause from None
-        raise
+    return summaries
 
 
 def _embedkit_cause(exc: BaseException) -> EmbedkitError | None:

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from embedkit.errors import DataError
+from embedkit.errors import ConfigError, DataError
 
 FORMATS = ("text", "jsonl", "parquet")
 GRAIN = 256  # rows between two recorded offsets; parts are whole numbers of grains
@@ -123,7 +123,7 @@ def plan_input(source: Source, rows_per_part: int | None = None) -> InputPlan:
     """Checksum the input, count its rows and cut it into parts of ``rows_per_part`` (default: see
     :func:`default_rows_per_part`)."""
     if rows_per_part is not None and (rows_per_part < 1 or rows_per_part % GRAIN and rows_per_part > GRAIN):
-        raise DataError(f"rows per part must be 1..{GRAIN} or a multiple of {GRAIN}, got {rows_per_part}")
+        raise ConfigError(f"rows per part must be 1..{GRAIN} or a multiple of {GRAIN}, got {rows_per_part}")
     if source.format == "parquet":
         return _plan_parquet(source, rows_per_part)
     return _plan_lines(source, rows_per_part)

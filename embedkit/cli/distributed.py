@@ -79,3 +79,47 @@ def documents_on_ray(args: argparse.Namespace, dataset, model) -> dict:
         raise ModelError(f"the cluster's model {args.model!r} (fingerprint {fingerprint}) is not this machine's "
                          f"({model_fingerprint(model)}); every node must hold the same model")
     return dict(zip(texts, embeddings))
+
+
+def add_index_ray_args(parser: argparse.ArgumentParser) -> None:
+    """``index build --embeddings DIR``: an embeddings folder from ``encode --ray``, on disk or on Ray."""
+    parser.add_argument("--on-disk", action="store_true",
+                        help="with --embeddings DIR and an IVF spec (IVF4096,PQ32, IVF1024,SQ8): for corpora larger "
+                             "than memory, fill copies of the trained index per group of shards and merge their "
+                             "inverted lists into one file that searches map from disk")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="with --on-disk: sample, train and fill the shards in Ray tasks on this cluster "
+                             "(HOST:6379; without ADDRESS, start or join a local Ray instance)")
+
+
+def embeddings_folder(args: argparse.Namespace) -> bool:
+    """Whether ``--embeddings`` names an embeddings folder (else a .npy file); the folder-only options
+    are refused without one."""
+    from pathlib import Path
+
+    folder = args.embeddings is not None and Path(args.embeddings).is_dir()
+    if not folder and (args.on_disk or args.ray is not None):
+        raise ConfigError("--on-disk and --ray need --embeddings DIR (the folder `embedkit encode --ray` writes)")
+    if args.ray is not None and not args.on_disk:
+        raise ConfigError("--ray goes with --on-disk (an in-memory build from DIR runs in this process)")
+    return folder
+
+
+def run_index_build(args: argparse.Namespace, summary, print_json) -> int:
+    """``embedkit index build --embeddings DIR``: the index of an embeddings folder (texts and BM25 from
+    ``--corpus`` when given). The model is the one the folder records."""
+    from embedkit.distributed.indexing import build_index_folder
+
+    if args.ids:
+        raise ConfigError("--ids: an embeddings folder carries its ids")
+    if args.chunk_tokens:
+        raise ConfigError("--chunk-tokens: the embeddings are made already; chunk when encoding")
+    index = build_index_folder(args.embeddings, args.out, spec=args.spec, metric=args.metric, corpus=args.corpus,
+                               bm25=not args.no_bm25, ondisk=args.on_disk, use_ray=args.ray is not None,
+                               address=args.ray or None)
+    if args.json:
+        print_json({**summary(index), "bm25": bool(args.corpus and not args.no_bm25)})
+    else:
+        where = " (inverted lists on disk)" if args.on_disk else ""
+        print(f"indexed {len(index)} vectors ({index.spec}, {index.metric}, dim {index.dim}) into {args.out}{where}")
+    return 0

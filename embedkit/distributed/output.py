@@ -136,7 +136,7 @@ class EmbeddingsFolder:
         return cls(folder, manifest)
 
     @property
-    def rows(self) -> int:
+    def count(self) -> int:
         return int(self.manifest["rows"])
 
     @property
@@ -159,9 +159,22 @@ class EmbeddingsFolder:
                                 "folder is damaged", path=path)
             yield ids, vectors
 
+    def ids(self) -> list[str]:
+        """Every id, in input order (the id column alone is read)."""
+        import pyarrow.parquet as pq
+
+        out: list[str] = []
+        for path in self.part_paths():
+            out.extend(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+        return out
+
+    def vectors(self) -> "PartRows":
+        """A read-only view of all embeddings, read part by part on demand (see :class:`PartRows`)."""
+        return PartRows(self)
+
     def load(self) -> tuple[list[str], np.ndarray]:
         """Every id and embedding at once (for inputs that fit in memory)."""
-        out = np.empty((self.rows, self.dim), dtype=np.float32)
+        out = np.empty((self.count, self.dim), dtype=np.float32)
         ids: list[str] = []
         for part_ids, vectors in self.iter_parts():
             out[len(ids):len(ids) + len(part_ids)] = vectors
@@ -181,3 +194,40 @@ def read_part_file(path: Path, dim: int) -> tuple[list[str], np.ndarray]:
     if flat.size != table.num_rows * dim:
         raise DataError(f"embeddings are not {dim} wide", path=path)
     return table.column("id").to_pylist(), flat.astype(np.float32, copy=False).reshape(table.num_rows, dim)
+
+
+class PartRows:
+    """The embeddings of a folder as a 2-d array-like: ``len``, ``shape``, ``ndim``, and rows by slice or
+    by an array of row numbers, read from the part files that hold them (the last part read is kept).
+
+    What :func:`embedkit.index.build_from_vectors` reads an index's vectors from (it also takes arrays and
+    ``.npy`` rows), so a folder larger than memory is indexed a slice at a time.
+    """
+
+    def __init__(self, folder: EmbeddingsFolder):
+        self.folder = folder
+        self.starts = np.array([p["start"] for p in folder.manifest["parts"]], dtype=np.int64)
+        self.shape = (folder.count, folder.dim)
+        self.ndim = 2
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _part(self, index: int) -> np.ndarray:
+        if self._cached is None or self._cached[0] != index:
+            path = self.folder.part_paths()[index]
+            self._cached = (index, read_part_file(path, self.folder.dim)[1])
+        return self._cached[1]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(len(self))
+            rows = np.arange(start, stop, step)
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.folder.dim), dtype=np.float32)
+        parts = np.searchsorted(self.starts, rows, side="right") - 1
+        for part in np.unique(parts):
+            where = parts == part
+            out[where] = self._part(int(part))[rows[where] - self.starts[part]]
+        return out

@@ -84,7 +84,8 @@ def encode_on_ray(
     _check_folder(folder)
     source = resolve_source(input_path, text_column, id_column)
     plan = plan_input(source, rows_per_part)
-    spec = ModelSpec(str(model), device, max_seq_length, domain)
+    local = Path(str(model)).expanduser()
+    spec = ModelSpec(str(local.resolve()) if local.exists() else str(model), device, max_seq_length, domain)
     with connected(address):
         pool = plan_actors(device, cpus_per_actor, actors)
         identity = {"version": IDENTITY_VERSION, "input_sha256": plan.sha256, "rows": plan.rows,

@@ -6,7 +6,6 @@ beside other work on a shared machine); tasks and actors are spread over both, a
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -34,5 +33,19 @@ def ray_cluster():
         cluster.shutdown()
 
 
-def embedkit_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "embedkit.cli.main", *args]
+@pytest.fixture(scope="session")
+def tiny_embeddings(ray_cluster, tiny_model_dir, tmp_path_factory) -> Path:
+    """An embeddings folder made on the cluster: 3,000 sentences, the tiny model, 12 parts."""
+    import random
+
+    from embedkit.distributed import encode_on_ray
+
+    words = ("protein cell gene climate river market court music planet engine theory city language child "
+             "energy water disease network history species").split()
+    rng = random.Random(0)
+    root = tmp_path_factory.mktemp("tiny_embeddings")
+    source = root / "corpus.txt"
+    source.write_text("".join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 20))) + "\n"
+                              for _ in range(3000)), encoding="utf-8")
+    encode_on_ray(source, root / "emb", model=str(tiny_model_dir), address=ray_cluster, show_progress=False)
+    return root / "emb"

@@ -7,8 +7,7 @@ from embedkit.errors import ConfigError
 
 # single-machine options that mean nothing on a cluster (the pool is sized by --cpus-per-actor/--actors)
 _LOCAL_ONLY = {"workers": "--workers", "threads": "--threads", "stream": "--stream", "window": "--window",
-               "num_shards": "--num-shards", "shard_index": "--shard-index", "processes": "--processes",
-               "devices": "--devices", "merge": "--merge", "show_rationales": "--show-rationales"}
+               "processes": "--processes", "devices": "--devices", "show_rationales": "--show-rationales"}
 
 
 def add_ray_args(parser: argparse.ArgumentParser, encode_options: bool = True) -> None:

@@ -1,8 +1,8 @@
 """``embedkit encode``: one text a line in, a float32 .npy out (one row a line, in order).
 
-Small inputs are read whole and encoded in memory. ``--stream`` (implied by ``--window``, the shard
-options and ``--processes``) reads the input lazily and writes the output window by window, resuming
-an interrupted run. ``--merge`` joins shard files written on several machines.
+Small inputs are read whole and encoded in memory. ``--stream`` (implied by ``--window`` and
+``--processes``) reads the input lazily and writes the output window by window, resuming an interrupted
+run. ``--ray`` encodes on a Ray cluster instead (one machine or many; see :mod:`embedkit.cli.distributed`).
 """
 from __future__ import annotations
 
@@ -42,29 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="read the input lazily and write the output window by window; resumes an interrupted run")
     p.add_argument("--window", type=int, default=None, help="lines per streaming window (default 16384; implies --stream)")
     p.add_argument("--no-resume", action="store_true", help="with --stream: start over even if a partial run matches")
-    p.add_argument("--num-shards", type=int, default=None, help="split the input into this many shards ...")
-    p.add_argument("--shard-index", type=int, default=None, help="... and encode only this one (0-based) into --out")
     p.add_argument("--processes", type=int, default=None,
                    help="encode with this many processes, one shard each, then merge into --out")
     p.add_argument("--devices", default=None, help="with --processes: comma list of devices, one per process in turn "
                                                    "(e.g. cuda:0,cuda:1)")
-    p.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
-                   help="instead of encoding: concatenate these shard .npy files, in order, into --out")
     add_ray_args(p)
     p.set_defaults(func=run)
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.merge is None and not args.input:
-        raise ConfigError("--input is required (or --merge SHARD... to join shard files)")
-    if (args.num_shards is None) != (args.shard_index is None):
-        raise ConfigError("--num-shards and --shard-index go together")
-    if args.num_shards is not None and not 0 <= args.shard_index < args.num_shards:
-        raise ConfigError(f"--shard-index must be in 0..{args.num_shards - 1}, got {args.shard_index}")
+    if not args.input:
+        raise ConfigError("--input is required")
     if args.processes is not None and args.processes < 1:
         raise ConfigError(f"--processes must be >= 1, got {args.processes}")
-    if args.processes is not None and args.num_shards is not None:
-        raise ConfigError("--processes shards the input itself; leave out --num-shards/--shard-index")
     for name in ("workers", "threads", "window", "batch_size", "max_seq_length"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -80,17 +70,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".npy":
         raise DataError("output must be a .npy file", path=args.out)
-    if args.merge is not None:
-        from embedkit.encoding.shards import merge_npy
-
-        rows, dim = merge_npy(args.merge, out)
-        print(f"wrote {rows} x {dim} float32 embeddings to {out} (merged {len(args.merge)} files)")
-        return 0
     if args.processes is not None:
         if args.domain is not None:
             raise ConfigError("--domain is not supported with --processes (each worker loads its own model)")
         return _run_parallel(args, out, prompt)
-    if args.stream or args.window is not None or args.num_shards is not None:
+    if args.stream or args.window is not None:
         return _run_stream(args, out, prompt)
 
     from embedkit.data import read_lines
@@ -137,27 +121,20 @@ def _input_file(args) -> Path:
 
 
 def _run_stream(args: argparse.Namespace, out: Path, prompt: str | None) -> int:
-    from embedkit.encoding.shards import shard_range
     from embedkit.encoding.stream import DEFAULT_WINDOW, encode_file, scan_input
 
     source = _input_file(args)
     scan = scan_input(source)
     if scan.rows == 0:
         raise DataError("empty file (no lines)", path=source)
-    start, stop = 0, scan.rows
-    if args.num_shards is not None:
-        start, stop = shard_range(scan.rows, args.num_shards, args.shard_index)
-        if start == stop:
-            raise DataError(f"shard {args.shard_index} of {args.num_shards} is empty ({scan.rows} lines)", path=source)
     with ExitStack() as stack:
         model = load_routed_model(args, stack)
         result = encode_file(model, source, out, role=args.role, prompt=prompt, batch_size=args.batch_size,
                              normalize=args.normalize, device=args.device, backend=args.backend,
                              workers=args.workers, threads=args.threads, window=args.window or DEFAULT_WINDOW,
-                             start=start, stop=stop, resume=not args.no_resume, scan=scan)
+                             resume=not args.no_resume, scan=scan)
     resumed = f", resumed after {result.resumed_windows} finished window(s)" if result.resumed_windows else ""
-    lines = f" (lines {start + 1}-{stop})" if args.num_shards is not None else ""
-    print(f"wrote {result.rows} x {result.dim} float32 embeddings to {out}{lines}{resumed}")
+    print(f"wrote {result.rows} x {result.dim} float32 embeddings to {out}{resumed}")
     return 0
 
 

@@ -9,6 +9,7 @@ embeddings, nor loads the model.
 """
 from __future__ import annotations
 
+import socket
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ class EncodeJob:
         return asdict(self)
 
 
-SUMMARY_COLUMNS = ("part", "rows", "kept", "fingerprint", "prompt", "dim", "name", "model_source", "error")
+SUMMARY_COLUMNS = ("part", "rows", "kept", "fingerprint", "prompt", "dim", "name", "model_source", "node", "error")
 
 
 class PartEncoder:
@@ -91,7 +92,7 @@ class PartEncoder:
         self.identity_sha = identity_hash({**self.job.identity, "model": self.fingerprint, "prompt": self.prompt})
         self.dim = self._encode(["width probe"]).shape[1]
         self.facts = (self.fingerprint, self.prompt, self.dim, model_name(self.model),
-                      model_source_of(self.model) or self.job.spec.model)
+                      model_source_of(self.model) or self.job.spec.model, socket.gethostname())
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         from embedkit.encoding import encode
@@ -115,7 +116,7 @@ class PartEncoder:
                     kept = self._encode_part(part)
                 except EmbedkitError as exc:
                     error = _describe(exc)
-            facts = ("", "", 0, "", "") if self.error else self.facts
+            facts = ("", "", 0, "", "", socket.gethostname()) if self.error else self.facts
             for name, value in zip(SUMMARY_COLUMNS, (part.index, part.rows, kept, *facts, error)):
                 rows[name].append(value)
         return {name: np.array(values) for name, values in rows.items()}
@@ -134,8 +135,6 @@ class PartEncoder:
 
 
 def _describe(exc: BaseException) -> str:
-    import socket
-
     return f"{type(exc).__name__}: {exc} (on node {socket.gethostname()})"
 
 

@@ -145,11 +145,14 @@ def _one_model(summaries: list[dict], model: str) -> dict:
     """The model facts every actor reported; different fingerprints mean nodes hold different models."""
     from embedkit.errors import ModelError
 
-    seen = {(s["fingerprint"], s["prompt"], s["dim"]) for s in summaries}
-    if len(seen) != 1:
-        raise ModelError(f"the actors' copies of model {model!r} differ (fingerprints "
-                         f"{', '.join(sorted({f for f, _, _ in seen}))}); every node must hold the same model, "
-                         "then run the same command again")
+    nodes: dict[tuple, set[str]] = {}
+    for s in summaries:
+        nodes.setdefault((s["fingerprint"], s["prompt"], s["dim"]), set()).add(s["node"])
+    if len(nodes) != 1:
+        found = "; ".join(f"fingerprint {fingerprint} on {', '.join(sorted(hosts))}"
+                          for (fingerprint, _, _), hosts in sorted(nodes.items()))
+        raise ModelError(f"the nodes' copies of model {model!r} differ ({found}); every node must hold the same "
+                         "model, then run the same command again")
     return summaries[0]
 
 

@@ -1,11 +1,11 @@
 """``encode_on_ray``: embed a corpus on a Ray cluster into an embeddings folder, resumably.
 
-The driver plans (reads the input once for its checksum and the parts' offsets), checks the run's
-identity against the folder, and hands the unfinished parts to a Ray Data actor pool
-(:class:`embedkit.distributed.actor.PartEncoder`, one model per actor). Ray Data schedules the parts
-over the actors as they free up, streams, and restarts an actor (and redoes its part) when its worker
-dies. A driver that dies takes its actors with it; running the same call again finds the parts already
-written under the same identity and does only the rest.
+The driver plans (reads the input once for its checksum and the parts' offsets), clears the shards
+of an earlier run with other input or options, and hands the parts to a Ray Data actor pool
+(:class:`embedkit.distributed.actor.PartEncoder`, one model per actor), which keeps the shards already
+written under the same identity (model included) and embeds the rest. Ray Data schedules the parts over
+the actors as they free up, streams, and restarts an actor (and redoes its part) when its worker dies.
+A driver that dies takes its actors with it; running the same call again does only what is missing.
 
 Why the parts are embedkit's and not Ray Data's blocks: Ray Data's readers cut blocks by size at run
 time, carry no row positions, and its writers name files per run, so neither the order of rows nor a
@@ -203,27 +203,30 @@ def encode_texts_on_ray(texts: list[str], work: str | os.PathLike, **options) ->
     """Embed in-memory ``texts`` on Ray (options as :func:`encode_on_ray`); returns the embeddings in order and
     the fingerprint of the model that made them.
 
-    The texts go to the cluster as a Parquet file in ``work`` (a folder every node can read), keyed by
-    their content, so an interrupted call resumes like any other; ``work`` is removed on success.
+    The texts go to the cluster as a Parquet file under ``work`` (a folder every node can read), keyed by
+    their content, so an interrupted call resumes like any other; its files are removed on success.
     """
+    import contextlib
     import hashlib
     import shutil
 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    work = Path(work)
     h = hashlib.sha256()
     for text in texts:
         h.update(text.encode("utf-8", "surrogatepass") + b"\0")
-    source = work / f"texts-{h.hexdigest()[:16]}.parquet"
+    mine = Path(work) / h.hexdigest()[:16]  # calls with other texts share ``work`` without meeting
+    source = mine / "texts.parquet"
     if not source.exists():
-        work.mkdir(parents=True, exist_ok=True)
-        tmp = work / f".{source.name}.tmp"
+        mine.mkdir(parents=True, exist_ok=True)
+        tmp = mine / f".{source.name}.tmp"
         pq.write_table(pa.table({"text": pa.array(texts, type=pa.string())}), tmp)
         os.replace(tmp, source)
-    folder = EmbeddingsFolder.open(encode_on_ray(source, work / "embeddings", **options).path)
+    folder = EmbeddingsFolder.open(encode_on_ray(source, mine / "embeddings", **options).path)
     _, embeddings = folder.load()
     fingerprint = folder.model["fingerprint"]
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(mine, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        Path(work).rmdir()  # when no other call is using it
     return embeddings, fingerprint

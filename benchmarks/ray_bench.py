@@ -21,7 +21,7 @@ CPU accounting: this process, the cluster and the driver are one process tree; a
 process of that tree (and the machine's busy time) every 0.2 s, so the CPU that other processes used
 during a run is the machine's minus the tree's (see ``benchlib`` for why it is recorded).
 
-    flock /work/cpu.lock python benchmarks/ray_bench.py throughput --repeats 2
+    flock /work/cpu.lock python benchmarks/ray_bench.py throughput --repeats 2 --record [--limit 1500]
     flock /work/cpu.lock python benchmarks/ray_bench.py memory --lines 1000000
 """
 from __future__ import annotations
@@ -180,10 +180,11 @@ def throughput(args) -> None:
                                                                  for m in v)}
     for name, value in metrics.items():
         print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
-    if args.limit is None:
+    if args.record:
+        part = f"the first {len(texts)} documents of" if args.limit is not None else "all of"
         write_record(RESULTS / "throughput.json", make_record(
             "distributed-throughput", metrics, [sys.executable] + sys.argv, time.perf_counter() - started,
-            details={"runs": runs, "corpus": "SciFact corpus.jsonl (title + text)", "model": "default",
+            details={"runs": runs, "corpus": f"{part} SciFact corpus.jsonl (title + text)", "model": "default",
                      "batch_size": 32, "repeats": args.repeats,
                      "cluster": "ray.cluster_utils.Cluster on this machine, 1 CPU and a 300 MiB object store "
                                 "per node, started before and shut down after each timed run"}))
@@ -243,7 +244,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     t = sub.add_parser("throughput")
     t.add_argument("--repeats", type=int, default=2)
-    t.add_argument("--limit", type=int, default=None, help="first N documents only (checks the script; no record)")
+    t.add_argument("--limit", type=int, default=None,
+                   help="the first N documents only (a run that fits a shared machine; the record says so)")
+    t.add_argument("--record", action="store_true", help="write results/distributed/throughput.json")
     m = sub.add_parser("memory")
     m.add_argument("--lines", type=int, default=1_000_000)
     s = sub.add_parser("single", help="(internal) the single-process run, in its own process")

@@ -81,7 +81,7 @@ class EvalSet(StrictModel):
 
     kind: Literal["sts", "beir"]
     path: str
-    split: str = "test"
+    split: str = "dev"
     name: Optional[str] = None  # default: "<folder>-<split>"
     during: bool = True  # also run every ``eval.steps`` during training (False: only before and after)
     max_queries: Optional[int] = Field(None, ge=1)  # beir: a seeded subset of the queries
@@ -96,20 +96,38 @@ class EvalSet(StrictModel):
         return self
 
 
+TEST_SPLIT = "test"
+
+
 class EvalSpec(StrictModel):
+    """What a run evaluates. Choose on dev, report test once: ``sets`` are the sets a run is judged and
+    chosen by (dev splits; a ``test`` split is refused here), ``test_sets`` are scored only in the final run
+    of a recipe (``final: true``, e.g. ``--set eval.final=true``), before and after training, never during."""
+
     sets: list[EvalSet] = []
+    test_sets: list[EvalSet] = []
+    final: bool = False  # also score ``test_sets``: the one run whose test figures are reported
     steps: Optional[int] = Field(None, ge=1)  # evaluate the ``during`` sets every N steps (None: never during)
     before: bool = True  # evaluate the base model first, for the model card's before/after table
     batch_size: int = Field(64, ge=1)
     max_seq_length: Optional[int] = Field(None, ge=1)  # None: the base model's own (training length is separate)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "EvalSpec":
-        names = [s.name for s in self.sets]
+    def _dev_and_test(self) -> "EvalSpec":
+        for n, item in enumerate(self.sets):
+            if item.split == TEST_SPLIT:
+                raise ValueError(f"sets.{n} ({item.name}): a test split is scored only in the final run; "
+                                 "move it to eval.test_sets (scored with --set eval.final=true) and select on dev")
+        names = [s.name for s in self.sets + self.test_sets]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"evaluation set names must differ; {', '.join(repeated)} repeats (set name: ...)")
         return self
+
+    def active_sets(self) -> list[EvalSet]:
+        """``sets``, then ``test_sets`` (never during training) when the run is final."""
+        tests = [s.model_copy(update={"during": False}) for s in self.test_sets] if self.final else []
+        return [*self.sets, *tests]
 
 
 class Recipe(StrictModel):

@@ -149,6 +149,8 @@ class Recipe(StrictModel):
     max_grad_norm: float = Field(1.0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 42
+    # WiSE-FT: after training, weights become (1 - a) * base + a * trained (embedkit.training.interpolation)
+    wise_ft_alpha: Optional[float] = Field(None, ge=0, le=1)
     save_steps: int = Field(500, ge=1)
     save_total_limit: Optional[int] = Field(2, ge=1)
     logging_steps: int = Field(10, ge=1)
@@ -158,6 +160,8 @@ class Recipe(StrictModel):
     def _consistent(self) -> "Recipe":
         if self.warmup_ratio and self.warmup_steps:
             raise ValueError("give warmup_ratio or warmup_steps, not both")
+        if self.wise_ft_alpha is not None and self.method != "contrastive":
+            raise ValueError(f"wise_ft_alpha is supported by method contrastive only, not {self.method}")
         if self.method == "contrastive":
             if self.loss is None:
                 raise ValueError("method contrastive needs a loss")

@@ -65,6 +65,10 @@ def train_contrastive(recipe: Recipe, params: None, out_dir: Path, resume: bool 
     seconds = time.perf_counter() - started
     guard.check(out_dir)
     model.max_seq_length = inference_length
+    if recipe.wise_ft_alpha is not None:
+        from embedkit.training.interpolation import interpolate_weights
+
+        interpolate_weights(load_model(recipe.model), model, recipe.wise_ft_alpha)
 
     # 6. Evaluate the trained model and save it with its recipe, results and model card.
     result = TrainResult(

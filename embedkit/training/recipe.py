@@ -52,6 +52,19 @@ def parse_range(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+class DebCSESamplingSpec(StrictModel):
+    """DebCSE's inverse-propensity sampling of training pairs over a sentence corpus (``embedkit.training.debcse``)."""
+
+    encoder: Optional[str] = None  # embeds the corpus for neighbours and semantic similarity; None: the base model
+    neighbours: int = Field(64, ge=1)  # nearest sentences per sentence considered as candidates
+    positive_threshold: float = Field(0.8, gt=-1, le=1)  # cosine at or above: candidate positive
+    negative_threshold: float = Field(0.5, ge=-1, lt=1)  # cosine at or below: candidate negative
+    trim: float = Field(0.1, ge=0, lt=0.5)  # draw only pairs with trim <= propensity <= 1 - trim
+    max_weight: float = Field(20.0, ge=1)  # cap on the inverse-propensity weights
+    rows: Optional[int] = Field(None, ge=1)  # rows drawn (None: one per sentence)
+    batch_size: int = Field(64, ge=1)  # encoding batch
+
+
 DataKind = Literal["sentences", "pairs", "triplets", "nli", "sts", "beir"]
 
 
@@ -63,6 +76,7 @@ class DataSpec(StrictModel):
     split: Optional[str] = None  # sts: train/dev/test; beir: the qrels split (default train)
     limit: Optional[int] = Field(None, ge=1)  # keep the first N examples
     hard_negatives: Optional[MiningSpec] = None  # beir only
+    debcse: Optional[DebCSESamplingSpec] = None  # sentences only: rows become (anchor, positive, negative)
 
     @model_validator(mode="after")
     def _kind_options(self) -> "DataSpec":
@@ -70,6 +84,8 @@ class DataSpec(StrictModel):
             self.split = "train"
         if self.hard_negatives is not None and self.kind != "beir":
             raise ValueError(f"hard_negatives is only for kind beir, not {self.kind}")
+        if self.debcse is not None and self.kind != "sentences":
+            raise ValueError(f"debcse sampling is only for kind sentences, not {self.kind}")
         return self
 
     def resolved_path(self) -> Path:

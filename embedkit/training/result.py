@@ -26,6 +26,7 @@ class TrainResult:
     after: dict = field(default_factory=dict)  # {eval set: metrics} of the trained model
     during: list = field(default_factory=list)  # the trainer's evaluation log entries
     headline: dict = field(default_factory=dict)  # {eval set: metric name} shown in tables
+    data: dict = field(default_factory=dict)  # what building the training rows reported (DebCSE's sampling)
 
 
 def write_results(result: TrainResult) -> None:

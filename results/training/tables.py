@@ -1,0 +1,140 @@
+"""Tables of the training records (``embedkit train ... --record results/training/<group>/<name>.json``).
+
+Every training record holds the run's before/after metrics on each evaluation set (x100), its steps, its
+training time and its resolved recipe. Figures are formatted by ``embedkit.records.fmt``; a 3-seed cell
+is ``mean (min-max)``, the spread being max - min.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from embedkit.records import fmt, load_records
+
+HERE = Path(__file__).resolve().parent
+HEADLINE = {"sts": "spearman", "beir": "ndcg@10"}
+
+
+def _records(group: str, pattern: str = "*.json") -> list[dict]:
+    folder = HERE / group
+    return load_records(folder, pattern) if folder.is_dir() else []
+
+
+def _score(record: dict, side: str, name: str) -> float | None:
+    metrics = record["metrics"].get(side, {}).get(name)
+    if metrics is None:
+        return None
+    metric = record["details"]["headline"].get(name) if "headline" in record.get("details", {}) else None
+    return metrics.get(metric or ("spearman" if "spearman" in metrics else "ndcg@10"))
+
+
+def _change(record: dict, name: str) -> str:
+    before, after = _score(record, "before", name), _score(record, "after", name)
+    if after is None:
+        return "–"
+    return f"{fmt(before)} → **{fmt(after)}**" if before is not None else f"**{fmt(after)}**"
+
+
+def _seeds(values: list[float | None]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.mean(values))} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def _seconds(record: dict) -> str:
+    return f"{fmt(record['metrics']['train_seconds'], 0)} s"
+
+
+def _load(record: dict) -> str:
+    load = record.get("details", {}).get("load_average_1m")
+    return f"{fmt(load['start'], 1)} / {fmt(load['end'], 1)}" if load else "–"
+
+
+def _command(record: dict) -> str:
+    words = record["command"].split(" --out ")[0].split(" --record ")[0]
+    return f"`{words}`"
+
+
+# ------------------------------------------------------------------------------------------ retrieval
+
+
+def retrieval_screen() -> str:
+    """One seed per change, all on SciFact dev (training on train-fit) and STS-B dev."""
+    rows = ["| run | command | steps | training time | load (start / end) | STS-B dev | SciFact dev nDCG@10 |",
+            "|---|---|---|---|---|---|---|"]
+    for record in _records("retrieval-scifact", "screen-*.json"):
+        name = Path(record["path"]).stem.removeprefix("screen-")
+        rows.append(f"| {name} | {_command(record)} | {record['metrics']['steps']} | {_seconds(record)} | "
+                    f"{_load(record)} | {_change(record, 'stsb-dev')} | {_change(record, 'scifact-dev')} |")
+    return "\n".join(rows)
+
+
+def wise_ft() -> str:
+    """WiSE-FT alphas of a trained run, scored on the dev sets (alpha 0 = the base model, 1 = the run)."""
+    rows = ["| run | alpha | STS-B dev | SciFact dev nDCG@10 |", "|---|---|---|---|"]
+    for record in _records("retrieval-scifact", "wise-ft-*.json"):
+        run = Path(record["path"]).stem.removeprefix("wise-ft-")
+        for alpha, metrics in record["metrics"]["alphas"].items():
+            rows.append(f"| {run} | {alpha} | {fmt(metrics['stsb-dev']['spearman'])} | "
+                        f"{fmt(metrics['scifact-dev']['ndcg@10'])} |")
+    return "\n".join(rows)
+
+
+def _final_table(group: str, pattern: str, sets: list[tuple[str, str]]) -> str:
+    records = _records(group, pattern)
+    header = "| seed | training time | " + " | ".join(label for _, label in sets) + " |"
+    rows = [header, "|---|---|" + "---|" * len(sets)]
+    for record in records:
+        rows.append(f"| {record['details']['seed']} | {_seconds(record)} | "
+                    + " | ".join(_change(record, name) for name, _ in sets) + " |")
+    if len(records) > 1:
+        def cell(name: str) -> str:
+            return (f"{_seeds([_score(r, 'before', name) for r in records])} → "
+                    f"**{_seeds([_score(r, 'after', name) for r in records])}**")
+        times = _seeds([r["metrics"]["train_seconds"] for r in records]).replace(".00", "")
+        rows.append(f"| mean (min-max) of {len(records)} | {times} s | "
+                    + " | ".join(cell(name) for name, _ in sets) + " |")
+    return "\n".join(rows)
+
+
+def retrieval_final() -> str:
+    """The final recipe, 3 seeds: before → after on dev and test (test scored once, in these runs)."""
+    return _final_table("retrieval-scifact", "final-*.json",
+                        [("stsb-dev", "STS-B dev"), ("scifact-dev", "SciFact dev nDCG@10"),
+                         ("stsb-test", "STS-B test"), ("scifact-test", "SciFact test nDCG@10")])
+
+
+# ------------------------------------------------------------------------------- DebCSE against SimCSE
+
+
+def simcse_vs_debcse() -> str:
+    """Unsupervised SimCSE and DebCSE at the same steps and batch size, 3 seeds each, STS-B dev and test."""
+    rows = ["| recipe | seeds | steps × batch | training time | STS-B dev | STS-B test | sampled pairs' surface AUC (unweighted → drawn) |",
+            "|---|---|---|---|---|---|---|"]
+    for method in ("simcse-unsup", "debcse"):
+        records = _records("simcse-vs-debcse", f"{method}-s*.json")
+        if not records:
+            continue
+        seeds = ", ".join(str(r["details"]["seed"]) for r in records)
+        steps = {f"{r['metrics']['steps']} × {r['recipe']['batch_size']}" for r in records}
+        times = _seeds([r["metrics"]["train_seconds"] for r in records])
+        sampling = [r["details"]["results_json"].get("data", {}).get("debcse_sampling") for r in records]
+        auc = (f"{_seeds([s['surface_auc_uniform'] for s in sampling])} → {_seeds([s['surface_auc_sampled'] for s in sampling])}"
+               if all(sampling) else "–")
+        rows.append(f"| {method} | {seeds} | {', '.join(sorted(steps))} | {times} s | "
+                    f"{_seeds([_score(r, 'before', 'stsb-dev') for r in records])} → "
+                    f"**{_seeds([_score(r, 'after', 'stsb-dev') for r in records])}** | "
+                    f"{_seeds([_score(r, 'before', 'stsb-test') for r in records])} → "
+                    f"**{_seeds([_score(r, 'after', 'stsb-test') for r in records])}** | {auc} |")
+    return "\n".join(rows)
+
+
+TABLES = {
+    "training-retrieval-screen": retrieval_screen,
+    "training-retrieval-wise-ft": wise_ft,
+    "training-retrieval-final": retrieval_final,
+    "training-simcse-vs-debcse": simcse_vs_debcse,
+}

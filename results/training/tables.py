@@ -132,9 +132,48 @@ def simcse_vs_debcse() -> str:
     return "\n".join(rows)
 
 
+# ------------------------------------------------------------------------------------------------ CCP
+
+
+def ccp_screen() -> str:
+    """One seed per change, SciFact dev on the full corpus and STS-B dev."""
+    rows = ["| run | command | steps | training time | load (start / end) | STS-B dev | SciFact dev nDCG@10 |",
+            "|---|---|---|---|---|---|---|"]
+    for record in _records("ccp-scifact", "screen-*.json"):
+        name = Path(record["path"]).stem.removeprefix("screen-")
+        rows.append(f"| {name} | {_command(record)} | {record['metrics']['steps']} | {_seconds(record)} | "
+                    f"{_load(record)} | {_change(record, 'stsb-dev')} | {_change(record, 'scifact-dev')} |")
+    return "\n".join(rows)
+
+
+def ccp_steps() -> str:
+    """The evaluations during the longest screen run: SciFact dev on a 1,000-document cut (dev queries'
+    judged abstracts and others), every 30 steps."""
+    rows = ["| run | step | SciFact dev nDCG@10 (1,000-document cut) |", "|---|---|---|"]
+    for record in _records("ccp-scifact", "screen-*.json"):
+        results = record["details"]["results_json"]
+        points = [(0, results["before"].get("scifact-dev-cut", {}).get("ndcg@10"))]
+        points += [(e["step"], e.get("eval_scifact-dev-cut_ndcg@10")) for e in results["during"]]
+        points += [(results["steps"], results["after"].get("scifact-dev-cut", {}).get("ndcg@10"))]
+        name = Path(record["path"]).stem.removeprefix("screen-")
+        for step, value in dict(points).items():
+            if value is not None:
+                rows.append(f"| {name} | {step} | {fmt(value)} |")
+    return "\n".join(rows)
+
+
+def ccp_final() -> str:
+    return _final_table("ccp-scifact", "final-*.json",
+                        [("stsb-dev", "STS-B dev"), ("scifact-dev", "SciFact dev nDCG@10"),
+                         ("stsb-test", "STS-B test"), ("scifact-test", "SciFact test nDCG@10")])
+
+
 TABLES = {
     "training-retrieval-screen": retrieval_screen,
     "training-retrieval-wise-ft": wise_ft,
     "training-retrieval-final": retrieval_final,
     "training-simcse-vs-debcse": simcse_vs_debcse,
+    "training-ccp-screen": ccp_screen,
+    "training-ccp-steps": ccp_steps,
+    "training-ccp-final": ccp_final,
 }

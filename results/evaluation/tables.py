@@ -1,4 +1,4 @@
-"""Tables of the harness's reference records (``evaluation/reference_check.py``)."""
+"""Tables of the harness's reference records (``evaluation/record_eval.py --prefix reference``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,11 +12,11 @@ LABELS = {"spearman": "Spearman x100", "ndcg@10": "nDCG@10 x100", "recall@100": 
 def reference() -> str:
     """The default model against its published scores."""
     rows = ["| task | metric | embedkit | published | command |", "|---|---|---|---|---|"]
-    for name, task, command in (("stsb-test", "STS-B test", "embedkit eval sts --data stsb --split test"),
-                                ("scifact-test", "SciFact test", "embedkit eval retrieval --data scifact --split test")):
+    for name, task, command in (("stsb-test", "STS-B test", "`embedkit eval sts --data stsb --split test`"),
+                                ("scifact-test", "SciFact test", "`embedkit eval retrieval --data scifact --split test`")):
         record = load_record(HERE / f"reference-{name}.json")
         for metric, published in record["details"]["published"].items():
-            rows.append(f"| {task} | {LABELS[metric]} | {fmt(record['metrics'][metric])} | {fmt(published)} | `{command}` |")
+            rows.append(f"| {task} | {LABELS[metric]} | {fmt(record['metrics'][metric])} | {fmt(published)} | {command} |")
             command = "same command"
     return "\n".join(rows)
 

@@ -61,15 +61,20 @@ def _command(record: dict) -> str:
 # ------------------------------------------------------------------------------------------ retrieval
 
 
-def retrieval_screen() -> str:
-    """One seed per change, all on SciFact dev (training on train-fit) and STS-B dev."""
+def _screen(group: str) -> str:
+    """One seed per change (``screen-*.json``), on SciFact dev and STS-B dev."""
     rows = ["| run | command | steps | training time | load (start / end) | STS-B dev | SciFact dev nDCG@10 |",
             "|---|---|---|---|---|---|---|"]
-    for record in _records("retrieval-scifact", "screen-*.json"):
+    for record in _records(group, "screen-*.json"):
         name = Path(record["path"]).stem.removeprefix("screen-")
         rows.append(f"| {name} | {_command(record)} | {record['metrics']['steps']} | {_seconds(record)} | "
                     f"{_load(record)} | {_change(record, 'stsb-dev')} | {_change(record, 'scifact-dev')} |")
     return "\n".join(rows)
+
+
+def retrieval_screen() -> str:
+    """Training on train-fit, chosen on SciFact dev and STS-B dev."""
+    return _screen("retrieval-scifact")
 
 
 def wise_ft() -> str:
@@ -136,14 +141,8 @@ def simcse_vs_debcse() -> str:
 
 
 def ccp_screen() -> str:
-    """One seed per change, SciFact dev on the full corpus and STS-B dev."""
-    rows = ["| run | command | steps | training time | load (start / end) | STS-B dev | SciFact dev nDCG@10 |",
-            "|---|---|---|---|---|---|---|"]
-    for record in _records("ccp-scifact", "screen-*.json"):
-        name = Path(record["path"]).stem.removeprefix("screen-")
-        rows.append(f"| {name} | {_command(record)} | {record['metrics']['steps']} | {_seconds(record)} | "
-                    f"{_load(record)} | {_change(record, 'stsb-dev')} | {_change(record, 'scifact-dev')} |")
-    return "\n".join(rows)
+    """SciFact dev on the full corpus (no labels used in training) and STS-B dev."""
+    return _screen("ccp-scifact")
 
 
 def ccp_steps() -> str:

@@ -27,7 +27,7 @@ def search() -> str:
     for name, label in (("scifact-test", "exact (mteb)"), ("scifact-test-bm25", "`bm25` (bm25s)"),
                         ("scifact-test-hybrid", "`hybrid`: dense + BM25, reciprocal rank fusion")):
         record = load_record(HERE / f"reference-{name}.json")
-        published = record["details"]["published"].get("ndcg@10")
+        published = record["details"].get("published", {}).get("ndcg@10")
         rows.append(f"| {label} | {fmt(record['metrics']['ndcg@10'])} | {fmt(published)} |")
     return "\n".join(rows)
 

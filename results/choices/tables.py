@@ -19,4 +19,15 @@ def hnsw_efsearch() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"choices-hnsw-efsearch": hnsw_efsearch}
+def token_limit() -> str:
+    record = load_record(HERE / "onnx-int8-token-limit-dev.json")
+    m = record["metrics"]
+    rows = [f"| backend | token limit | STS-B {m['split']} Spearman | SciFact {m['split']} nDCG@10 |", "|---|---|---|---|"]
+    for row in m["rows"]:
+        limit = row["max_seq_length"]
+        label = f"**{limit}** (chosen)" if limit == m["chosen_max_seq_length"] else str(limit)
+        rows.append(f"| `{row['backend']}` | {label} | {fmt(row['stsb_spearman'])} | {fmt(row['scifact_ndcg@10'])} |")
+    return "\n".join(rows)
+
+
+TABLES = {"choices-hnsw-efsearch": hnsw_efsearch, "choices-onnx-int8-token-limit": token_limit}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from embedkit.records import fmt, load_records
+from embedkit.records import fmt, load_record, load_records
 
 HERE = Path(__file__).resolve().parent
 HEADLINE = {"sts": "spearman", "beir": "ndcg@10"}
@@ -121,7 +121,7 @@ def retrieval_hybrid() -> str:
         cells = []
         for split in ("dev", "test"):
             path = HERE / "retrieval-scifact" / f"hybrid-final-{seed}-scifact-{split}-hybrid.json"
-            value = load_records(path.parent, path.name)[0]["metrics"]["ndcg@10"] if path.exists() else None
+            value = load_record(path)["metrics"]["ndcg@10"] if path.exists() else None
             values[split].append(value)
             cells.append(fmt(value))
         rows.append(f"| {seed.removeprefix('s')} | " + " | ".join(cells) + " |")

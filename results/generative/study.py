@@ -1,0 +1,178 @@
+"""The RankGen and GRACE study behind docs/generative.md: each subcommand is one measured step that
+writes one record under results/generative/ (see embedkit/records.py); tables.py turns them into the
+document's tables. Run each under ``flock /work/cpu.lock`` on the shared machine.
+
+    python results/generative/study.py costs                              # per-step costs, for the budget
+    python results/generative/study.py rankgen-data                       # sentences + cached LM negatives
+    python results/generative/study.py rankgen-train dev-lr5e-5 --set learning_rate=5.0e-5 --set max_steps=300
+    python results/generative/study.py rankgen-train seed-1 --set seed=1  # the chosen recipe, one seed
+    python results/generative/study.py rankgen-suffix-id --scorer default --scorer lm:default \\
+        --scorer runs/generative/rankgen/seed-1 ...                      # held-out, once, all scorers
+    python results/generative/study.py rankgen-decoding --scorer runs/generative/rankgen/seed-1
+    python results/generative/study.py grace-train dev-lr1e-4 --set learning_rate=1.0e-4
+    python results/generative/study.py grace-baselines --split test       # raw-text LM and untrained policy
+    python results/generative/study.py grace-train seed-1 --set seed=1 --test
+
+Training runs go to runs/generative/<method>/<name> (checkpoints; a second call with the same name
+resumes). Records: rankgen-data.json, costs.json, rankgen-runs/<name>.json, rankgen-suffix-id.json,
+rankgen-decoding.json, grace-runs/<name>.json, grace-baselines-<split>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from embedkit.records import make_record, write_record
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+HERE = Path(__file__).resolve().parent
+RUNS = ROOT / "runs" / "generative"
+RANKGEN_RECIPE = ROOT / "training" / "rankgen-scifact.yaml"
+GRACE_RECIPE = ROOT / "training" / "grace-pairs.yaml"
+# The final report's sets: every STS-B test pair, every SciFact test query against the whole corpus.
+TEST_SETS = "eval.sets=[{kind: sts, path: stsb, split: test}, {kind: beir, path: scifact, split: test}]"
+
+
+def _command() -> str:
+    return "python results/generative/study.py " + " ".join(sys.argv[1:])
+
+
+def _recipe(path: Path, overrides: list[str]):
+    import embedkit.generative.grace_train  # noqa: F401  (registers the runners)
+    import embedkit.generative.rankgen_train  # noqa: F401
+    from embedkit.training import load_recipe
+    from embedkit.training.runners import validate_params
+
+    recipe = load_recipe(path, overrides)
+    return recipe, validate_params(recipe)
+
+
+def _train(method: str, recipe_path: Path, args) -> int:
+    from embedkit.training import run_recipe
+    from embedkit.training.checkpoints import last_complete_checkpoint
+
+    overrides = list(args.overrides) + ([TEST_SETS] if getattr(args, "test", False) else [])
+    recipe, _ = _recipe(recipe_path, overrides)
+    out = RUNS / method / args.name
+    started = time.perf_counter()
+    result = run_recipe(recipe, out, resume=last_complete_checkpoint(out) is not None)
+    metrics = {"before": result.before, "after": result.after, "during": result.during, "steps": result.steps,
+               "train_seconds": result.train_seconds, "resumed_from": result.resumed_from}
+    write_record(HERE / f"{method}-runs" / f"{args.name}.json",
+                 make_record(f"{method}-{args.name}", metrics, _command(), time.perf_counter() - started,
+                             recipe=recipe.model_dump(mode="json")))
+    return 0
+
+
+def rankgen_data(args) -> int:
+    """Cut the documents and generate (or finish) every split's LM negatives; counts and timing."""
+    import numpy as np
+
+    from embedkit.generative.rankgen_train import eval_sets, load_data
+
+    recipe, params = _recipe(RANKGEN_RECIPE, args.overrides)
+    started = time.perf_counter()
+    data = load_data(recipe, params)
+    metrics = {}
+    for split, examples in data.examples.items():
+        negs = [n for e in examples for n in data.lm_negatives[split].get(e.id, [])]
+        metrics[split] = {"documents": len({e.doc_id for e in examples}), "prefixes": len(examples),
+                          "lm_negatives": len(negs), "empty_lm_negatives": sum(not n.strip() for n in negs),
+                          "lm_negative_words": float(np.mean([len(n.split()) for n in negs])) if negs else None,
+                          "true_continuation_words": float(np.mean([len(e.suffix.split()) for e in examples]))}
+        if split != "train":
+            metrics[split]["candidate_sets"] = len(eval_sets(data, params, split))
+    write_record(HERE / "rankgen-data.json", make_record("rankgen-data", metrics, _command(),
+                                                         time.perf_counter() - started,
+                                                         recipe=recipe.model_dump(mode="json")))
+    return 0
+
+
+def rankgen_suffix_id(args) -> int:
+    from embedkit.generative.rankgen_eval import suffix_id_report
+
+    recipe, params = _recipe(RANKGEN_RECIPE, args.overrides)
+    started = time.perf_counter()
+    report = suffix_id_report(recipe, params, args.scorers, args.split, per_prefix=True)
+    metrics = {spec: {k: v for k, v in r.items() if not k.startswith("hits_")} for spec, r in report.items()}
+    hits = {spec: {k: v for k, v in r.items() if k.startswith("hits_")} for spec, r in report.items()}
+    write_record(HERE / f"rankgen-suffix-id-{args.split}.json",
+                 make_record("rankgen-suffix-id", metrics, _command(), time.perf_counter() - started,
+                             recipe=recipe.model_dump(mode="json"), details={"per_prefix": hits}))
+    return 0
+
+
+def rankgen_decoding(args) -> int:
+    from embedkit.generative.beam import BeamConfig
+    from embedkit.generative.rankgen_eval import decoding_report
+
+    recipe, params = _recipe(RANKGEN_RECIPE, args.overrides)
+    started = time.perf_counter()
+    beam = BeamConfig(beam_size=args.beam_size, samples_per_beam=args.samples_per_beam, rescore_every=args.rescore_every)
+    report = decoding_report(recipe, params, args.scorer, "default", args.prefixes, args.samples, beam, args.seed)
+    examples = report.pop("examples")
+    write_record(HERE / "rankgen-decoding.json",
+                 make_record("rankgen-decoding", report, _command(), time.perf_counter() - started,
+                             recipe=recipe.model_dump(mode="json"), details={"examples": examples}))
+    return 0
+
+
+def grace_baselines(args) -> int:
+    """The two baselines with the same LM: mean-pooled raw text, and the untrained policy's rationales."""
+    from embedkit.generative.grace import create_grace_encoder
+    from embedkit.generative.grace_train import eval_sets_for
+    from embedkit.generative.lm_encoder import load_mean_pooled_lm
+    from embedkit.training.evaluation import evaluate_sets
+
+    overrides = list(args.overrides) + ([TEST_SETS] if args.split == "test" else [])
+    recipe, params = _recipe(GRACE_RECIPE, overrides)
+    sets = eval_sets_for(recipe, params)
+    started = time.perf_counter()
+    metrics = {"raw_text_mean_pooled": evaluate_sets(load_mean_pooled_lm(recipe.model, params.max_input_tokens), sets,
+                                                     recipe.eval.batch_size),
+               "untrained_policy": evaluate_sets(create_grace_encoder(params.settings(recipe.model)), sets,
+                                                 recipe.eval.batch_size)}
+    write_record(HERE / f"grace-baselines-{args.split}.json",
+                 make_record("grace-baselines", metrics, _command(), time.perf_counter() - started,
+                             recipe=recipe.model_dump(mode="json")))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, func, **kwargs):
+        p = sub.add_parser(name, **kwargs)
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="recipe override, as for embedkit train")
+        p.set_defaults(func=func)
+        return p
+
+    command("rankgen-data", rankgen_data)
+    p = command("rankgen-train", lambda a: _train("rankgen", RANKGEN_RECIPE, a))
+    p.add_argument("name")
+    p = command("rankgen-suffix-id", rankgen_suffix_id)
+    p.add_argument("--scorer", dest="scorers", action="append", required=True)
+    p.add_argument("--split", default="held-out", choices=["dev", "held-out"])
+    p = command("rankgen-decoding", rankgen_decoding)
+    p.add_argument("--scorer", required=True)
+    p.add_argument("--prefixes", type=int, default=100)
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--beam-size", type=int, default=2)
+    p.add_argument("--samples-per-beam", type=int, default=4)
+    p.add_argument("--rescore-every", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p = command("grace-train", lambda a: _train("grace", GRACE_RECIPE, a))
+    p.add_argument("name")
+    p.add_argument("--test", action="store_true", help="evaluate on the test sets (the final runs only)")
+    p = command("grace-baselines", grace_baselines)
+    p.add_argument("--split", default="dev", choices=["dev", "test"])
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,6 +66,107 @@ def _train(method: str, recipe_path: Path, args) -> int:
     return 0
 
 
+def costs(args) -> int:
+    """Seconds per unit of each step of the study at the recipes' settings, to plan the budget."""
+    import random
+
+    import torch
+
+    from embedkit.generative.beam import BeamConfig, rankgen_beam_search
+    from embedkit.generative.grace import create_grace_encoder
+    from embedkit.generative.grace_train import held_out_reward, held_out_sample, load_pairs, policy_step
+    from embedkit.generative.lm import load_causal_lm
+    from embedkit.generative.lm_encoder import MeanPooledLMEncoder
+    from embedkit.generative.lm_scorer import LMLikelihoodScorer
+    from embedkit.generative.rankgen import load_scorer
+    from embedkit.generative.rankgen_train import build_examples
+    from embedkit.generative.sampling import sample_continuations
+
+    started = time.perf_counter()
+    metrics: dict = {}
+
+    def timed(name, unit_count, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        metrics[name] = round((time.perf_counter() - t0) / unit_count, 3)
+        print(f"{name}: {metrics[name]} s", flush=True)
+        return out
+
+    recipe, params = _recipe(RANKGEN_RECIPE, args.overrides)
+    examples = timed("rankgen_documents_s", 1, lambda: build_examples(recipe, params))
+    train, dev = examples["train"], examples["dev"]
+    lm = load_causal_lm(params.lm)
+    sample_continuations(lm, [train[0].prefix], 1, params.sampling, seed=0)  # warm-up
+    negs = timed("gen_negative_s_per_prefix_x2", 32, lambda: sample_continuations(
+        lm, [e.prefix for e in train[:32]], 2, params.sampling, seed=0, batch_size=16))
+    metrics["gen_negative_words"] = sum(len(t.split()) for row in negs for t in row) / (2 * 32)
+    cands = [[e.suffix, *e.in_doc_negatives, *negs[i % 32], negs[(i + 1) % 32][0]] for i, e in enumerate(dev[:8])]
+    timed("lm_likelihood_s_per_prefix_7", 8, lambda: LMLikelihoodScorer(lm, params.sampling.max_prefix_tokens)
+          .score_candidate_lists([e.prefix for e in dev[:8]], cands))
+    scorer = load_scorer(recipe.model)
+    many = [[e.suffix, *e.in_doc_negatives, *negs[i % 32], negs[(i + 1) % 32][0]] for i, e in enumerate(dev[:200])]
+    timed("rankgen_suffix_id_s_per_prefix_7", len(many), lambda: scorer.score_candidate_lists(
+        [e.prefix for e in dev[:200]], many))
+    timed("rerank_sample8_s_per_prefix", 4, lambda: sample_continuations(lm, [e.prefix for e in dev[:4]], 8,
+                                                                         params.sampling, seed=0))
+    timed("beam_2x4_every16_s_per_prefix", 2, lambda: [rankgen_beam_search(lm, scorer, e.prefix, BeamConfig(), params.sampling,
+                                                                            seed=0) for e in dev[:2]])
+    # one RankGen optimisation step (the loss's forward and backward, and the optimiser)
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.util import dot_score
+
+    model = scorer.model
+    model.max_seq_length = recipe.max_seq_length or model.max_seq_length
+    loss = MultipleNegativesRankingLoss(model, scale=params.scale, similarity_fct=dot_score)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate)
+    for batch in (16, 32):
+        def step():
+            rows = random.Random(0).sample(train, batch)
+            columns = [[("pre " + e.prefix)] for e in rows]
+            features = [model.tokenize([c[0] for c in columns])]
+            features += [model.tokenize(["suffi " + (e.suffix if k == 0 else e.in_doc_negatives[k - 1]) for e in rows])
+                         for k in range(4)]
+            value = loss(features, None)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+        model.train()
+        step()
+        timed(f"rankgen_step_s_batch{batch}_5_texts_per_row", 3, lambda: [step() for _ in range(3)])
+    del lm, scorer, model
+
+    grecipe, gparams = _recipe(GRACE_RECIPE, [])
+    sources = load_pairs(grecipe, gparams)
+    encoder = create_grace_encoder(gparams.settings(grecipe.model))
+    goptimizer = torch.optim.AdamW([p for p in encoder.lm.model.parameters() if p.requires_grad], lr=1e-4)
+    rng = random.Random(0)
+    policy_step(encoder, goptimizer, rng.sample(sources[1], grecipe.batch_size), gparams)
+    for name, pairs in (("sts", sources[1]), ("scifact", sources[0])):
+        timed(f"grace_policy_step_s_{name}", 2, lambda: [policy_step(encoder, goptimizer, rng.sample(pairs, grecipe.batch_size),
+                                                                     gparams) for _ in range(2)])
+    held = held_out_sample(gparams)
+    timed("grace_held_out_reward_s", 1, lambda: held_out_reward(encoder, held, grecipe.batch_size, gparams))
+    from embedkit import data as ekdata
+    from embedkit.training.datasets import document_text
+
+    corpus = list(ekdata.load_beir(resolve("scifact"), split="test").corpus.values())[:48]
+    texts = [document_text(d) for d in corpus]
+    sts = [p.sentence1 for p in ekdata.load_sts(resolve("stsb"), split="test").pairs[:64]]
+    timed("grace_encode_s_per_scifact_doc", len(texts), lambda: encoder.encode(texts, batch_size=16))
+    timed("grace_encode_s_per_sts_sentence", len(sts), lambda: encoder.encode(sts, batch_size=16))
+    raw = MeanPooledLMEncoder(encoder.lm, gparams.max_input_tokens)
+    timed("raw_lm_encode_s_per_scifact_doc", len(texts), lambda: raw.encode(texts, batch_size=16))
+    metrics["torch_threads"] = torch.get_num_threads()
+    write_record(HERE / "costs.json", make_record("generative-costs", metrics, _command(), time.perf_counter() - started))
+    return 0
+
+
+def resolve(path: str):
+    from embedkit.paths import resolve_data_path
+
+    return resolve_data_path(path)
+
+
 def rankgen_data(args) -> int:
     """Cut the documents and generate (or finish) every split's LM negatives; counts and timing."""
     import numpy as np
@@ -151,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
         return p
 
+    command("costs", costs)
     command("rankgen-data", rankgen_data)
     p = command("rankgen-train", lambda a: _train("rankgen", RANKGEN_RECIPE, a))
     p.add_argument("name")

@@ -171,33 +171,43 @@ def continuation_logprobs(lm: CausalLM, prefix: str, continuations: Sequence[str
     A continuation is scored as it follows the prefix in running text: one space, then the text
     stripped (so a sampled continuation, which keeps its leading space, and a sentence cut from a
     document are tokenised alike), tokenised on its own and appended to the prefix ids.
+    The prefix is run once and its key/value cache is shared by every continuation (the prefix is
+    usually the longer part, so this is several times cheaper than scoring each pair whole).
     An empty continuation scores ``-inf`` (no tokens to average).
     """
+    import copy
+
     import torch
 
     tok = lm.tokenizer
     context = prefix_ids(lm, prefix.rstrip(), max_prefix_tokens)
-    scores: list[float] = []
-    for start in range(0, len(continuations), batch_size):
-        conts = [tok(" " + c.strip(), add_special_tokens=False)["input_ids"] if c.strip() else []
-                 for c in continuations[start:start + batch_size]]
-        if not any(conts):
-            scores.extend([float("-inf")] * len(conts))
-            continue
-        seqs = [context + c for c in conts]
-        input_ids, attention = left_pad(seqs, tok.pad_token_id, lm.device)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        # only the positions that predict continuation tokens need logits (the vocabulary is large)
-        keep = max(len(c) for c in conts) + 1
-        with torch.inference_mode():
-            logits = lm.model(input_ids=input_ids, attention_mask=attention, position_ids=positions,
-                              logits_to_keep=keep).logits
-        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-        token_lp = logprobs.gather(-1, input_ids[:, -(keep - 1):].unsqueeze(-1)).squeeze(-1)
-        for row, cont in enumerate(conts):
-            if not cont:
-                scores.append(float("-inf"))
-                continue
-            # the continuation occupies the last len(cont) positions; token t is predicted at t-1
-            scores.append(float(token_lp[row, token_lp.shape[1] - len(cont):].mean()))
+    conts = [tok(" " + c.strip(), add_special_tokens=False)["input_ids"] if c.strip() else [] for c in continuations]
+    scores = [float("-inf")] * len(conts)
+    rows = [i for i, c in enumerate(conts) if c]
+    if not rows:
+        return scores
+    with torch.inference_mode():
+        out = lm.model(input_ids=torch.tensor([context], device=lm.device), use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts every continuation's first token
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            width = max(len(conts[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), len(context) + width), dtype=torch.long)
+            mask[:, :len(context)] = 1
+            for row, i in enumerate(chunk):  # right padding: a real token never attends to the padding after it
+                ids[row, :len(conts[i])] = torch.tensor(conts[i])
+                mask[row, len(context):len(context) + len(conts[i])] = 1
+            cache = copy.deepcopy(out.past_key_values)
+            cache.batch_repeat_interleave(len(chunk))
+            positions = torch.arange(len(context), len(context) + width).unsqueeze(0).expand(len(chunk), -1)
+            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
+                              position_ids=positions.to(lm.device), past_key_values=cache, use_cache=True).logits
+            later = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # position t predicts token t + 1
+            for row, i in enumerate(chunk):
+                n = len(conts[i])
+                token_lp = first[ids[row, 0]].reshape(1)
+                if n > 1:
+                    token_lp = torch.cat([token_lp, later[row, torch.arange(n - 1), ids[row, 1:n]]])
+                scores[i] = float(token_lp.mean())
     return scores

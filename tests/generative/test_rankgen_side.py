@@ -37,17 +37,19 @@ def test_cut_at_eos():
 def test_continuation_logprobs_match_a_manual_forward(tiny_lm):
     import torch
 
-    prefix, cont = "the river flows", "into the sea"
-    got = continuation_logprobs(tiny_lm, prefix, [cont, "and"])
+    prefix, conts = "the river flows", ["into the sea", "and", "", "past the old mill and on"]
+    got = continuation_logprobs(tiny_lm, prefix, conts, batch_size=2)  # a batch mixes lengths: padding must not leak
     tok = tiny_lm.tokenizer
     p = tok(prefix, add_special_tokens=False)["input_ids"]
-    c = tok(cont, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([p + c])
-    with torch.no_grad():
-        logp = torch.log_softmax(tiny_lm.model(ids).logits[0, :-1], -1)
-    manual = logp[torch.arange(len(p) - 1, len(p) + len(c) - 1), torch.tensor(c)].mean()
-    assert got[0] == pytest.approx(float(manual), abs=1e-4)  # the batch is left padded; positions follow the mask
-    assert len(got) == 2
+    for cont, score in zip(conts, got):
+        if not cont:
+            assert score == float("-inf")
+            continue
+        c = tok(cont, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_lm.model(torch.tensor([p + c])).logits[0, :-1], -1)
+        manual = logp[torch.arange(len(p) - 1, len(p) + len(c) - 1), torch.tensor(c)].mean()
+        assert score == pytest.approx(float(manual), abs=1e-4)
 
 
 def test_rankgen_score_is_dot_product_of_marked_embeddings(tiny_scorer):

@@ -138,9 +138,10 @@ def batches(sources: list[list[tuple[str, str]]], batch_size: int, seed: int, ep
 # ------------------------------------------------------------------------------------------- one step
 
 
-def rollout_pairs(encoder: GraceEncoder, pairs, samples: int, do_sample: bool, params: GraceParams) -> Rollout:
+def rollout_pairs(encoder: GraceEncoder, pairs, samples: int, do_sample: bool, params: GraceParams,
+                  keep_hidden: bool = False) -> Rollout:
     texts = [q for q, _ in pairs] + [p for _, p in pairs]
-    sampling = dict(do_sample=do_sample, num_samples=samples)
+    sampling = dict(do_sample=do_sample, num_samples=samples, keep_hidden=keep_hidden)
     if do_sample:
         sampling.update(temperature=params.sampling_temperature, top_p=params.top_p)
     return encoder.rollouts(texts, **sampling)
@@ -175,7 +176,7 @@ def policy_step(encoder: GraceEncoder, optimizer, pairs, params: GraceParams, ma
         emb = pool(hidden.detach(), rollout, encoder.settings.pooling)
         rewards = rewards_for(emb, rollout, len(pairs), g, params)
         advantages = group_relative_advantages(rewards.total, params.normalize_advantages).reshape(-1)
-    mask = rollout.policy_mask[:, 1:].to(logprobs.device)
+    mask = rollout.policy_mask[:, rollout.rationale_start:].to(logprobs.device)
     parts = grpo_loss(logprobs, logprobs.detach(), ref_logprobs, advantages, mask, params.kl_coef, params.clip_eps)
     optimizer.zero_grad(set_to_none=True)
     parts.loss.backward()
@@ -201,9 +202,9 @@ def held_out_reward(encoder: GraceEncoder, held, batch_size: int, params: GraceP
         if len(chunk) < 2:
             break
         with torch.no_grad():
-            rollout = rollout_pairs(encoder, chunk, 1, False, params)
-            _, hidden = forward_states(encoder.lm.model, rollout)
-            rewards = rewards_for(pool(hidden, rollout, encoder.settings.pooling), rollout, len(chunk), 1, params)
+            rollout = rollout_pairs(encoder, chunk, 1, False, params, keep_hidden=True)
+            rewards = rewards_for(pool(rollout.hidden, rollout, encoder.settings.pooling), rollout, len(chunk), 1,
+                                  params)
         totals.append(float(rewards.total.mean()))
         contrastive.append(float(rewards.contrastive.mean()))
     return {"held_out_reward": sum(totals) / len(totals), "held_out_contrastive": sum(contrastive) / len(contrastive)}

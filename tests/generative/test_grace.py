@@ -36,6 +36,16 @@ def test_rollout_masks_and_pooling(encoder):
         torch.testing.assert_close(pool(rollout.hidden, rollout, mode), pool(hidden, rollout, mode), atol=1e-4, rtol=1e-4)
     by_hand = hidden[0][text[0] | rollout.rationale_mask[0]].mean(0)
     torch.testing.assert_close(pool(hidden, rollout, "input_and_rationale")[0], by_hand, atol=1e-5, rtol=1e-5)
+    # log-probs come for the rationale columns only, and equal those of a full-vocabulary pass
+    with torch.no_grad():
+        logprobs, _ = forward_states(encoder.lm.model, rollout, need_hidden=False)
+        mask = rollout.attention_mask
+        full = encoder.lm.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+    start = rollout.rationale_start
+    expected = torch.log_softmax(full[:, start - 1:-1], -1).gather(-1, ids[:, start:].unsqueeze(-1)).squeeze(-1)
+    assert logprobs.shape == (2, ids.shape[1] - start)
+    policy = rollout.policy_mask[:, start:]
+    torch.testing.assert_close(logprobs[policy], expected[policy], atol=1e-4, rtol=1e-4)
 
 
 def test_rollout_that_ends_has_its_end_token_in_the_policy_mask(encoder):

@@ -55,8 +55,10 @@ class RankGenParams(BaseModel):
     train_examples_per_document: int = Field(3, ge=1)  # dev and held-out documents give one prefix each
     held_out_fraction: float = Field(0.15, gt=0, lt=1)  # of all documents, by a hash of the id
     dev_fraction: float = Field(0.1, gt=0, lt=1)  # of the remaining (training) documents
-    max_train_examples: Optional[int] = Field(None, ge=1)  # a seeded sample, to bound LM generation time
-    max_eval_examples: Optional[int] = Field(None, ge=1)  # per dev / held-out split
+    # seeded samples of each split's prefixes, to bound LM generation time
+    max_train_examples: Optional[int] = Field(None, ge=1)
+    max_dev_examples: Optional[int] = Field(None, ge=1)
+    max_held_out_examples: Optional[int] = Field(None, ge=1)
     negatives: NegativeCounts = NegativeCounts(in_document=2, lm_generated=1)  # per training row: the mix
     eval_candidates: NegativeCounts = NegativeCounts(in_document=3, lm_generated=3)  # per dev/held-out prefix
     lm_negatives_per_training_prefix: int = Field(2, ge=0)  # generated and cached; the mix uses the first ones
@@ -97,7 +99,8 @@ def build_examples(recipe, params: RankGenParams) -> dict[str, list[Example]]:
         per_doc = params.train_examples_per_document if split == "train" else 1
         examples = make_examples(split_docs, params.prefix_sentences, params.suffix_sentences, in_doc, per_doc,
                                  seed=params.data_seed)
-        limit = params.max_train_examples if split == "train" else params.max_eval_examples
+        limit = {"train": params.max_train_examples, "dev": params.max_dev_examples,
+                 "held-out": params.max_held_out_examples}[split]
         if limit and len(examples) > limit:
             examples = random.Random(f"{params.data_seed}:{split}").sample(examples, limit)
         out[split] = examples

@@ -105,6 +105,21 @@ def cut_at_first_sentence(lm: CausalLM, ids: Sequence[int]) -> Continuation | No
     return None
 
 
+def _shared_prompt_cache(lm: CausalLM, input_ids, attention, num_samples: int):
+    """The key/value cache of the contexts minus their last token, repeated for ``num_samples`` samples
+    each (transformers' prompt-reuse pattern: ``generate`` then runs only the last context token).
+    Without it ``num_return_sequences`` repeats each context before running it, which costs a pass
+    over the context per sample. None when there is nothing to share."""
+    if num_samples == 1 or input_ids.shape[1] < 2 or not bool(attention[:, :-1].any(-1).all()):
+        return None  # (a row whose only real token is the last would be an all-padding prefill)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    out = lm.model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1], position_ids=positions[:, :-1],
+                   use_cache=True, logits_to_keep=1)
+    cache = out.cache
+    cache.batch_repeat_interleave(num_samples)
+    return cache
+
+
 def sample_token_continuations(lm: CausalLM, contexts: Sequence[Sequence[int]], num_samples: int,
                                max_new_tokens: int, config: SamplingConfig, seed: int | None = None,
                                continued: Sequence[int] | None = None) -> list[list[Continuation]]:
@@ -127,10 +142,14 @@ def sample_token_continuations(lm: CausalLM, contexts: Sequence[Sequence[int]], 
     if config.one_sentence:
         stopping = StoppingCriteriaList([_FirstSentenceEnded(tok, width, continued, num_samples)])
     with torch.inference_mode():
+        cache = _shared_prompt_cache(lm, input_ids, attention, num_samples)
+        if cache is not None:  # every sample continues from one pass over its context
+            input_ids = input_ids.repeat_interleave(num_samples, dim=0)
+            attention = attention.repeat_interleave(num_samples, dim=0)
         out = lm.model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True, top_p=config.top_p,
                                 top_k=0, temperature=config.temperature, max_new_tokens=max_new_tokens,
-                                num_return_sequences=num_samples, pad_token_id=tok.pad_token_id,
-                                stopping_criteria=stopping)
+                                num_return_sequences=1 if cache is not None else num_samples,
+                                pad_token_id=tok.pad_token_id, stopping_criteria=stopping, cache=cache)
     new = out[:, width:].tolist()
     eos = eos_token_ids(lm)
     result = []
@@ -198,11 +217,11 @@ def continuation_logprobs(lm: CausalLM, prefix: str, continuations: Sequence[str
             for row, i in enumerate(chunk):  # right padding: a real token never attends to the padding after it
                 ids[row, :len(conts[i])] = torch.tensor(conts[i])
                 mask[row, len(context):len(context) + len(conts[i])] = 1
-            cache = copy.deepcopy(out.past_key_values)
+            cache = copy.deepcopy(out.cache)
             cache.batch_repeat_interleave(len(chunk))
             positions = torch.arange(len(context), len(context) + width).unsqueeze(0).expand(len(chunk), -1)
             logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                              position_ids=positions.to(lm.device), past_key_values=cache, use_cache=True).logits
+                              position_ids=positions.to(lm.device), cache=cache, use_cache=True).logits
             later = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # position t predicts token t + 1
             for row, i in enumerate(chunk):
                 n = len(conts[i])

@@ -29,6 +29,20 @@ def test_sampling_is_seeded_and_sized(tiny_lm):
     assert all(isinstance(t, str) and t for row in a for t in row)
 
 
+def test_samples_share_one_pass_over_their_context(tiny_lm, monkeypatch):
+    import embedkit.generative.sampling as sampling
+
+    contexts = [tiny_lm.tokenizer(t, add_special_tokens=False)["input_ids"] for t in ["the river flows into the", "a cat"]]
+    near_greedy = SamplingConfig(max_new_tokens=6, top_p=1e-6)  # the same tokens whichever way the context ran
+    calls = []
+    real = sampling._shared_prompt_cache
+    monkeypatch.setattr(sampling, "_shared_prompt_cache", lambda *a: calls.append(1) or real(*a))
+    shared = sampling.sample_token_continuations(tiny_lm, contexts, 3, 6, near_greedy, seed=0)
+    monkeypatch.setattr(sampling, "_shared_prompt_cache", lambda *a: None)
+    repeated = sampling.sample_token_continuations(tiny_lm, contexts, 3, 6, near_greedy, seed=0)
+    assert calls and shared == repeated and all(len(c.ids) == 6 for row in shared for c in row)
+
+
 def test_cut_at_eos():
     assert cut_at_eos([5, 6, 2, 7], {2}).ids == [5, 6] and cut_at_eos([5, 6, 2], {2}).finished
     assert not cut_at_eos([5, 6], {2}).finished

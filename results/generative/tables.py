@@ -50,6 +50,77 @@ def costs() -> str:
     return _table(["step", "seconds", "per"], rows)
 
 
+def rankgen_data() -> str:
+    m = _record("rankgen-data.json")["metrics"]
+    rows = [[split, str(v["documents"]), str(v["prefixes"]), str(v["lm_negatives"]), str(v["empty_lm_negatives"]),
+             fmt(v["lm_negative_words"], 1), fmt(v["true_continuation_words"], 1)]
+            for split, v in m.items()]
+    return _table(["split", "documents", "prefixes", "GEN negatives", "empty", "words / GEN negative",
+                   "words / true continuation"], rows)
+
+
+def _dev_accuracy(record: dict, side: str, kind: str = "all") -> float:
+    return record["metrics"][side]["suffix-id-dev"][f"accuracy_{kind}"]
+
+
+def rankgen_dev() -> str:
+    """The dev runs that chose the learning rate and the negatives mix."""
+    rows = []
+    for r in _runs("rankgen", "dev-"):
+        p = r["recipe"]["params"]["negatives"]
+        rows.append([Path(r["path"]).stem, f"{r['recipe']['learning_rate']:g}", f"{p['in_document']} + {p['lm_generated']}",
+                     str(r["metrics"]["steps"]), fmt(_dev_accuracy(r, "before")), fmt(_dev_accuracy(r, "after")),
+                     fmt(_dev_accuracy(r, "after", "in_document")), fmt(_dev_accuracy(r, "after", "lm_generated"))])
+    return _table(["run", "learning rate", "negatives (INBOOK + GEN)", "steps", "dev all, before", "dev all, after",
+                   "dev INBOOK only", "dev GEN only"], rows)
+
+
+def rankgen_curve() -> str:
+    """Dev suffix identification (all candidates) along training, mean ± sd over the seed runs."""
+    runs = _runs("rankgen", "seed-")
+    steps = sorted({e["step"] for r in runs for e in r["metrics"]["during"]})
+    rows = [["0", _mean_spread([_dev_accuracy(r, "before") for r in runs])]]
+    for step in steps:
+        values = [e["eval_suffix-id-dev_accuracy_all"] for r in runs for e in r["metrics"]["during"] if e["step"] == step]
+        rows.append([str(step), _mean_spread(values)])
+    return _table(["step", f"dev accuracy, all candidates ({len(runs)} seeds)"], rows)
+
+
+SCORER_NAMES = {"default": "untrained all-MiniLM-L6-v2 + markers", "lm:default": "SmolLM2-135M log-likelihood"}
+
+
+def rankgen_suffix_id() -> str:
+    record = _record("rankgen-suffix-id-held-out.json")
+    m = record["metrics"]
+    trained = [spec for spec in m if spec not in SCORER_NAMES]
+    any_result = next(iter(m.values()))
+    kinds = ["all", "in_document", "lm_generated"]
+    rows = [[SCORER_NAMES[spec]] + [fmt(m[spec][f"accuracy_{k}"]) for k in kinds] for spec in m if spec in SCORER_NAMES]
+    if trained:
+        rows.append([f"RankGen trained ({len(trained)} seeds, mean ± sd)"]
+                    + [_mean_spread([m[spec][f"accuracy_{k}"] for spec in trained]) for k in kinds])
+    rows.append(["chance"] + [fmt(100 / any_result[f"candidates_{k}"]) for k in kinds])
+    header = ["scorer"] + [f"{name} ({any_result[f'candidates_{k}']} candidates)"
+                           for name, k in zip(["all", "INBOOK only", "GEN only"], kinds)]
+    return _table(header, rows)
+
+
+def rankgen_decoding() -> str:
+    m = _record("rankgen-decoding.json")["metrics"]
+    names = {"nucleus": "nucleus (first sample)", "rankgen_rerank": f"RankGen rerank of {m['settings']['samples']}",
+             "rankgen_beam": "RankGen beam search", "gold": "true continuation (reference)"}
+    rows = [[names[k], fmt(v["rep_2"]), fmt(v["rep_3"]), fmt(v["distinct_2"]), fmt(v["distinct_3"]),
+             fmt(v["rankgen_score"], 3), fmt(v["above_gold"], 1), fmt(v["lm_logprob"]), fmt(v["words"], 1)]
+            for k, v in m.items() if k in names]
+    return _table(["decoding", "rep-2", "rep-3", "distinct-2", "distinct-3", "RankGen score", "% above gold",
+                   "LM log-prob / token", "words"], rows)
+
+
 TABLES = {
     "generative-costs": costs,
+    "generative-rankgen-data": rankgen_data,
+    "generative-rankgen-dev": rankgen_dev,
+    "generative-rankgen-curve": rankgen_curve,
+    "generative-rankgen-suffix-id": rankgen_suffix_id,
+    "generative-rankgen-decoding": rankgen_decoding,
 }

@@ -360,10 +360,16 @@ Training: {result.steps} policy steps, {result.train_seconds:.0f} s. Per-step lo
 """
 
 
+def read_data(recipe, params: GraceParams) -> tuple[int, int]:
+    """For ``embedkit train --check``: training pairs over all sources, and the evaluation sets."""
+    held_out_sample(params)  # reads (and checks) the held-out sources too
+    return sum(len(pairs) for pairs in load_pairs(recipe, params)), len(eval_sets_for(recipe, params))
+
+
 def _register() -> None:
     from embedkit.training.runners import register_runner
 
-    register_runner("grace", GraceParams, train_grace)
+    register_runner("grace", GraceParams, train_grace, read_data=read_data)
 
 
 _register()

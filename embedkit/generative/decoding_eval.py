@@ -48,8 +48,9 @@ def compare_decoding(lm: CausalLM, scorer: RankGenScorer, prefixes: Sequence[str
             picks["rankgen_beam"].append(rankgen_beam_search(lm, scorer, prefix, beam, sampling, seed=seed + i)[0].text)
     methods = list(picks)
     rankgen = {m: [float(s) for s in scorer.score_pairs(prefixes, picks[m])] for m in methods}
-    lm_scores = {m: [continuation_logprobs(lm, p, [t], sampling.max_prefix_tokens)[0] for p, t in zip(prefixes, picks[m])]
-                 for m in methods}
+    per_prefix = [continuation_logprobs(lm, p, [picks[m][i] for m in methods], sampling.max_prefix_tokens)
+                  for i, p in enumerate(prefixes)]  # one pass over each prefix for all its picks
+    lm_scores = {m: [row[j] for row in per_prefix] for j, m in enumerate(methods)}
     report = {m: describe(picks[m], rankgen[m], lm_scores[m], rankgen["gold"]) for m in methods}
     report["settings"] = {"prefixes": len(prefixes), "samples": samples, "lm": lm.name, "seed": seed,
                           **sampling.model_dump(), **({"beam": beam.model_dump()} if beam else {})}

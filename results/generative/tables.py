@@ -116,6 +116,45 @@ def rankgen_decoding() -> str:
                    "LM log-prob / token", "words"], rows)
 
 
+def _held_out(record: dict) -> dict[int, dict]:
+    return {e["step"]: e for e in record["metrics"]["during"]}
+
+
+def grace_dev() -> str:
+    """The dev runs that chose the learning rate (held-out reward on STS-B dev + SciFact dev pairs)."""
+    runs = _runs("grace", "dev-")
+    steps = sorted({s for r in runs for s in _held_out(r)})
+    rows = [[Path(r["path"]).stem, f"{r['recipe']['learning_rate']:g}"]
+            + [fmt(_held_out(r).get(s, {}).get("held_out_reward"), 3) for s in steps] for r in runs]
+    return _table(["run", "learning rate"] + [f"held-out reward, step {s}" for s in steps], rows)
+
+
+def grace_curve() -> str:
+    """Held-out reward (and its contrastive part) along training, mean ± sd over the seed runs."""
+    runs = _runs("grace", "seed-")
+    steps = sorted({s for r in runs for s in _held_out(r)})
+    rows = []
+    for s in steps:
+        entries = [_held_out(r)[s] for r in runs if s in _held_out(r)]
+        rows.append([str(s), _mean_spread([e["held_out_reward"] for e in entries]),
+                     _mean_spread([e["held_out_contrastive"] for e in entries]), str(len(entries))])
+    return _table(["step", "held-out reward", "contrastive part", "seeds"], rows)
+
+
+def grace_test() -> str:
+    base = _record("grace-baselines-test.json")["metrics"]
+    runs = _runs("grace", "seed-")
+    sets = {"stsb-test": ("spearman", "STS-B test Spearman (all pairs)"),
+            "scifact-test-1000": ("ndcg@10", "SciFact test nDCG@10 (all queries, 1,000-abstract corpus)")}
+    rows = [["SmolLM2-135M mean-pooled raw text"] + [fmt(base["raw_text_mean_pooled"][k][m]) for k, (m, _) in sets.items()],
+            ["untrained policy (rationale + text pooled)"] + [fmt(base["untrained_policy"][k][m]) for k, (m, _) in sets.items()]]
+    if runs:
+        steps = sorted({r["metrics"]["steps"] for r in runs})
+        rows.append([f"GRACE, {'/'.join(map(str, steps))} policy steps ({len(runs)} seeds, mean ± sd)"]
+                    + [_mean_spread([r["metrics"]["after"][k][m] for r in runs]) for k, (m, _) in sets.items()])
+    return _table(["encoder"] + [title for _, title in sets.values()], rows)
+
+
 TABLES = {
     "generative-costs": costs,
     "generative-rankgen-data": rankgen_data,
@@ -123,4 +162,7 @@ TABLES = {
     "generative-rankgen-curve": rankgen_curve,
     "generative-rankgen-suffix-id": rankgen_suffix_id,
     "generative-rankgen-decoding": rankgen_decoding,
+    "generative-grace-dev": grace_dev,
+    "generative-grace-curve": grace_curve,
+    "generative-grace-test": grace_test,
 }

@@ -53,11 +53,29 @@ def _recipe(path: Path, overrides: list[str]):
     return recipe, validate_params(recipe)
 
 
+def chosen_on_dev(method: str) -> list[str]:
+    """The overrides of the best dev run: RankGen by dev suffix identification (all candidates) after
+    training, GRACE by the held-out reward (STS-B dev + SciFact dev pairs) at the run's last step."""
+    from embedkit.records import load_records
+
+    runs = load_records(HERE / f"{method}-runs", "dev-*.json")
+    if not runs:
+        raise SystemExit(f"--from-dev: no {method} dev runs recorded yet")
+    if method == "rankgen":
+        best = max(runs, key=lambda r: r["metrics"]["after"]["suffix-id-dev"]["accuracy_all"])
+        mix = best["recipe"]["params"]["negatives"]
+        return [f"learning_rate={best['recipe']['learning_rate']}", f"params.negatives.in_document={mix['in_document']}",
+                f"params.negatives.lm_generated={mix['lm_generated']}"]
+    best = max(runs, key=lambda r: max(r["metrics"]["during"], key=lambda e: e["step"])["held_out_reward"])
+    return [f"learning_rate={best['recipe']['learning_rate']}"]
+
+
 def _train(method: str, recipe_path: Path, args) -> int:
     from embedkit.training import run_recipe
     from embedkit.training.checkpoints import last_complete_checkpoint
 
-    overrides = list(args.overrides) + ([TEST_SETS] if getattr(args, "test", False) else [])
+    chosen = chosen_on_dev(method) if args.from_dev else []
+    overrides = chosen + list(args.overrides) + ([TEST_SETS] if getattr(args, "test", False) else [])
     recipe, _ = _recipe(recipe_path, overrides)
     out = RUNS / method / args.name
     started = time.perf_counter()
@@ -66,7 +84,7 @@ def _train(method: str, recipe_path: Path, args) -> int:
                "train_seconds": result.train_seconds, "resumed_from": result.resumed_from}
     write_record(HERE / f"{method}-runs" / f"{args.name}.json",
                  make_record(f"{method}-{args.name}", metrics, _command(), time.perf_counter() - started,
-                             recipe=recipe.model_dump(mode="json")))
+                             recipe=recipe.model_dump(mode="json"), details={"chosen_on_dev": chosen}))
     return 0
 
 
@@ -262,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     command("rankgen-data", rankgen_data)
     p = command("rankgen-train", lambda a: _train("rankgen", RANKGEN_RECIPE, a))
     p.add_argument("name")
+    p.add_argument("--from-dev", action="store_true", help="learning rate and negatives mix of the best dev run")
     p = command("rankgen-suffix-id", rankgen_suffix_id)
     p.add_argument("--scorer", dest="scorers", action="append", required=True)
     p.add_argument("--split", default="held-out", choices=["dev", "held-out"])
@@ -275,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p = command("grace-train", lambda a: _train("grace", GRACE_RECIPE, a))
     p.add_argument("name")
+    p.add_argument("--from-dev", action="store_true", help="learning rate of the best dev run")
     p.add_argument("--test", action="store_true", help="evaluate on the test sets (the final runs only)")
     p = command("grace-baselines", grace_baselines)
     p.add_argument("--split", default="dev", choices=["dev", "test"])

@@ -277,10 +277,10 @@ def test_one_sentence_sampling_stops_and_cuts_at_the_first_sentence(tiny_lm):
     from embedkit.generative.sentences import split_sentences
 
     lm = _end_biased_lm(tiny_lm)
-    config = SamplingConfig(max_new_tokens=24, max_prefix_tokens=32, one_sentence=True)
+    config = SamplingConfig(max_new_tokens=12, max_prefix_tokens=32, one_sentence=True)
     context = lm.tokenizer("the river flows .", add_special_tokens=False)["input_ids"]
-    rows = sample_token_continuations(lm, [context], 8, 24, config, seed=0)[0]
-    free = sample_token_continuations(lm, [context], 8, 24, config.model_copy(update={"one_sentence": False}), seed=0)[0]
+    rows = sample_token_continuations(lm, [context], 8, 12, config, seed=0)[0]
+    free = sample_token_continuations(lm, [context], 8, 12, config.model_copy(update={"one_sentence": False}), seed=0)[0]
     assert any(c.finished for c in rows)
     for cut, whole in zip(rows, free):
         text = decode(lm, cut.ids)
@@ -291,7 +291,7 @@ def test_one_sentence_sampling_stops_and_cuts_at_the_first_sentence(tiny_lm):
             assert len(split_sentences(text)) <= 1
     # a beam extending a partial continuation: the sentence is looked for across the old and new tokens
     old = lm.tokenizer("the cat", add_special_tokens=False)["input_ids"]
-    ext = sample_token_continuations(lm, [context + old], 4, 24, config, seed=1, continued=[len(old)])[0]
+    ext = sample_token_continuations(lm, [context + old], 4, 12, config, seed=1, continued=[len(old)])[0]
     for c in ext:
         if c.finished:
             assert len(split_sentences(decode(lm, old + c.ids))) == 1

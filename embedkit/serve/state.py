@@ -103,6 +103,9 @@ class ServedIndex:
         with ``--chunk-tokens`` (with a tokenizer of its own: the model's belongs to the batcher's first worker)."""
         self.name, self.dense, self.bm25, self.model = name, folder.index, folder.bm25, model
         self.fingerprint = fingerprint
+        # the encoding path the index was built with (embedkit.encoding.backends): queries, new documents
+        # and /v1/embeddings go through it too, as `embedkit index search` and `index add` do
+        self.backend = folder.index.build_params.get("backend") or "torch"
         self.generation = folder.generation  # the saved generation the state builds on (writer's thread)
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self.chunker, self.chunker_lock = chunker, threading.Lock()

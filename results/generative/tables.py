@@ -89,19 +89,46 @@ def rankgen_curve() -> str:
 SCORER_NAMES = {"default": "untrained all-MiniLM-L6-v2 + markers", "lm:default": "SmolLM2-135M log-likelihood"}
 
 
+def held_out_hits(folder: Path = HERE) -> dict[str, dict[str, list[int]]]:
+    """Per-prefix hits of every scorer on the held-out prefixes, merged over the records
+    rankgen-suffix-id-held-out*.json (a slow scorer is measured in parts K/N); each scorer's parts
+    must cover all N slices once."""
+    parts: dict[str, dict[int, dict]] = {}
+    total: dict[str, int] = {}
+    for record in load_records(folder, "rankgen-suffix-id-held-out*.json"):
+        k, n = record["details"].get("part", [1, 1])
+        for spec, hits in record["details"]["per_prefix"].items():
+            if parts.setdefault(spec, {}).get(k) is not None or total.setdefault(spec, n) != n:
+                raise ValueError(f"{record['path']}: scorer {spec} part {k}/{n} overlaps another record")
+            parts[spec][k] = hits
+    merged = {}
+    for spec, by_part in parts.items():
+        if sorted(by_part) != list(range(1, total[spec] + 1)):
+            continue  # not every slice measured yet
+        merged[spec] = {kind: [h for k in sorted(by_part) for h in by_part[k][kind]] for kind in by_part[1]}
+    return merged
+
+
 def rankgen_suffix_id() -> str:
-    record = _record("rankgen-suffix-id-held-out.json")
-    m = record["metrics"]
-    trained = [spec for spec in m if spec not in SCORER_NAMES]
-    any_result = next(iter(m.values()))
+    hits = held_out_hits()
     kinds = ["all", "in_document", "lm_generated"]
-    rows = [[SCORER_NAMES[spec]] + [fmt(m[spec][f"accuracy_{k}"]) for k in kinds] for spec in m if spec in SCORER_NAMES]
+    any_record = load_records(HERE, "rankgen-suffix-id-held-out*.json")[0]
+    any_result = next(iter(any_record["metrics"].values()))
+    n = {len(h["hits_all"]) for h in hits.values()}
+    if len(n) != 1:
+        raise ValueError(f"held-out scorers measured on different numbers of prefixes: {sorted(n)}")
+
+    def accuracy(spec: str, kind: str) -> float:
+        return 100 * statistics.mean(hits[spec][f"hits_{kind}"])
+
+    trained = sorted(spec for spec in hits if spec not in SCORER_NAMES)
+    rows = [[SCORER_NAMES[spec]] + [fmt(accuracy(spec, k)) for k in kinds] for spec in SCORER_NAMES if spec in hits]
     if trained:
-        rows.append([f"RankGen trained ({len(trained)} seeds, mean ± sd)"]
-                    + [_mean_spread([m[spec][f"accuracy_{k}"] for spec in trained]) for k in kinds])
+        rows.append([f"RankGen trained ({len(trained)} seed{'s, mean ± sd' if len(trained) > 1 else ''})"]
+                    + [_mean_spread([accuracy(spec, k) for spec in trained]) for k in kinds])
     rows.append(["chance"] + [fmt(100 / any_result[f"candidates_{k}"]) for k in kinds])
-    header = ["scorer"] + [f"{name} ({any_result[f'candidates_{k}']} candidates)"
-                           for name, k in zip(["all", "INBOOK only", "GEN only"], kinds)]
+    header = [f"scorer ({n.pop()} held-out prefixes)"] + [f"{name} ({any_result[f'candidates_{k}']} candidates)"
+                                                        for name, k in zip(["all", "INBOOK only", "GEN only"], kinds)]
     return _table(header, rows)
 
 

@@ -38,8 +38,8 @@ GRACE_RECIPE = ROOT / "training" / "grace-pairs.yaml"
 # The final report's sets: every STS-B test pair; every SciFact test query, against a corpus cut to their
 # judged abstracts plus seeded others up to 1,000 (a GRACE encoder writes a rationale per abstract: the whole
 # 5,183-abstract corpus takes about 50 minutes per encoder on the shared CPU; see costs.json).
-TEST_SETS = ("eval.sets=[{kind: sts, path: stsb, split: test}, "
-             "{kind: beir, path: scifact, split: test, max_documents: 1000, name: scifact-test-1000}]")
+TEST_SETS = ["eval.test_sets=[{kind: sts, path: stsb, split: test}, "
+             "{kind: beir, path: scifact, split: test, max_documents: 1000, name: scifact-test-1000}]", "eval.final=true"]
 
 
 def _command() -> str:
@@ -78,7 +78,7 @@ def _train(method: str, recipe_path: Path, args) -> int:
     from embedkit.training.checkpoints import last_complete_checkpoint
 
     chosen = chosen_on_dev(method) if args.from_dev else []
-    overrides = chosen + list(args.overrides) + ([TEST_SETS] if getattr(args, "test", False) else [])
+    overrides = chosen + list(args.overrides) + (TEST_SETS if getattr(args, "test", False) else [])
     recipe, _ = _recipe(recipe_path, overrides)
     out = RUNS / method / args.name
     started = time.perf_counter()
@@ -256,7 +256,7 @@ def grace_baselines(args) -> int:
     from embedkit.generative.lm_encoder import load_mean_pooled_lm
     from embedkit.training.evaluation import evaluate_sets
 
-    overrides = list(args.overrides) + ([TEST_SETS] if args.split == "test" else [])
+    overrides = list(args.overrides) + (["eval.sets=[]", *TEST_SETS] if args.split == "test" else [])
     recipe, params = _recipe(GRACE_RECIPE, overrides)
     sets = eval_sets_for(recipe, params)
     started = time.perf_counter()

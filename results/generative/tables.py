@@ -89,13 +89,16 @@ def rankgen_curve() -> str:
 SCORER_NAMES = {"default": "untrained all-MiniLM-L6-v2 + markers", "lm:default": "SmolLM2-135M log-likelihood"}
 
 
-def held_out_hits(folder: Path = HERE) -> dict[str, dict[str, list[int]]]:
-    """Per-prefix hits of every scorer on the held-out prefixes, merged over the records
-    rankgen-suffix-id-held-out*.json (a slow scorer is measured in parts K/N); each scorer's parts
-    must cover all N slices once."""
+MIXED, INBOOK = "rankgen-suffix-id-held-out*.json", "rankgen-suffix-id-inbook-held-out*.json"
+
+
+def held_out_hits(folder: Path = HERE, pattern: str = MIXED) -> dict[str, dict[str, list[int]]]:
+    """Per-prefix hits of every scorer on the held-out prefixes, merged over the records matching
+    ``pattern`` (one candidate set-up: INBOOK + GEN, or INBOOK only; a slow scorer is measured in parts
+    K/N); each scorer's parts must cover all N slices once."""
     parts: dict[str, dict[int, dict]] = {}
     total: dict[str, int] = {}
-    for record in load_records(folder, "rankgen-suffix-id-held-out*.json"):
+    for record in load_records(folder, pattern):
         k, n = record["details"].get("part", [1, 1])
         for spec, hits in record["details"]["per_prefix"].items():
             if parts.setdefault(spec, {}).get(k) is not None or total.setdefault(spec, n) != n:
@@ -109,10 +112,10 @@ def held_out_hits(folder: Path = HERE) -> dict[str, dict[str, list[int]]]:
     return merged
 
 
-def rankgen_suffix_id() -> str:
-    hits = held_out_hits()
-    kinds = ["all", "in_document", "lm_generated"]
-    any_record = load_records(HERE, "rankgen-suffix-id-held-out*.json")[0]
+def rankgen_suffix_id(pattern: str = MIXED) -> str:
+    hits = held_out_hits(HERE, pattern)
+    any_record = load_records(HERE, pattern)[0]
+    kinds = ["all", "in_document", "lm_generated"] if pattern == MIXED else ["in_document"]
     any_result = next(iter(any_record["metrics"].values()))
     n = {len(h["hits_all"]) for h in hits.values()}
     if len(n) != 1:
@@ -127,8 +130,9 @@ def rankgen_suffix_id() -> str:
         rows.append([f"RankGen trained ({len(trained)} seed{'s, mean ± sd' if len(trained) > 1 else ''})"]
                     + [_mean_spread([accuracy(spec, k) for spec in trained]) for k in kinds])
     rows.append(["chance"] + [fmt(100 / any_result[f"candidates_{k}"]) for k in kinds])
-    header = [f"scorer ({n.pop()} held-out prefixes)"] + [f"{name} ({any_result[f'candidates_{k}']} candidates)"
-                                                        for name, k in zip(["all", "INBOOK only", "GEN only"], kinds)]
+    names = {"all": "all", "in_document": "INBOOK only", "lm_generated": "GEN only"}
+    header = [f"scorer ({n.pop()} held-out prefixes)"] + [f"{names[k]} ({any_result[f'candidates_{k}']} candidates)"
+                                                        for k in kinds]
     return _table(header, rows)
 
 
@@ -188,6 +192,7 @@ TABLES = {
     "generative-rankgen-dev": rankgen_dev,
     "generative-rankgen-curve": rankgen_curve,
     "generative-rankgen-suffix-id": rankgen_suffix_id,
+    "generative-rankgen-suffix-id-inbook": lambda: rankgen_suffix_id(INBOOK),
     "generative-rankgen-decoding": rankgen_decoding,
     "generative-grace-dev": grace_dev,
     "generative-grace-curve": grace_curve,

@@ -92,37 +92,42 @@ SCORER_NAMES = {"default": "untrained all-MiniLM-L6-v2 + markers", "lm:default":
 MIXED, INBOOK = "rankgen-suffix-id-held-out*.json", "rankgen-suffix-id-inbook-held-out*.json"
 
 
-def held_out_hits(folder: Path = HERE, pattern: str = MIXED) -> dict[str, dict[str, list[int]]]:
-    """Per-prefix hits of every scorer on the held-out prefixes, merged over the records matching
-    ``pattern`` (one candidate set-up: INBOOK + GEN, or INBOOK only; a slow scorer is measured in parts
-    K/N); each scorer's parts must cover all N slices once."""
-    parts: dict[str, dict[int, dict]] = {}
-    total: dict[str, int] = {}
-    for record in load_records(folder, pattern):
+def held_out_hits(folder: Path = HERE, pattern: str = MIXED) -> tuple[int, dict[str, dict[str, dict[int, int]]]]:
+    """``(prefixes, {scorer: {hits_<kind>: {prefix index: 0/1}}})`` over the held-out prefixes, merged
+    from the records matching ``pattern`` (one candidate set-up: INBOOK + GEN, or INBOOK only). A slow
+    scorer is measured in parts K/N (study.py --part: the K-th of N contiguous slices), possibly not all
+    of them; a scorer's parts must not overlap."""
+    records = load_records(folder, pattern)
+    sizes = {next(iter(r["metrics"].values()))["n_prefixes"] for r in records if r["details"].get("part", [1, 1]) == [1, 1]}
+    if len(sizes) != 1:
+        raise ValueError(f"{folder}/{pattern}: need whole-set records of one size to place the parts, got {sorted(sizes)}")
+    total = sizes.pop()
+    out: dict[str, dict[str, dict[int, int]]] = {}
+    for record in records:
         k, n = record["details"].get("part", [1, 1])
+        start = (k - 1) * total // n
         for spec, hits in record["details"]["per_prefix"].items():
-            if parts.setdefault(spec, {}).get(k) is not None or total.setdefault(spec, n) != n:
-                raise ValueError(f"{record['path']}: scorer {spec} part {k}/{n} overlaps another record")
-            parts[spec][k] = hits
-    merged = {}
-    for spec, by_part in parts.items():
-        if sorted(by_part) != list(range(1, total[spec] + 1)):
-            continue  # not every slice measured yet
-        merged[spec] = {kind: [h for k in sorted(by_part) for h in by_part[k][kind]] for kind in by_part[1]}
-    return merged
+            into = out.setdefault(spec, {})
+            for kind, values in hits.items():
+                if len(values) != k * total // n - start:
+                    raise ValueError(f"{record['path']}: part {k}/{n} of {total} prefixes has {len(values)} for {spec}")
+                column = into.setdefault(kind, {})
+                if column.keys() & set(range(start, start + len(values))):
+                    raise ValueError(f"{record['path']}: scorer {spec} part {k}/{n} overlaps another record")
+                column.update(zip(range(start, start + len(values)), values))
+    return total, out
 
 
 def rankgen_suffix_id(pattern: str = MIXED) -> str:
-    hits = held_out_hits(HERE, pattern)
-    any_record = load_records(HERE, pattern)[0]
+    """Every scorer on the held-out prefixes that all of them were measured on (all of them, unless a
+    slow scorer's parts are still missing: then the header says how many)."""
+    total, hits = held_out_hits(HERE, pattern)
+    any_result = next(iter(load_records(HERE, pattern)[0]["metrics"].values()))
     kinds = ["all", "in_document", "lm_generated"] if pattern == MIXED else ["in_document"]
-    any_result = next(iter(any_record["metrics"].values()))
-    n = {len(h["hits_all"]) for h in hits.values()}
-    if len(n) != 1:
-        raise ValueError(f"held-out scorers measured on different numbers of prefixes: {sorted(n)}")
+    common = set.intersection(*(set(h["hits_all"]) for h in hits.values()))
 
     def accuracy(spec: str, kind: str) -> float:
-        return 100 * statistics.mean(hits[spec][f"hits_{kind}"])
+        return 100 * statistics.mean(hits[spec][f"hits_{kind}"][i] for i in common)
 
     trained = sorted(spec for spec in hits if spec not in SCORER_NAMES)
     rows = [[SCORER_NAMES[spec]] + [fmt(accuracy(spec, k)) for k in kinds] for spec in SCORER_NAMES if spec in hits]
@@ -131,8 +136,8 @@ def rankgen_suffix_id(pattern: str = MIXED) -> str:
                     + [_mean_spread([accuracy(spec, k) for spec in trained]) for k in kinds])
     rows.append(["chance"] + [fmt(100 / any_result[f"candidates_{k}"]) for k in kinds])
     names = {"all": "all", "in_document": "INBOOK only", "lm_generated": "GEN only"}
-    header = [f"scorer ({n.pop()} held-out prefixes)"] + [f"{names[k]} ({any_result[f'candidates_{k}']} candidates)"
-                                                        for k in kinds]
+    measured = f"{len(common)} held-out prefixes" + (f" of {total}" if len(common) < total else "")
+    header = [f"scorer ({measured})"] + [f"{names[k]} ({any_result[f'candidates_{k}']} candidates)" for k in kinds]
     return _table(header, rows)
 
 

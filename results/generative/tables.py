@@ -83,7 +83,9 @@ def rankgen_curve() -> str:
     for step in steps:
         values = [e["eval_suffix-id-dev_accuracy_all"] for r in runs for e in r["metrics"]["during"] if e["step"] == step]
         rows.append([str(step), _mean_spread(values)])
-    return _table(["step", f"dev accuracy, all candidates ({len(runs)} seeds)"], rows)
+    n_dev = runs[0]["metrics"]["before"]["suffix-id-dev"]["n_prefixes"]
+    return _table(["step", f"dev accuracy, all candidates ({n_dev} dev prefixes, "
+                           f"{len(runs)} seed{'s, mean ± sd' if len(runs) > 1 else ''})"], rows)
 
 
 SCORER_NAMES = {"default": "untrained all-MiniLM-L6-v2 + markers", "lm:default": "SmolLM2-135M log-likelihood"}

@@ -205,10 +205,11 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     raw.setdefault("name", path.stem)
     for item in overrides or []:
         apply_override(raw, item)
-    return validate_recipe(raw, source=str(path))
+    return validate_recipe(raw, source=str(path), overrides=overrides or [])
 
 
-def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
+def validate_recipe(raw: dict, source: str = "recipe", overrides: list[str] = ()) -> Recipe:
+    """Validate a recipe mapping; a problem with a key that a ``--set`` item wrote names that item, not ``source``."""
     try:
         _refuse_non_finite(raw, source)
     except RecursionError:
@@ -216,7 +217,7 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_one_line(exc)}") from None
+        raise ConfigError(f"{_blame(exc, source, overrides)}: {_one_line(exc)}") from None
     from embedkit.training.runners import validate_params
 
     try:
@@ -284,6 +285,17 @@ def _one_line(exc: ValidationError) -> str:
     got = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{key + ': ' if key else ''}{message}{got}{extra}"
+
+
+def _blame(exc: ValidationError, source: str, overrides: list[str]) -> str:
+    """``--set ITEM`` when the failing key is one an override wrote (or lies inside or above it), else ``source``."""
+    shown, _ = _describe_location(exc.errors()[0]["loc"])
+    for item in reversed(overrides):  # the last one to touch a key is what the recipe holds
+        key = item.partition("=")[0].strip().split(".")
+        common = min(len(key), len(shown))
+        if shown and key[:common] == shown[:common]:
+            return f"--set {item}"
+    return source
 
 
 def _at(parent: list[str]) -> str:

@@ -10,11 +10,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant
+from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant, resolve_backend
 from embedkit.encoding.engine import Role, encode, resolve_prompt
 from embedkit.paths import cache_dir
 
@@ -64,10 +64,10 @@ class EmbeddingCache:
 
 
 def _chunk_key(fingerprint: str, prompt: str, normalize: bool, texts: Sequence[str], backend: str = DEFAULT_BACKEND) -> str:
-    # Backends that give the model's own embeddings share entries; the int8 ones get their own.
+    # Every backend has entries of its own: the key names it (and an int8 graph's version), so a vector
+    # read back was made by the backend asked for.
     variant = embedding_variant(backend)
-    variant = f"{variant}\0" if variant else ""
-    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}".encode())
+    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}\0".encode())
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
@@ -87,13 +87,18 @@ def cached_encode(
     cache: EmbeddingCache | None = None,
     fingerprint: str | None = None,
     backend: str = DEFAULT_BACKEND,
+    encode_missing: Callable[[list[str]], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk.
+    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk
+    (``backend="auto"`` is resolved first, so entries are keyed by the backend that made them).
 
     The progress bar (``show_progress=None``: when at least ``PROGRESS_MIN_TEXTS`` texts are not cached)
     moves batch by batch. Cached texts count as done from the start, so its rate and time estimate are the
     encoding's own; the rate is the average since the start (tqdm ``smoothing=0``), not that of the last
     batches, which longest-first batching makes slowest at the start of every chunk.
+
+    ``encode_missing(texts)`` computes the chunks the cache lacks when given (e.g. a lookup into
+    embeddings made on a Ray cluster, with the same model, prompt and options), instead of the engine.
     """
     from tqdm.auto import tqdm
 
@@ -103,6 +108,7 @@ def cached_encode(
     cache = cache or EmbeddingCache()
     fingerprint = fingerprint or model_fingerprint(model)
     full_prompt = resolve_prompt(model, role, prompt)
+    backend = resolve_backend(model, backend, device) if texts else backend
     chunks = [texts[start:start + CHUNK] for start in range(0, len(texts), CHUNK)]
     keys = [_chunk_key(fingerprint, full_prompt, normalize, chunk, backend) for chunk in chunks]
     parts = [cache.get(key) for key in keys]
@@ -113,8 +119,12 @@ def cached_encode(
               disable=not (show and missing)) as bar:
         for i, (chunk, key) in enumerate(zip(chunks, keys)):
             if parts[i] is None:
-                parts[i] = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                                  device=device, backend=backend, progress=bar.update)
+                if encode_missing is not None:
+                    parts[i] = encode_missing(chunk)
+                    bar.update(len(chunk))
+                else:
+                    parts[i] = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
+                                      device=device, backend=backend, progress=bar.update)
                 cache.put(key, parts[i])
     if not parts:
         return encode(model, [], normalize=normalize)

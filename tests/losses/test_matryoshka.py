@@ -85,3 +85,32 @@ def test_recipe_spec_builds_and_follows_its_base(tiny_model):
     assert isinstance(loss, MatryoshkaLoss) and loss.matryoshka_dims == (32, 8)
     with pytest.raises(ValidationError):
         TypeAdapter(LossSpec).validate_python({"name": "matryoshka", "dims": [32], "base": {"name": "whitenedcse"}})
+
+
+def test_a_recipe_trains_a_matryoshka_model_through_the_trainer(tiny_model_dir, tmp_path):
+    """The tiny model trained 4 steps with the wrapper: the loss runs inside SentenceTransformerTrainer and the
+    saved model changed at every prefix width (not only at the full width)."""
+    import yaml
+
+    from embedkit.encoding import encode
+    from embedkit.models import load_model
+    from embedkit.training import load_recipe, run_recipe
+
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("\n".join(f"{s} {t} {p}." for s in ("A man", "The girl", "My dog", "Our cat")
+                                   for t in ("reads a book", "finds a boat", "eats bread", "sees a bird")
+                                   for p in ("at home", "in the park")) + "\n", encoding="utf-8")
+    raw = {"model": str(tiny_model_dir), "data": {"kind": "sentences", "path": str(sentences)},
+           "loss": {"name": "matryoshka", "dims": [32, 8], "weights": [1.0, 2.0],
+                    "base": {"name": "cached-infonce", "mini_batch_size": 4}},
+           "batch_size": 8, "learning_rate": 1e-3, "max_steps": 4, "max_seq_length": 16, "save_steps": 2,
+           "seed": 7, "eval": {"sets": [], "before": False}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    recipe = load_recipe(path)
+    result = run_recipe(recipe, tmp_path / "out")
+    assert result.steps == 4
+    before = encode(load_model(raw["model"], device="cpu", dim=8), ["a red book at home"])
+    after = encode(load_model(str(tmp_path / "out"), device="cpu", dim=8), ["a red book at home"])
+    assert after.shape == (1, 8) and not torch.allclose(torch.from_numpy(before), torch.from_numpy(after))
+    assert "name: matryoshka" in (tmp_path / "out" / "recipe.yaml").read_text(encoding="utf-8")

@@ -9,28 +9,11 @@ import pytest
 
 from embedkit.cli.main import main
 from helpers import write_beir, write_stsb
-
-DOCS = [("c1", "Cats", "Cats purr and chase mice around the house."),
-        ("c2", "Dogs", "Dogs bark at strangers and love running in parks."),
-        ("c3", "Fish", "Fish swim in rivers, lakes and the open sea."),
-        ("c4", "Birds", "Birds sing at dawn and migrate south in winter."),
-        ("c5", "Bees", "Bees make honey and pollinate flowers in spring.")]
-
-
-def write_corpus(path, docs):
-    path.write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
-    return path
+from index.ixhelpers import DOCS, error_line, write_corpus
 
 
 def one_json_line(capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("embedkit: error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err
-    return errors[0]
 
 
 def _full(tiny_model_dir, texts):
@@ -67,7 +50,7 @@ def test_encode_cli_dim(tmp_path, tiny_model_dir, capsys):
     texts = [d[2] for d in DOCS]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
     assert main(["encode", "--input", str(tmp_path / "in.txt"), "--out", str(tmp_path / "o.npy"),
-                 "--model", str(tiny_model_dir), "--dim", "16"]) == 0
+                 "--model", str(tiny_model_dir), "--dim", "16", "--backend", "torch"]) == 0
     out = np.load(tmp_path / "o.npy")
     full = _full(tiny_model_dir, texts)
     np.testing.assert_allclose(out, full[:, :16] / np.linalg.norm(full[:, :16], axis=1, keepdims=True), atol=1e-5)

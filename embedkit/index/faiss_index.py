@@ -306,7 +306,8 @@ class FaissIndex:
         params = None
         if self._knob is not None and self._knob.name == "efSearch":
             ef = self._hnsw().efSearch
-            if self._deleted or k > ef:
+            depth = k * self._index.factor if isinstance(self._index, quantized.Rescored) else k  # what HNSW returns
+            if self._deleted or depth > ef:
                 if self._deleted_filter is None:
                     params = faiss.SearchParametersHNSW()
                     keep = batch = None
@@ -316,7 +317,7 @@ class FaissIndex:
                         params.sel = keep
                     self._deleted_filter = (params, keep, batch)  # the selectors must outlive the parameters
                 params = self._deleted_filter[0]
-                params.efSearch = max(ef, k)
+                params.efSearch = max(ef, depth)
         return self._index.search(x, k, params=params)
 
     def _hnsw(self):

@@ -137,8 +137,14 @@ class RescoreRows:
 
     def __init__(self, dtype: str, dim: int, rows: np.ndarray | None = None, ranges: np.ndarray | None = None):
         self.dtype, self.dim = dtype, int(dim)
-        self.rows = rows if rows is not None else np.zeros((0, self.dim), dtype=dtype)
+        self._rows = rows if rows is not None else np.zeros((0, self.dim), dtype=dtype)
+        self._size = len(self._rows)
         self.ranges = None if ranges is None else np.asarray(ranges, dtype=np.float32)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Row ``i`` for label ``i`` (a read-only memory map when loaded and not added to since)."""
+        return self._rows[:self._size]
 
     @property
     def calibrated(self) -> bool:
@@ -158,12 +164,13 @@ class RescoreRows:
 
         self.calibrate(x)
         codes = x if self.dtype == "float32" else quantize_embeddings(x, precision="int8", ranges=self.ranges)
-        size = max(len(self.rows), int(labels.max()) + 1)
-        if size > len(self.rows) or not self.rows.flags.writeable:
-            grown = np.zeros((size, self.dim), dtype=self.dtype)
-            grown[:len(self.rows)] = self.rows
-            self.rows = grown
-        self.rows[labels] = codes
+        size = max(self._size, int(labels.max()) + 1)
+        if size > len(self._rows) or not self._rows.flags.writeable:  # grow by half again: amortised copies
+            grown = np.zeros((max(size, len(self._rows) * 3 // 2), self.dim), dtype=self.dtype)
+            grown[:self._size] = self._rows[:self._size]
+            self._rows = grown
+        self._rows[labels] = codes
+        self._size = size
 
     def decoded(self, labels: np.ndarray) -> np.ndarray:
         """Rows as float32 (int8 dequantised to the bucket start, following sentence-transformers'

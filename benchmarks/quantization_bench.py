@@ -5,10 +5,15 @@ rescore, and their search speed against raw FAISS doing the same. Writes records
 and each spec, scored by mteb through embedkit's index layer (:class:`embedkit.evaluation.search.IndexSearch`,
 what ``eval retrieval --index SPEC`` runs). The corpus and queries are encoded once at full width, through
 the embedding cache, and cut to each width (first d dimensions, renormalised: what ``--dim d`` gives).
-STS-B test Spearman at each width runs ``evaluate_sts`` on the model loaded with ``dim=d``.
+STS-B test Spearman at each width is mteb's STS evaluator over the STS-B test sentences encoded once and
+cut the same way (what ``eval sts --dim d`` computes; tests/index/test_dim.py checks that cutting
+precomputed vectors equals encoding with ``dim=d``). ``--max-seq-length N`` cuts documents at N tokens
+(default: the model's 256) for a cheaper run; the record says so.
 
 ``speed``: queries per second on ``--limit`` real vectors (the bench sentences of ``index_bench.py``,
-encoded once through the cache; the first ``--queries`` are the queries) for Flat, SQ8, BFlat and the
+encoded once through the cache; the first ``--queries`` are the queries; or, with ``--scifact-copies N``,
+the SciFact corpus vectors of a ``quality`` run plus N perturbed copies of each, labelled as such in the
+record, with SciFact claims as queries) for Flat, SQ8, BFlat and the
 binary +rescore specs, each through embedkit (saved, loaded back, rescore rows memory-mapped from disk) and
 through raw FAISS calls doing the same (``IndexFlatIP``, ``IndexScalarQuantizer`` QT_8bit, ``IndexBinaryFlat``
 over ``np.packbits``, and for rescoring the binary top ``4 x k`` rescored in numpy from an ``np.load``
@@ -39,9 +44,9 @@ K = 10
 
 def quality(args) -> None:
     from embedkit.data import load_beir, load_sts
-    from embedkit.evaluation import evaluate_sts
     from embedkit.evaluation.encoder import MtebEncoder
     from embedkit.evaluation.search import IndexSearch
+    from embedkit.evaluation.sts import _run as run_sts
     from embedkit.evaluation.tasks import retrieval_task
     from embedkit.index.build import truncate_embeddings
     from embedkit.models import load_model
@@ -58,15 +63,26 @@ def quality(args) -> None:
         def _encode(self, *a, **kw):
             return truncate_embeddings(super()._encode(*a, **kw), self.dim)
 
-    model = load_model("default", device="cpu")
+    class TruncatedEncoder(MtebEncoder):
+        """The STS encoder over full-width vectors cut to ``dim``."""
+
+        dim = None
+
+        def encode(self, *a, **kw):
+            return truncate_embeddings(super().encode(*a, **kw), self.dim)
+
+    model = load_model("default", device="cpu", max_seq_length=args.max_seq_length)
     dataset = load_beir(data_dir() / "scifact", split="test")
     sts = load_sts(data_dir() / "stsb", split="test")
     encoder = MtebEncoder(model, batch_size=32, show_progress=True)
+    sts_encoder = TruncatedEncoder(load_model("default", device="cpu"), batch_size=32, show_progress=False)
     task = retrieval_task(dataset)
-    with recording(OUT / "scifact-dims.json", "quantization-scifact-dims", sys.argv) as rec:
+    suffix = f"-msl{args.max_seq_length}" if args.max_seq_length else ""
+    with recording(OUT / f"scifact-dims{suffix}.json", "quantization-scifact-dims", sys.argv) as rec:
         rows = []
         for dim in args.dims:
-            spearman = evaluate_sts(load_model("default", device="cpu", dim=dim), sts, show_progress=False)["spearman"]
+            sts_encoder.dim = dim
+            spearman = run_sts(sts_encoder, sts, "test", None)["spearman"]
             for kind, spec in KINDS.items():
                 if "B" in spec and dim % 8:
                     continue
@@ -82,6 +98,7 @@ def quality(args) -> None:
         rec.metrics["rows"] = rows
         rec.details.update({"dataset": "SciFact test (300 queries, 5,183 documents); STS-B test",
                             "model": "default (all-MiniLM-L6-v2), not fine-tuned",
+                            "max_seq_length": model.max_seq_length,
                             "encoding": "once at 384 dims through the embedding cache, then cut and renormalised",
                             "rescore_factor": 4})
 
@@ -98,9 +115,13 @@ def speed(args) -> None:
     from index_bench import load_vectors
 
     faiss.omp_set_num_threads(1)
-    vectors = load_vectors(args.limit, 64)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    queries, db = vectors[:args.queries], np.ascontiguousarray(vectors[args.queries:])
+    if args.scifact_copies:
+        queries, db, source = scifact_vectors(args)
+    else:
+        vectors = load_vectors(args.limit, 64)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        queries, db = vectors[:args.queries], np.ascontiguousarray(vectors[args.queries:])
+        source = "bench sentences (benchmarks/bench_sentences.py) encoded by all-MiniLM-L6-v2"
     d, ids = db.shape[1], [str(i) for i in range(len(db))]
     exact = np.argsort(-(queries @ db.T), axis=1)[:, :K]
     tmp = Path(tempfile.mkdtemp(prefix="quant-bench-"))
@@ -164,7 +185,36 @@ def speed(args) -> None:
         rec.details.update({"vectors": len(db), "queries": len(queries), "single_queries": len(one), "dim": d,
                             "repeats": args.repeats, "faiss_threads": 1, "k": K, "rescore_factor": 4,
                             "load": describe_load(all_runs),
-                            "data": "bench sentences (benchmarks/bench_sentences.py) encoded by all-MiniLM-L6-v2"})
+                            "data": source})
+
+
+def scifact_vectors(args) -> tuple[np.ndarray, np.ndarray, str]:
+    """SciFact corpus vectors (from the embedding cache a ``quality`` run filled) plus ``scifact_copies``
+    perturbed copies of each (Gaussian noise of 0.3 x the per-dimension spread, renormalised), and SciFact
+    claims as queries."""
+    from embedkit.data import load_beir
+    from embedkit.encoding import cached_encode
+    from embedkit.index import full_text
+    from embedkit.models import load_model
+    from embedkit.paths import data_dir
+
+    model = load_model("default", device="cpu", max_seq_length=args.max_seq_length)
+    data = load_beir(data_dir() / "scifact", split="train")
+    docs = list(data.corpus.values())
+    real = cached_encode(model, [full_text(d.title, d.text) for d in docs], role="document")
+    claims = list(data.queries.values())[:args.queries]
+    queries = cached_encode(model, claims, role="query")
+    rng = np.random.default_rng(0)
+    noise = 0.3 * real.std(axis=0)
+    copies = [real + noise * rng.standard_normal(real.shape).astype(np.float32) for _ in range(args.scifact_copies)]
+    db = np.concatenate([real] + copies)
+    db /= np.linalg.norm(db, axis=1, keepdims=True)
+    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    return queries, np.ascontiguousarray(db, dtype=np.float32), (
+        f"{len(real):,} SciFact corpus vectors (all-MiniLM-L6-v2, documents cut at "
+        f"{model.max_seq_length} tokens) plus {args.scifact_copies} perturbed copies of each (Gaussian noise, "
+        f"0.3 x each dimension's spread, renormalised): {len(db):,} vectors, {len(real):,} of them real; "
+        f"queries: {len(queries)} SciFact claims")
 
 
 def main() -> None:
@@ -172,11 +222,15 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     q = sub.add_parser("quality")
     q.add_argument("--dims", type=int, nargs="+", default=[384, 256, 128, 64])
+    q.add_argument("--max-seq-length", type=int, default=None, help="cut documents at this many tokens")
     s = sub.add_parser("speed")
     s.add_argument("--limit", type=int, default=101000, help="sentences: queries + database vectors")
     s.add_argument("--queries", type=int, default=1000)
     s.add_argument("--single", type=int, default=200, help="queries searched one at a time")
     s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--scifact-copies", type=int, default=0,
+                   help="instead of the bench sentences: SciFact corpus vectors plus this many perturbed copies")
+    s.add_argument("--max-seq-length", type=int, default=None, help="with --scifact-copies: as the quality run")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     quality(args) if args.command == "quality" else speed(args)

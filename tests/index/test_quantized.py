@@ -234,3 +234,18 @@ def test_eval_retrieval_with_quantised_specs(tmp_path, tiny_model_dir, capsys):
     # six documents: rescoring 4 x 10 candidates covers them all, so it is exact
     assert results["BFlat+rescore"]["ndcg@10"] == pytest.approx(results["Flat"]["ndcg@10"], abs=1e-6)
     assert results["BFlat+rescore"]["recall@10_vs_exact"] == 100
+
+
+@pytest.mark.parametrize("spec", ["SQ8", "BFlat+rescore-int8"])
+def test_scalar_quantisers_train_on_the_whole_corpus_up_to_a_large_sample(spec):
+    """One outlying vector outside a 1,000-row sample must still fall inside the learnt ranges (not clipped)."""
+    from embedkit.index import build_from_vectors
+
+    x = _unit(clustered_vectors(3000, DIM, clusters=40, seed=3))
+    sampled = set(np.linspace(0, 2999, 1000).astype(np.int64).tolist())
+    row = next(i for i in range(2000, 3000) if i not in sampled)
+    x[row] = 0
+    x[row, 0] = 1.0  # far beyond every other vector's first dimension
+    index = build_from_vectors(ids_for(3000), x, spec, "ip", show_progress=False)
+    decoded = index._reconstruct(np.array([row]))[0]
+    assert decoded[0] > 0.95

@@ -89,7 +89,7 @@ def quality(args) -> None:
                 searcher = TruncatedSearch(encoder, spec, dim)
                 t0 = time.perf_counter()
                 scores = task.evaluate(searcher, dataset.split, encode_kwargs={"batch_size": 32})["default"]
-                memory = searcher.dense.info()["memory"]
+                memory = searcher.dense.memory()
                 rows.append({"model": "default", "dim": dim, "kind": kind, "spec": spec,
                              "ndcg_at_10": 100 * scores["ndcg_at_10"], "recall_at_100": 100 * scores["recall_at_100"],
                              "recall_at_10_vs_exact": 100 * searcher.recall_vs_exact, "memory": memory,
@@ -168,7 +168,7 @@ def speed(args) -> None:
     for spec, index in layers.items():
         found = layer_labels(index, queries)
         recall = float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]))
-        row = {"spec": spec, "recall_at_10": recall, "memory": index.info()["memory"],
+        row = {"spec": spec, "recall_at_10": recall, "memory": index.memory(),
                "embedkit_batch_qps": len(queries) / median([r.seconds for r in runs[f"embedkit {spec} batch"]]),
                "embedkit_single_qps": len(one) / median([r.seconds for r in runs[f"embedkit {spec} single"]])}
         if spec in raw:

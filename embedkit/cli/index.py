@@ -306,6 +306,7 @@ def run_info(args: argparse.Namespace) -> int:
     folder = IndexFolder.load(args.dir, verify=args.verify)
     info = folder.index.info()
     info["bm25"] = len(folder.bm25) if folder.bm25 is not None else None
+    info["memory"] = folder.index.memory()  # bytes per vector
     if args.json:
         _print_json(info)
     else:

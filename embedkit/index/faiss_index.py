@@ -89,6 +89,7 @@ class FaissIndex:
         self._knob = specs.search_knob(self._index)
         self._columns: tuple | None = None
         self._deleted_filter: tuple | None = None
+        self._faiss_bytes: int | None = None  # the saved FAISS file's size while the index is as saved
 
     @classmethod
     def from_faiss(cls, index: faiss.Index, ids: Sequence[str], texts: Sequence[str] | None = None,
@@ -171,6 +172,7 @@ class FaissIndex:
             raise IndexError_("this index was loaded memory-mapped (read-only); load it with mmap=False to change it")
 
     def _changed(self) -> None:
+        self._faiss_bytes = None
         self._columns = None
         self._deleted_filter = None
 
@@ -449,14 +451,15 @@ class FaissIndex:
             "marked_deleted": len(self._deleted), "removes_in_place": self._removes_in_place,
             "search_params": self.search_params(), "tuned": self.tuned, "build": self.build_params,
             "created": self.created, "generation": self._generation,
-            "chunked": any(p is not None for p in self._docs.parents), "memory": self.memory(), **_versions(),
+            "chunked": any(p is not None for p in self._docs.parents), **_versions(),
             "path": str(self.path) if self.path else None,
         }
 
     def memory(self) -> dict:
         """Bytes per vector: ``codes`` held in memory for search (float32: 4 x dim; SQ8: dim; binary: dim / 8),
         ``index`` the whole FAISS structure per vector (codes + ids + graph or lists: its serialised size),
-        ``rescore_on_disk`` the memory-mapped rescoring rows, and ``float32`` for comparison."""
+        ``rescore_on_disk`` the memory-mapped rescoring rows, and ``float32`` for comparison. ``index`` is the
+        saved file's size when the index is as saved, else the index is serialised to count (not free)."""
         index = self._index
         base = index.base if isinstance(index, quantized.Rescored) else index
         inner = specs.unwrap(base)
@@ -464,13 +467,14 @@ class FaissIndex:
             inner = faiss.downcast_index(inner.storage)
         codes = getattr(inner, "code_size", None)
         n = max(int(index.ntotal), 1)
-        size = [0]
+        size = [self._faiss_bytes or 0]
 
         def count(data) -> int:
             size[0] += len(data)
             return len(data)
 
-        _write_faiss(base, faiss.PyCallbackIOWriter(count))
+        if self._faiss_bytes is None:
+            _write_faiss(base, faiss.PyCallbackIOWriter(count))
         out = {"codes": int(codes) if codes is not None else None, "index": round(size[0] / n, 1),
                "rescore_on_disk": index.rows.row_bytes if isinstance(index, quantized.Rescored) else 0,
                "float32": 4 * self.dim}
@@ -528,6 +532,7 @@ class FaissIndex:
         rescored = self._index if isinstance(self._index, quantized.Rescored) else None
         with out.file(names["faiss"]) as f:  # every byte through NewFile
             _write_faiss(rescored.base if rescored else self._index, faiss.PyCallbackIOWriter(f.write))
+        self._faiss_bytes = out.records[names["faiss"]]["bytes"]
         if rescored is not None:
             names["rescore"] = f"rescore-{gen}.npy"
             with out.file(names["rescore"]) as f:
@@ -605,6 +610,7 @@ class FaissIndex:
         self.build_params = meta.get("build") or {}
         self._index, self._docs, self._deleted, self._read_only = index, docs, deleted, mmap
         self._setup()
+        self._faiss_bytes = meta["files"][roles["faiss"]]["bytes"]
         if meta.get("search_params"):
             try:
                 self.set_search_params(**meta["search_params"])

@@ -433,7 +433,7 @@ class FaissIndex:
         inner = specs.unwrap(self._index)
         if isinstance(inner, faiss.IndexHNSW):
             inner = faiss.downcast_index(inner.storage)
-        return not isinstance(inner, (faiss.IndexFlat, faiss.IndexIVFFlat, faiss.IndexBinaryFlat))
+        return not isinstance(inner, (faiss.IndexFlat, faiss.IndexIVFFlat))  # binary: the bits lose the rest
 
     # ----------------------------------------------------------------- model checks
 

@@ -253,3 +253,11 @@ def test_scalar_quantisers_train_on_the_whole_corpus_up_to_a_large_sample(spec):
     index = build_from_vectors(ids_for(3000), x, spec, "ip", show_progress=False)
     decoded = index._reconstruct(np.array([row]))[0]
     assert decoded[0] > 0.95
+
+
+@pytest.mark.parametrize("spec", ["BIVF16", "IVF16,Flat+rescore"])
+def test_on_disk_builds_refuse_binary_and_rescore_specs(spec):
+    from embedkit.index.ondisk import check_ivf_spec
+
+    with pytest.raises(IndexError_, match="an on-disk build needs an IVF spec"):
+        check_ivf_spec(DIM, spec, "cosine")

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="index folder to write")
     add_model_args(b)
     b.add_argument("--spec", default="Flat", help="FAISS index_factory spec: Flat (default, exact), HNSW32, "
-                   "IVF1024,Flat, IVF1024,PQ32, ...")
+                   "IVF1024,Flat, IVF1024,PQ32, SQ8 (int8), ...; binary over sign bits: BFlat, BHNSW32, BIVF1024; "
+                   "any of them + rescore or + rescore-int8, e.g. BFlat+rescore (docs/quantization.md)")
     b.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"], help="similarity (default cosine)")
     _add_chunk_args(b)
     b.add_argument("--no-bm25", action="store_true", help="do not build the BM25 index kept beside the FAISS one")

@@ -49,6 +49,8 @@ CACHE_PARTS = {
     "rankgen-negatives": "LM-generated RankGen negatives",
     "lms": "de-quantised GGUF language models",
     "onnx": "ONNX exports of models",
+    "openvino": "OpenVINO exports of models",
+    "auto": "the backend `--backend auto` chose per model and CPU",
     "demo-index": "the index `embedkit demo` builds",
 }
 

@@ -16,7 +16,7 @@ from embedkit.errors import ConfigError, DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from embedkit.encoding.backends import BACKENDS, DEFAULT_BACKEND
+    from embedkit.encoding.backends import AUTO, BACKENDS
 
     p = sub.add_parser("encode", help="embed a text file (one text a line) into a .npy array")
     add_model_args(p)
@@ -31,10 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     p.add_argument("--show-rationales", action="store_true",
                    help="GRACE models: print each text's rationale and save them to OUT.rationales.jsonl")
-    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                   help="torch: the model as is (default); onnx: ONNX Runtime, same embeddings; onnx-int8 / int8: "
-                        "int8 weights in ONNX Runtime / torch, faster on CPUs, slightly different embeddings; "
-                        "sentence-transformers: model.encode (reference)")
+    p.add_argument("--backend", choices=BACKENDS, default=AUTO,
+                   help="auto (default): the fastest path for this CPU, measured once and cached (see `embedkit "
+                        "info`), possibly int8 or bf16 with slightly different embeddings; torch: the model as is, "
+                        "exact float32; onnx / openvino: same embeddings through ONNX Runtime / OpenVINO; bf16, "
+                        "onnx-int8, openvino-int8, int8: faster where the CPU has AMX / VNNI, slightly different "
+                        "embeddings; sentence-transformers: model.encode (reference)")
     p.add_argument("--workers", type=int, default=None, help="batches encoded at once (default: one per CPU core)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per batch (default: cores / workers)")
     p.add_argument("--stream", action="store_true",
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     texts = read_lines(args.input)
     with ExitStack() as stack:
         model = load_routed_model(args, stack)
+        args.backend = _announce_backend(model, args)
         if args.show_rationales:
             emb = _encode_with_rationales(model, texts, prompt, args, out)
         else:
@@ -99,6 +102,22 @@ def run(args: argparse.Namespace) -> int:
     save_npy_atomic(out, emb)
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {out}")
     return 0
+
+
+def _announce_backend(model, args: argparse.Namespace) -> str:
+    """Resolve ``--backend auto`` and say on stderr what it chose (the output file's rows come from it)."""
+    import sys
+
+    from embedkit.encoding.backends import AUTO, resolve_backend
+
+    backend = resolve_backend(model, args.backend, args.device)
+    if args.backend == AUTO:
+        print(f"backend auto -> {backend} (embedkit info lists the choices; --backend torch for exact float32)",
+              file=sys.stderr)
+        if args.num_shards is not None:
+            print(f"note: shards encoded on other kinds of CPU may pick another backend; to merge them, give every "
+                  f"shard the same --backend (here: --backend {backend})", file=sys.stderr)
+    return backend
 
 
 def _encode_with_rationales(model, texts: list[str], prompt: str | None, args: argparse.Namespace, out: Path):
@@ -142,6 +161,7 @@ def _run_stream(args: argparse.Namespace, out: Path, prompt: str | None) -> int:
             raise DataError(f"shard {args.shard_index} of {args.num_shards} is empty ({scan.rows} lines)", path=source)
     with ExitStack() as stack:
         model = load_routed_model(args, stack)
+        args.backend = _announce_backend(model, args)
         result = encode_file(model, source, out, role=args.role, prompt=prompt, batch_size=args.batch_size,
                              normalize=args.normalize, device=args.device, backend=args.backend,
                              workers=args.workers, threads=args.threads, window=args.window or DEFAULT_WINDOW,

@@ -12,7 +12,8 @@ import sys
 
 from embedkit.errors import EmbedkitError
 
-COMMAND_MODULES = ["encode", "eval", "cache", "data", "demo", "train", "mine", "report", "index", "generate"]
+COMMAND_MODULES = ["encode", "eval", "cache", "data", "demo", "train", "mine", "report", "index", "generate",
+                   "distill", "info", "serve"]
 # What a shell reports for a process ended by SIGPIPE (128 + 13): `embedkit ... | head -1` ends like `yes | head -1`.
 EXIT_BROKEN_PIPE = 141
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant
+from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant, resolve_backend
 from embedkit.encoding.engine import Role, encode, resolve_prompt
 from embedkit.paths import cache_dir
 
@@ -64,10 +64,10 @@ class EmbeddingCache:
 
 
 def _chunk_key(fingerprint: str, prompt: str, normalize: bool, texts: Sequence[str], backend: str = DEFAULT_BACKEND) -> str:
-    # Backends that give the model's own embeddings share entries; the int8 ones get their own.
+    # Every backend has entries of its own: the key names it (and an int8 graph's version), so a vector
+    # read back was made by the backend asked for.
     variant = embedding_variant(backend)
-    variant = f"{variant}\0" if variant else ""
-    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}".encode())
+    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}\0".encode())
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
@@ -88,7 +88,8 @@ def cached_encode(
     fingerprint: str | None = None,
     backend: str = DEFAULT_BACKEND,
 ) -> np.ndarray:
-    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk.
+    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk
+    (``backend="auto"`` is resolved first, so entries are keyed by the backend that made them).
 
     The progress bar (``show_progress=None``: when at least ``PROGRESS_MIN_TEXTS`` texts are not cached)
     moves batch by batch. Cached texts count as done from the start, so its rate and time estimate are the
@@ -103,6 +104,7 @@ def cached_encode(
     cache = cache or EmbeddingCache()
     fingerprint = fingerprint or model_fingerprint(model)
     full_prompt = resolve_prompt(model, role, prompt)
+    backend = resolve_backend(model, backend, device) if texts else backend
     chunks = [texts[start:start + CHUNK] for start in range(0, len(texts), CHUNK)]
     keys = [_chunk_key(fingerprint, full_prompt, normalize, chunk, backend) for chunk in chunks]
     parts = [cache.get(key) for key in keys]

@@ -33,7 +33,8 @@ def test_encode_writes_rows_in_order(tiny_model, tiny_model_dir, tmp_path, capsy
     texts = ["first line", "a much longer second line with more words in it", "", "third"]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     out = tmp_path / "out.npy"
-    assert main(["encode", "--model", str(tiny_model_dir), "--input", str(tmp_path / "in.txt"), "--out", str(out)]) == 0
+    assert main(["encode", "--model", str(tiny_model_dir), "--input", str(tmp_path / "in.txt"), "--out", str(out),
+                 "--backend", "torch"]) == 0
     emb = np.load(out)
     assert emb.dtype == np.float32 and emb.shape[0] == 4
     expected = tiny_model.encode(texts, convert_to_numpy=True)

@@ -19,10 +19,10 @@ def test_encode_backends_and_stream(tiny_model_dir, tiny_model, tmp_path, texts,
                  "--backend", "int8"]) == 0
     assert min_cosine(np.load(tmp_path / "a.npy"), reference) > 0.9
     assert main(["encode", "--model", str(tiny_model_dir), "--input", str(corpus), "--out", str(tmp_path / "s.npy"),
-                 "--window", "50", "--workers", "2", "--threads", "1"]) == 0
+                 "--window", "50", "--workers", "2", "--threads", "1", "--backend", "torch"]) == 0
     assert min_cosine(np.load(tmp_path / "s.npy"), reference) >= 0.9999
     assert main(["encode", "--model", str(tiny_model_dir), "--input", str(corpus), "--out", str(tmp_path / "c.npy"),
-                 "--max-seq-length", "4"]) == 0
+                 "--max-seq-length", "4", "--backend", "torch"]) == 0
     cut = np.load(tmp_path / "c.npy")
     assert min_cosine(cut, encode(load_model(str(tiny_model_dir), max_seq_length=4), texts)) >= 0.9999
     assert min_cosine(cut, reference) < 0.99  # the limit was applied, not ignored
@@ -35,7 +35,7 @@ def test_shards_then_merge(tiny_model_dir, tiny_model, tmp_path, texts):
     for index in range(3):
         parts.append(str(tmp_path / f"part{index}.npy"))
         assert main(["encode", "--model", str(tiny_model_dir), "--input", str(corpus), "--out", parts[-1],
-                     "--num-shards", "3", "--shard-index", str(index)]) == 0
+                     "--num-shards", "3", "--shard-index", str(index), "--backend", "torch"]) == 0
     assert main(["encode", "--out", str(tmp_path / "all.npy"), "--merge", *parts]) == 0
     assert min_cosine(np.load(tmp_path / "all.npy"), encode(tiny_model, texts)) >= 0.9999
 

@@ -86,6 +86,23 @@ class FaissIndex:
         self._columns: tuple | None = None
         self._deleted_filter: tuple | None = None
 
+    @classmethod
+    def from_faiss(cls, index: faiss.Index, ids: Sequence[str], texts: Sequence[str] | None = None,
+                   titles: Sequence[str] | None = None, spec: str = "Flat", metric: str = "cosine",
+                   model_name: str | None = None, model_fingerprint: str | None = None,
+                   model_source: str | None = None) -> "FaissIndex":
+        """Wrap a FAISS index filled elsewhere (e.g. shards merged on disk, :mod:`embedkit.index.ondisk`).
+
+        Its labels must be ``0..n-1``, label ``i`` holding ``ids[i]``, and its vectors already normalised
+        for ``cosine``; ``spec``/``metric`` say what it was made from."""
+        self = cls(int(index.d), spec, metric, model_name, model_fingerprint, model_source)
+        if index.ntotal != len(ids):
+            raise IndexError_(f"{len(ids)} ids for a FAISS index of {index.ntotal} vectors")
+        self._index = index
+        self._docs.add(self._docs.check_new_ids(ids), texts, titles, None)
+        self._setup()
+        return self
+
     # ----------------------------------------------------------------- properties
 
     @property

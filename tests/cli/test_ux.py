@@ -54,13 +54,13 @@ def test_every_option_has_help(path):
 
 
 def test_encode_shows_input_as_required(capsys):
-    """``--input`` (or ``--merge``) is required; the usage line says so instead of listing it as optional."""
+    """``--input`` is required; the usage line says so instead of listing it as optional."""
     with pytest.raises(SystemExit) as info:
         main(["encode", "--out", "x.npy"])
     err = capsys.readouterr().err
-    assert info.value.code == 2 and "one of the arguments --input --merge is required" in err
+    assert info.value.code == 2 and "the following arguments are required: --input" in err
     usage = _subparser(build_parser(), "encode").format_usage()
-    assert "(--input INPUT | --merge SHARD [SHARD ...])" in usage
+    assert "--input INPUT" in usage and "[--input INPUT]" not in usage
 
 
 def test_evaluation_draws_no_mteb_or_datasets_bars(tiny_model_dir, tmp_path, capfd):

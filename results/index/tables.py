@@ -48,4 +48,21 @@ def reliability() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"index-reliability": reliability}
+def save_cost() -> str:
+    record = _record("save-cost")
+    m = record["metrics"]
+    sizes = m["save_ms_median"]
+    ways = [k for k in next(iter(sizes.values())) if k != "bytes_faiss"]
+    lines = ["| Documents (FAISS file) | " + " | ".join(f"`{w}`" for w in ways) + " |",
+             "|---|" + "---:|" * len(ways)]
+    for n, row in sizes.items():
+        lines.append(f"| {int(n):,} ({fmt(row['bytes_faiss'] / 1e6, 1)} MB) | "
+                     + " | ".join(f"{fmt(row[w])} ms" for w in ways) + " |")
+    lines.append("")
+    lines.append(f"Medians of {m['repeats']} interleaved saves each, {m['spec']} index of dimension {m['dim']}, on "
+                 f"{m['filesystem']}; CPU: {record['cpu']['model']}; {record['details']['load']}. "
+                 "Record: [save-cost.json](../results/index/save-cost.json).")
+    return "\n".join(lines)
+
+
+TABLES = {"index-reliability": reliability, "index-save-cost": save_cost}

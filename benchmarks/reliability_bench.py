@@ -26,12 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import describe_load, interleaved, median  # noqa: E402
+from benchlib import describe_load, interleaved, median, timed  # noqa: E402
 from index import workers  # noqa: E402
 from index.ixhelpers import subprocess_env  # noqa: E402
 
@@ -55,15 +56,25 @@ def run_writers(args, tmp: Path) -> None:
     with recording(RESULTS / "reliability-writers.json", "index-reliability-writers", sys.argv) as rec:
         readers = [spawn("read", folder, stop, tmp / f"reader{r}.json") for r in range(args.readers)]
         writers = [spawn("write", folder, w, args.batches, 20, start) for w in range(args.writers)]
-        t0 = time.perf_counter()
-        start.touch()
-        reports = []
-        for w in writers:
-            out, err = w.communicate()
-            if w.returncode:
-                raise SystemExit(f"writer failed: {err}")
-            reports.append(json.loads(out))
-        seconds = time.perf_counter() - t0
+
+        while not all(Path(f"{start}.ready-{w}").exists() for w in range(args.writers)):
+            time.sleep(0.01)  # time the writing, not the writers' imports
+
+        def run_all() -> list[dict]:
+            start.touch()
+            reports = []
+            for w in writers:
+                out, err = w.communicate()
+                if w.returncode:
+                    raise SystemExit(f"writer failed: {err}")
+                reports.append(json.loads(out))
+            return reports
+
+        reader_cpu0 = [sum(psutil.Process(r.pid).cpu_times()[:2]) for r in readers]
+        run, reports = timed("writers", run_all)
+        seconds = run.seconds
+        reader_cpu = sum(sum(psutil.Process(r.pid).cpu_times()[:2]) for r in readers) - sum(reader_cpu0)
+        run.others_cpu = max(0.0, run.others_cpu - reader_cpu / seconds)  # the readers are ours, not others'
         stop.touch()
         for r in readers:
             r.communicate()
@@ -82,6 +93,7 @@ def run_writers(args, tmp: Path) -> None:
             "readers": args.readers, "reader_loads": sum(r["loads"] for r in read),
             "reader_errors": sum(r["error_count"] for r in read),
             "writer_wait_seconds": round(sum(r["waited_s"] for r in reports), 2)})
+        rec.details["load"] = describe_load([run])
     print(json.dumps(rec.metrics))
 
 
@@ -100,7 +112,8 @@ def run_kill(args, tmp: Path) -> None:
         rec.metrics.update({"rounds": report["rounds"], "survived": report["rounds"] - len(report["failures"]),
                             "cut_saves_found_before": report["before"], "cut_saves_found_after": report["after"],
                             "completed_saves": report["saves"], "leftovers_after_next_writer":
-                                len(IndexFolder.leftovers(folder)), "seed": args.seed})
+                                len(IndexFolder.leftovers(folder)), "seed": args.seed,
+                            "longest_delay_s": args.longest})
         rec.details["failures"] = report["failures"][:20]
     print(json.dumps(rec.metrics))
 
@@ -221,8 +234,6 @@ def run_lock(args, tmp: Path) -> None:
 
 def filesystem(path: Path) -> str:
     """The type of the filesystem ``path`` is on (flushes cost nothing on tmpfs, a lot on a network disk)."""
-    import psutil
-
     mounts = [p for p in psutil.disk_partitions(all=True) if str(path).startswith(p.mountpoint)]
     return max(mounts, key=lambda p: len(p.mountpoint)).fstype if mounts else "unknown"
 

@@ -22,7 +22,8 @@ def reliability() -> str:
          f"{w['documents_found']:,} of {w['documents_expected']:,} documents, {w['lost']} lost, {w['duplicated']} "
          f"twice, {w['verify_problems']} verify problems; readers: {w['reader_loads']:,} loads, "
          f"{w['reader_errors']} errors ({fmt(w['updates_per_second'])} updates/s)", "reliability-writers.json"),
-        ("Kill points", f"SIGKILL of a writer at a random moment (up to 0.4 s) of its load-add-save cycles",
+        ("Kill points", f"SIGKILL of a writer at a random moment (up to {fmt(k['longest_delay_s'], 1)} s) of its "
+         "load-add-save cycles",
          f"{k['survived']} of {k['rounds']} survived: the folder loaded and verified, holding the state before "
          f"({k['cut_saves_found_before']}) or after ({k['cut_saves_found_after']}) the cut save", "reliability-kill.json"),
         ("I/O faults", f"ENOSPC and EIO on each of the {f['writes_per_save']} writes, EIO on each of the "
@@ -44,7 +45,8 @@ def reliability() -> str:
     lines = ["| Check | What ran | Result | Record |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | [{d}](../results/index/{d}) |" for a, b, c, d in rows]
     lines.append("")
-    lines.append(f"CPU: {cpu}; the lock benchmark ran at {lock['details']['load']}.")
+    lines.append(f"CPU: {cpu}. While the writers ran, {writers['details']['load']}; while the lock benchmark "
+                 f"ran, {lock['details']['load']}.")
     return "\n".join(lines)
 
 

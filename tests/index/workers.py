@@ -108,7 +108,17 @@ def run_reader(folder: str, stop: str, out: str, pause: float = 0.02) -> None:
 
 def run_kill(folder: str, rounds: int, seed: int, out: str, longest: float = 0.25) -> None:
     """The kill harness: forks writers (so each round costs no interpreter start) and SIGKILLs them."""
+    import threading
+
+    from tqdm import tqdm
+
     from embedkit.index import IndexFolder
+
+    # tqdm's default lock is a multiprocessing semaphore, which forked writers share with this process: a
+    # writer killed while holding it (bm25s makes bars, hidden ones too) would hang the harness for good. A
+    # thread lock is copied at fork instead, and with no monitor thread it is never held while forking.
+    tqdm.monitor_interval = 0
+    tqdm.set_lock(threading.RLock())
 
     rng = random.Random(seed)
     report = {"rounds": 0, "failures": [], "after": 0, "before": 0, "saves": 0}

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from embedkit.cli.common import add_model_args, load_routed_model
+from embedkit.cli.distributed import add_index_ray_args, embeddings_folder, run_index_build
 from embedkit.errors import DataError, IndexError_
 
 
@@ -20,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     b = isub.add_parser("build", help="build an index over a corpus (or precomputed embeddings)")
     b.add_argument("--corpus", help="BEIR folder, corpus.jsonl, or text file with one document a line")
-    b.add_argument("--embeddings", help="precomputed float32 .npy (one row a document) instead of encoding")
+    b.add_argument("--embeddings", help="precomputed float32 .npy (one row a document) instead of encoding, or the "
+                                        "folder of Parquet shards `embedkit encode --ray` writes")
     b.add_argument("--ids", help="with --embeddings and no --corpus: text file with one id a line, row order")
     b.add_argument("--out", required=True, help="index folder to write")
     add_model_args(b)
@@ -32,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--force", action="store_true", help="replace an existing index at --out")
     _add_wait_arg(b)
     b.add_argument("--json", action="store_true", help="print one JSON line with the index info")
+    add_index_ray_args(b)
     b.set_defaults(func=run_build)
 
     s = isub.add_parser("search", help="query an index with text")
@@ -208,6 +211,8 @@ def run_build(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_out(out, args.force)  # before the slow part; checked again under the lock
+    if embeddings_folder(args):
+        return run_index_build(args, _summary, _print_json)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
     with ExitStack() as stack:
@@ -268,7 +273,8 @@ def run_search(args: argparse.Namespace) -> int:
         else:
             index, bm25 = FaissIndex.load(args.dir, mmap=args.mmap, verify=args.verify), None
         model = _recorded_model(_manifest_of(index), args)
-        vectors = encode(model, args.query, role="query", device=args.device, show_progress=False)
+        vectors = encode(model, args.query, role="query", device=args.device, show_progress=False,
+                         backend=index.build_params.get("backend") or "torch")
         if bm25 is not None:
             results = HybridSearcher(index, bm25, model).search(args.query, args.k, query_vectors=vectors)
         else:
@@ -419,7 +425,8 @@ def run_tune(args: argparse.Namespace) -> int:
     if len(queries) > args.sample:
         queries = random.Random(0).sample(queries, args.sample)
     model = _recorded_model(meta, args)
-    vectors = cached_encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000)
+    vectors = cached_encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000,
+                            backend=(meta.get("build") or {}).get("backend") or "torch")
     with IndexFolder.update(args.dir, wait=args.wait) as folder:
         result = folder.index.tune(vectors, target_recall=args.target_recall, k=args.k)
     if args.json:

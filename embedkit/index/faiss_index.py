@@ -86,6 +86,23 @@ class FaissIndex:
         self._columns: tuple | None = None
         self._deleted_filter: tuple | None = None
 
+    @classmethod
+    def from_faiss(cls, index: faiss.Index, ids: Sequence[str], texts: Sequence[str] | None = None,
+                   titles: Sequence[str] | None = None, spec: str = "Flat", metric: str = "cosine",
+                   model_name: str | None = None, model_fingerprint: str | None = None,
+                   model_source: str | None = None) -> "FaissIndex":
+        """Wrap a FAISS index filled elsewhere (e.g. shards merged on disk, :mod:`embedkit.index.ondisk`).
+
+        Its labels must be ``0..n-1``, label ``i`` holding ``ids[i]``, and its vectors already normalised
+        for ``cosine``; ``spec``/``metric`` say what it was made from."""
+        self = cls(int(index.d), spec, metric, model_name, model_fingerprint, model_source)
+        if index.ntotal != len(ids):
+            raise IndexError_(f"{len(ids)} ids for a FAISS index of {index.ntotal} vectors")
+        self._index = index
+        self._docs.add(self._docs.check_new_ids(ids), texts, titles, None)
+        self._setup()
+        return self
+
     # ----------------------------------------------------------------- properties
 
     @property
@@ -201,6 +218,13 @@ class FaissIndex:
     def ids(self) -> list[str]:
         """The ids held, in insertion order (chunk ids for chunked documents)."""
         return [i for i in self._docs.ids if i is not None]
+
+    def get(self, ids: Sequence[str]) -> list[Hit | None]:
+        """The stored rows of these ids (text, title, parent; score 0.0), None for an id not held."""
+        d = self._docs
+        labels = [d.label_of.get(str(i)) for i in ids]
+        return [None if label is None else Hit(d.ids[label], 0.0, d.texts[label], d.titles[label], d.parents[label])
+                for label in labels]
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str] | None = None,
                titles: Sequence[str] | None = None, parents: Sequence[str] | None = None) -> None:

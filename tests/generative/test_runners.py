@@ -19,7 +19,7 @@ def _write_nli(path, n=12):
     return path
 
 
-def test_rankgen_recipe_through_embedkit_train(tmp_path, tiny_model_dir, tiny_lm_dir):
+def test_rankgen_recipe_through_embedkit_train(tmp_path, tiny_model_dir, tiny_lm_dir, capsys):
     from embedkit.cli.main import main
     from embedkit.models import load_model
 
@@ -45,13 +45,19 @@ params:
     out = tmp_path / "out"
     assert main(["train", str(recipe), "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    for side in ("before", "after"):
-        sid = results[side]["suffix-id-held-out"]
-        assert 0 <= sid["accuracy_all"] <= 100 and sid["candidates_all"] == 3
     assert (tmp_path / "negatives" / "train" / "manifest.json").exists()
     model = load_model(str(out))
     assert model.prompts["prefix"] == "pre " and model.prompts["suffix"] == "suffi "
-    assert main(["rankgen", "suffix-id", str(recipe), "--scorer", str(out)]) == 0
+    capsys.readouterr()
+    for side, scorer in (("before", tiny_model_dir), ("after", out)):
+        sid = results[side]["suffix-id-held-out"]
+        assert sid["candidates_all"] == 3 and sid["n_prefixes"] > 0
+        # a whole number of held-out prefixes, and the same figure when the saved scorer is measured again
+        hits = sid["accuracy_all"] * sid["n_prefixes"] / 100
+        assert hits == pytest.approx(round(hits))
+        assert main(["rankgen", "suffix-id", str(recipe), "--scorer", str(scorer)]) == 0
+        again = json.loads(capsys.readouterr().out)
+        assert again["accuracy_all"] == round(sid["accuracy_all"], 2) and again["n_prefixes"] == sid["n_prefixes"]
 
 
 def test_grace_recipe_through_embedkit_train_and_resume(tmp_path, tiny_lm_dir):

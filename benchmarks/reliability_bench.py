@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import io
 import json
 import os
 import shutil
@@ -203,7 +204,7 @@ def run_lock(args, tmp: Path) -> None:
     def timed_add(name):
         def run():
             t = time.perf_counter()
-            with contextlib.redirect_stdout(None):
+            with contextlib.redirect_stdout(io.StringIO()):
                 assert main(["index", "add", str(folder), "--embeddings", str(tmp / "vectors.npy"),
                              "--corpus", str(corpus)]) == 0
             add_times[name].append(time.perf_counter() - t)

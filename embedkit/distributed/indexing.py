@@ -103,7 +103,8 @@ def _build_ondisk(folder: EmbeddingsFolder, ids, texts, titles, out: Path, spec:
                   use_ray: bool, address: str | None, build: dict):
     from embedkit.index import FaissIndex, ondisk
     from embedkit.index.faiss_index import MANIFEST
-    from embedkit.index.storage import new_generation
+    from embedkit.index.lock import writer_lock
+    from embedkit.index.storage import new_generation, sha256_file
 
     rows = ondisk.sample_rows(folder.count, folder.dim, spec, metric)
     work = out.parent / f".{out.name}.build-{uuid.uuid4().hex[:8]}"  # beside the index: same storage
@@ -125,10 +126,13 @@ def _build_ondisk(folder: EmbeddingsFolder, ids, texts, titles, out: Path, spec:
         index = FaissIndex.from_faiss(merged, ids, texts, titles, spec, metric, model.get("name"),
                                       model.get("fingerprint"), model.get("source"))
         index.build_params.update(build, ondisk={"lists": lists.name, "bytes": lists.stat().st_size,
-                                                 "shards": len(shards), "trained_on": int(len(rows))})
-        if (out / MANIFEST).exists():  # a rebuild: the new lists file first, then the manifest switch
-            os.replace(lists, final_lists)
-            index.save(out)
+                                                 "sha256": sha256_file(lists), "shards": len(shards),
+                                                 "trained_on": int(len(rows))})
+        if (out / MANIFEST).exists():  # a rebuild, under the writer lock: the new lists file, the manifest
+            with writer_lock(out):     # switch, then the lists files of earlier builds go
+                os.replace(lists, final_lists)
+                index.save(out)
+                ondisk.remove_stale_lists(out, final_lists)
         else:  # a new folder appears whole: saved beside, the lists file added, then renamed into place
             staging = work / "index"
             index.save(staging)
@@ -138,7 +142,6 @@ def _build_ondisk(folder: EmbeddingsFolder, ids, texts, titles, out: Path, spec:
                     raise DataError("not empty and not an index folder; choose another --out", path=out)
                 out.rmdir()
             os.replace(staging, out)
-        ondisk.remove_stale_lists(out, final_lists)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return index

@@ -599,10 +599,11 @@ def check_manifest(folder: Path, meta: dict) -> dict:
 def ondisk_lists_problem(folder: Path, meta: dict, checksum: bool = True) -> str | None:
     """What is wrong with the lists file of an index built on disk, against the size and SHA-256 its build
     recorded (``build.ondisk`` in the manifest); None if nothing is, or the index keeps its lists in memory."""
-    ondisk = (meta.get("build") or {}).get("ondisk")
+    build = meta.get("build")
+    ondisk = build.get("ondisk") if isinstance(build, dict) else None
     if ondisk is None:
         return None
-    if not isinstance(ondisk, dict) or not isinstance(ondisk.get("bytes"), int) \
+    if not isinstance(ondisk, dict) or not isinstance(ondisk.get("bytes"), int) or isinstance(ondisk["bytes"], bool) \
             or not isinstance(ondisk.get("sha256", ""), str):
         return f"{folder / MANIFEST}: field 'build.ondisk' must name the lists file with its bytes and sha256"
     return storage.kept_file_problem(folder / storage.check_name(ondisk.get("lists"), folder), ondisk, checksum)

@@ -25,7 +25,8 @@ def reliability() -> str:
         ("Kill points", f"SIGKILL of a writer at a random moment (up to {fmt(k['longest_delay_s'], 1)} s) of its "
          "load-add-save cycles",
          f"{k['survived']} of {k['rounds']} survived: the folder loaded and verified, holding the state before "
-         f"({k['cut_saves_found_before']}) or after ({k['cut_saves_found_after']}) the cut save", "reliability-kill.json"),
+         f"({k['cut_saves_found_before']}) or after ({k['cut_saves_found_after']}) the cut update; "
+         f"{k['completed_saves']} updates completed between the kills", "reliability-kill.json"),
         ("I/O faults", f"ENOSPC and EIO on each of the {f['writes_per_save']} writes, EIO on each of the "
          f"{f['flushes_per_save']} flushes of a save",
          f"{f['failed_cleanly']} of {f['faults_injected']} failed in one line with exit 2, the index intact",

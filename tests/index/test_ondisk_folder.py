@@ -107,3 +107,18 @@ def test_a_rebuild_waits_for_the_writer_and_switches_the_lists_file_under_the_lo
     assert seen_while_held == [first]  # nothing of the rebuild reached the folder while the lock was held
     after = lists_of(out)
     assert len(after) == 1 and after != first and IndexFolder.verify(out) == []
+
+
+def test_a_corpus_gives_the_folder_its_bm25_side_in_the_same_generation(embeddings, tmp_path):
+    corpus = tmp_path / "corpus.txt"  # a text file: the ids are the line numbers, as the embeddings' are
+    corpus.write_text("".join(f"document {i} about {'rivers' if i % 2 else 'stones'}\n" for i in range(1200)))
+    out = tmp_path / "idx"
+    build_index_folder(embeddings, out, spec=SPEC, corpus=corpus, ondisk=True, show_progress=False)
+    folder = IndexFolder.load(out, need_bm25=True)
+    assert sorted(folder.bm25.ids) == sorted(folder.index.ids()) and len(folder.bm25.ids) == 1200
+    assert folder.bm25.search(["rivers"], 3)[0][0].id in {str(i) for i in range(1, 1200, 2)}
+    assert IndexFolder.verify(out) == []
+    build_index_folder(embeddings, out, spec="Flat", corpus=corpus, show_progress=False)  # rebuilt in memory
+    rebuilt = IndexFolder.load(out, need_bm25=True)
+    assert rebuilt.index.spec == "Flat" and sorted(rebuilt.bm25.ids) == sorted(folder.bm25.ids)
+    assert IndexFolder.verify(out) == []

@@ -326,9 +326,6 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         meta = read_manifest(folder)
         files, nbytes = len(meta["files"]), sum(r["bytes"] for r in meta["files"].values())
-        ondisk = meta["build"].get("ondisk") if isinstance(meta.get("build"), dict) else None
-        if isinstance(ondisk, dict) and isinstance(ondisk.get("bytes"), int):  # the lists file, checked too
-            files, nbytes = files + 1, nbytes + ondisk["bytes"]
         leftovers = IndexFolder.leftovers(folder)
     except IndexError_:  # a damaged manifest: already the first problem
         files, nbytes, leftovers = 0, 0, []

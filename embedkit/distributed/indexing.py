@@ -35,8 +35,7 @@ def build_index_folder(embeddings: str | os.PathLike, out: str | os.PathLike, *,
     """Build and save an index folder at ``out`` from the embeddings folder ``embeddings``; returns the
     :class:`embedkit.index.FaissIndex`. ``corpus`` (the documents that were encoded) gives the index its
     texts and a BM25 side; its ids must be those of the embeddings."""
-    from embedkit.data import Document
-    from embedkit.index import BM25Index, FaissIndex, IndexFolder, build_from_vectors
+    from embedkit.index import FaissIndex, build_from_vectors
 
     folder = EmbeddingsFolder.open(embeddings)
     ids = folder.ids()
@@ -45,17 +44,20 @@ def build_index_folder(embeddings: str | os.PathLike, out: str | os.PathLike, *,
     identity = folder.manifest["identity"]
     build = {"document_prompt": identity.get("prompt"), "max_seq_length": identity.get("max_seq_length"),
              "embeddings": str(folder.path.resolve())}
-    lexical = None  # the BM25 side, over exactly the embedded documents; saved with FAISS as one generation
-    if corpus is not None and bm25:
-        lexical = BM25Index.from_documents(Document(i, title, text) for i, title, text in zip(ids, titles, texts))
     if ondisk:
-        index = _build_ondisk(folder, ids, texts, titles, Path(out), spec, metric, use_ray, address, build, lexical)
+        index = _build_ondisk(folder, ids, texts, titles, Path(out), spec, metric, use_ray, address, build)
     else:
         index = build_from_vectors(ids, folder.vectors(), spec, metric, texts=texts, titles=titles,
                                    model_name=model.get("name"), model_fingerprint=model.get("fingerprint"),
                                    model_source=model.get("source"), show_progress=show_progress)
         index.build_params.update(build)
-        IndexFolder(index, lexical).save(out)
+        index.save(out)
+    if corpus is not None and bm25:
+        from embedkit.data import iter_documents
+        from embedkit.index import BM25Index
+        from embedkit.index.faiss_index import saved_documents_checksum
+
+        BM25Index.from_documents(iter_documents(corpus)).save(out, paired_with=saved_documents_checksum(out))
     return FaissIndex.load(out) if ondisk else index
 
 
@@ -98,11 +100,10 @@ def _fill(trained: np.ndarray, folder_path: str, parts: list[int], shard: str, m
 
 
 def _build_ondisk(folder: EmbeddingsFolder, ids, texts, titles, out: Path, spec: str, metric: str,
-                  use_ray: bool, address: str | None, build: dict, lexical=None):
-    from embedkit.index import FaissIndex, IndexFolder, ondisk
+                  use_ray: bool, address: str | None, build: dict):
+    from embedkit.index import FaissIndex, ondisk
     from embedkit.index.faiss_index import MANIFEST
-    from embedkit.index.lock import writer_lock
-    from embedkit.index.storage import new_generation, sha256_file
+    from embedkit.index.storage import new_generation
 
     rows = ondisk.sample_rows(folder.count, folder.dim, spec, metric)
     work = out.parent / f".{out.name}.build-{uuid.uuid4().hex[:8]}"  # beside the index: same storage
@@ -124,22 +125,20 @@ def _build_ondisk(folder: EmbeddingsFolder, ids, texts, titles, out: Path, spec:
         index = FaissIndex.from_faiss(merged, ids, texts, titles, spec, metric, model.get("name"),
                                       model.get("fingerprint"), model.get("source"))
         index.build_params.update(build, ondisk={"lists": lists.name, "bytes": lists.stat().st_size,
-                                                 "sha256": sha256_file(lists), "shards": len(shards),
-                                                 "trained_on": int(len(rows))})
-        if (out / MANIFEST).exists():  # a rebuild, under the writer lock: the new lists file, the manifest
-            with writer_lock(out):     # switch, then the lists files of earlier builds go
-                os.replace(lists, final_lists)
-                IndexFolder(index, lexical).save(out)
-                ondisk.remove_stale_lists(out, final_lists)
+                                                 "shards": len(shards), "trained_on": int(len(rows))})
+        if (out / MANIFEST).exists():  # a rebuild: the new lists file first, then the manifest switch
+            os.replace(lists, final_lists)
+            index.save(out)
         else:  # a new folder appears whole: saved beside, the lists file added, then renamed into place
             staging = work / "index"
-            IndexFolder(index, lexical).save(staging)
+            index.save(staging)
             os.replace(lists, staging / lists.name)
             if out.is_dir():
                 if any(out.iterdir()):
                     raise DataError("not empty and not an index folder; choose another --out", path=out)
                 out.rmdir()
             os.replace(staging, out)
+        ondisk.remove_stale_lists(out, final_lists)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return index

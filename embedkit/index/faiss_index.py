@@ -82,7 +82,6 @@ class FaissIndex:
 
     def _setup(self) -> None:
         self._removes_in_place = specs.can_remove_in_place(self._index) if not self._read_only else True
-        self._lists_file = lists_file(self._index)
         self._knob = specs.search_knob(self._index)
         self._columns: tuple | None = None
         self._deleted_filter: tuple | None = None
@@ -158,10 +157,6 @@ class FaissIndex:
     def _writable(self) -> None:
         if self._read_only:
             raise IndexError_("this index was loaded memory-mapped (read-only); load it with mmap=False to change it")
-        if self._lists_file is not None:  # FAISS would change the lists file in place, under its readers
-            raise IndexError_(f"{self.path or 'this index'}: its inverted lists are a file on disk "
-                              f"({self._lists_file.name}, built with --on-disk), which is never changed in place; "
-                              "rebuild the index (`embedkit index build --on-disk --force`) to change its documents")
 
     def _changed(self) -> None:
         self._columns = None
@@ -528,9 +523,6 @@ class FaissIndex:
         if header != meta["faiss_header"]:
             raise IndexError_(f"{folder / roles['faiss']}: bad header {header!r} (expected {meta['faiss_header']!r}); "
                               "the file is corrupt")
-        lists_problem = ondisk_lists_problem(folder, meta, checksum=verify)
-        if lists_problem:  # FAISS maps the lists file: a short one would crash the process on a search
-            raise IndexError_(lists_problem)
         index = _read_faiss(faiss_path, folder / roles["faiss"], mmap)
         docs = DocStore.read(generation.path(roles["docs"]), folder / roles["docs"])
         deleted: set[int] = set()
@@ -594,29 +586,6 @@ def check_manifest(folder: Path, meta: dict) -> dict:
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise IndexError_(f"{where}: field {key!r} must be an object")
     return meta
-
-
-def ondisk_lists_problem(folder: Path, meta: dict, checksum: bool = True) -> str | None:
-    """What is wrong with the lists file of an index built on disk, against the size and SHA-256 its build
-    recorded (``build.ondisk`` in the manifest); None if nothing is, or the index keeps its lists in memory."""
-    build = meta.get("build")
-    ondisk = build.get("ondisk") if isinstance(build, dict) else None
-    if ondisk is None:
-        return None
-    if not isinstance(ondisk, dict) or not isinstance(ondisk.get("bytes"), int) or isinstance(ondisk["bytes"], bool) \
-            or not isinstance(ondisk.get("sha256", ""), str):
-        return f"{folder / MANIFEST}: field 'build.ondisk' must name the lists file with its bytes and sha256"
-    return storage.kept_file_problem(folder / storage.check_name(ondisk.get("lists"), folder), ondisk, checksum)
-
-
-def lists_file(index: faiss.Index) -> Path | None:
-    """The file an IVF index built on disk (:mod:`embedkit.index.ondisk`) keeps its inverted lists in; None
-    for an index that holds them in memory."""
-    ivf = faiss.try_extract_index_ivf(index)
-    if ivf is None:
-        return None
-    lists = faiss.downcast_InvertedLists(ivf.invlists)
-    return Path(lists.filename) if isinstance(lists, faiss.OnDiskInvertedLists) else None
 
 
 def _read_faiss(path: str, shown: Path, mmap: bool) -> faiss.Index:

@@ -32,7 +32,7 @@ from embedkit.errors import IndexError_
 from embedkit.index import storage
 from embedkit.index.bm25 import BM25Index
 from embedkit.index.build import add_documents
-from embedkit.index.faiss_index import FaissIndex, ondisk_lists_problem
+from embedkit.index.faiss_index import FaissIndex
 from embedkit.index.lock import DEFAULT_WAIT, writer_lock
 
 
@@ -79,9 +79,6 @@ class IndexFolder:
                 problems = generation.problems()
                 if not problems:  # the files are as saved: check they also form a loadable index
                     try:
-                        lists_problem = ondisk_lists_problem(generation.folder, generation.manifest)
-                        if lists_problem:
-                            return [lists_problem]
                         FaissIndex.from_generation(generation)
                         if generation.manifest.get("bm25") is not None:
                             BM25Index.from_generation(generation)

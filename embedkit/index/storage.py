@@ -263,9 +263,16 @@ class Generation:
         size or SHA-256."""
         out = []
         for name in self.manifest["files"] if names is None else names:
-            problem = _fd_problem(self._fds[name], self.manifest["files"][name], self.display(name))
-            if problem:
-                out.append(problem)
+            record, fd = self.manifest["files"][name], self._fds[name]
+            if fd < 0:
+                out.append(f"{self.display(name)}: missing (the index folder is incomplete)")
+                continue
+            size = os.fstat(fd).st_size
+            if size != record["bytes"]:
+                out.append(f"{self.display(name)}: truncated or overwritten ({size} bytes, the manifest says "
+                           f"{record['bytes']})")
+            elif _sha256_fd(fd) != record["sha256"]:
+                out.append(f"{self.display(name)}: checksum mismatch (the file is corrupt)")
         return out
 
     def check(self, names: Iterable[str] | None = None) -> None:
@@ -279,42 +286,6 @@ class Generation:
             if fd >= 0:
                 os.close(fd)
         self._fds = {name: -1 for name in self._fds}
-
-
-def _fd_problem(fd: int, record: dict, shown: Path, checksum: bool = True) -> str | None:
-    """What is wrong with an open file (-1: missing) against its record ``{"bytes", "sha256"}``, or None."""
-    if fd < 0:
-        return f"{shown}: missing (the index folder is incomplete)"
-    size = os.fstat(fd).st_size
-    if size != record["bytes"]:
-        return f"{shown}: truncated or overwritten ({size} bytes, the manifest says {record['bytes']})"
-    if checksum and record.get("sha256") and _sha256_fd(fd) != record["sha256"]:
-        return f"{shown}: checksum mismatch (the file is corrupt)"
-    return None
-
-
-def kept_file_problem(path: Path, record: dict, checksum: bool = True) -> str | None:
-    """:meth:`Generation.problems` for a file the manifest records outside its ``files`` table (an on-disk
-    index's lists file, which FAISS opens by its own path)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        fd = -1
-    except OSError as exc:
-        return f"{path}: cannot open ({exc.strerror or exc})"
-    try:
-        return _fd_problem(fd, record, path, checksum)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return _sha256_fd(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256_fd(fd: int) -> str:

@@ -57,7 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--json", action="store_true", help="one JSON line (count, dim, spec, metric, model, ...)")
     i.set_defaults(func=run_info)
 
-    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)")
+    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)",
+                        description="Check every file of an index folder against its manifest (size and SHA-256); "
+                                    "one line per problem. Exit status: 0 when every file matches, 1 when a "
+                                    "problem is found, 2 when DIR is not an index folder.")
     v.add_argument("dir", help="index folder")
     v.add_argument("--json", action="store_true", help='one JSON line: {"ok", "problems", "files", "bytes", "leftovers"}')
     v.set_defaults(func=run_verify)

@@ -49,6 +49,8 @@ from embedkit.index.hits import Hit, SearchResults, TuneResult
 FORMAT = "embedkit-faiss-index"
 FORMAT_VERSION = 2  # 2: one manifest for the FAISS and BM25 sides, a generation tag; 1 is read too
 COMPACT_FRACTION = 0.2
+LISTS_READ_ONLY = ("this IVF index keeps its inverted lists on disk (built with --on-disk), where they are "
+                   "read-only; rebuild it from the embeddings to change it")
 
 
 def _now() -> str:
@@ -166,8 +168,7 @@ class FaissIndex:
         if self._read_only:
             raise IndexError_("this index was loaded memory-mapped (read-only); load it with mmap=False to change it")
         if self._lists or self._lists_pending:
-            raise IndexError_("this IVF index keeps its inverted lists on disk (built with --on-disk), where they "
-                              "are read-only; rebuild it from the embeddings to change it")
+            raise IndexError_(LISTS_READ_ONLY)
 
     def _changed(self) -> None:
         self._columns = None

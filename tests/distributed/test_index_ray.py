@@ -110,6 +110,11 @@ def test_lists_file_is_a_file_of_the_generation(tiny_embeddings, tmp_path):
         again.add(["new"], queries[:1])
     with pytest.raises(IndexError_, match="saved only there"):
         again.save(tmp_path / "elsewhere")
+    corpus = tiny_embeddings.parent / "corpus.txt"  # refused in one line before anything is encoded
+    done = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "index", "add", str(moved), "--corpus",
+                           str(corpus)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "on disk" in done.stderr
+    assert "%|" not in done.stderr  # no progress bar: nothing was encoded
 
     # damage: an overwritten byte is found by verify; a truncated file is refused by a plain load
     with open(moved / lists, "r+b") as f:

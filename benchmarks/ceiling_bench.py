@@ -154,7 +154,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calls", type=int, default=5, help="GEMM calls per shape per repeat (best is kept)")
     parser.add_argument("--out", default="benchmarks/results/ceiling.jsonl")
+    parser.add_argument("--record", default=None, help="also write the run as a record (results/encode/NAME.json)")
     args = parser.parse_args()
+    started = time.perf_counter()
 
     import torch
 
@@ -222,6 +224,11 @@ def main() -> None:
     print(record["load"])
     with open(args.out, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
+    if args.record:
+        from embedkit.records import make_record, write_record
+
+        write_record(args.record, make_record("encode-ceiling", record, ["benchmarks/ceiling_bench.py", *sys.argv[1:]],
+                                              time.perf_counter() - started))
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,8 @@ class CpuInfo:
     model: str
     cores: int  # usable by this process (its affinity), not the host's count
     flags: tuple[str, ...]  # the subset of FLAGS this CPU has
+    family: str = ""  # /proc/cpuinfo's "cpu family" and "model": they tell generations apart where the model
+    model_number: str = ""  # name does not (a VM's "AMD EPYC" is Zen 2 at family 23 model 49, Zen 3 at family 25)
 
     @property
     def vnni(self) -> bool:
@@ -31,13 +33,36 @@ class CpuInfo:
     def amx(self) -> bool:
         return "amx_tile" in self.flags
 
+    @property
+    def bf16(self) -> bool:
+        """bf16 matrix products in hardware (AMX-BF16 tiles or AVX-512-BF16 dot products); elsewhere torch
+        emulates them in float32, slower than float32 itself."""
+        return "amx_bf16" in self.flags or "avx512_bf16" in self.flags
+
+    @property
+    def int8(self) -> bool:
+        """int8 matrix products in one instruction per dot product (VNNI or AMX-INT8), where int8 is fastest."""
+        return self.vnni or "amx_int8" in self.flags
+
+    @property
+    def kernels(self) -> str:
+        """The best matrix-product instruction set, as one word: amx, avx512_vnni, avx_vnni, avx512, avx2 or
+        other (what decides which encode backend is fastest, see embedkit.encoding.auto)."""
+        for name, present in (("amx", self.amx), ("avx512_vnni", "avx512_vnni" in self.flags),
+                              ("avx_vnni", "avx_vnni" in self.flags), ("avx512", "avx512f" in self.flags),
+                              ("avx2", "avx2" in self.flags)):
+            if present:
+                return name
+        return "other"
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "flags": list(self.flags)}
+        return {**asdict(self), "flags": list(self.flags), "kernels": self.kernels}
 
 
 @lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
     model, flags = platform.processor() or platform.machine(), set()
+    numbers = {"cpu family": "", "model": ""}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -45,13 +70,15 @@ def cpu_info() -> CpuInfo:
                 key = key.strip()
                 if key == "model name" and model in (platform.processor(), platform.machine()):
                     model = value.strip()
+                elif key in numbers and not numbers[key]:
+                    numbers[key] = value.strip()
                 elif key == "flags":
                     flags = set(value.split())
                     break
     except OSError:  # not Linux: no flags to read
         pass
     return CpuInfo(model, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                   tuple(f for f in FLAGS if f in flags))
+                   tuple(f for f in FLAGS if f in flags), numbers["cpu family"], numbers["model"])
 
 
 def accelerator() -> str:

@@ -18,13 +18,14 @@ from embedkit.errors import ConfigError, DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from embedkit.encoding.backends import BACKENDS, DEFAULT_BACKEND
+    from embedkit.encoding.backends import AUTO, BACKENDS
 
     p = sub.add_parser("encode", help="embed a text file (one text a line) into a .npy array, or a corpus on a "
                                       "Ray cluster (--ray) into Parquet shards")
     add_model_args(p)
-    p.add_argument("--input", help="UTF-8 text file, one text a line; with --ray also a BEIR corpus (folder or "
-                                    ".jsonl) or Parquet (file or folder)")
+    p.add_argument("--input", required=True,
+                   help="UTF-8 text file, one text a line (relative paths: the working directory, then EMBEDKIT_DATA); "
+                        "with --ray also a BEIR corpus (folder or .jsonl) or Parquet (file or folder)")
     p.add_argument("--out", required=True, help="output .npy file (float32, one row a line); with --ray, a folder "
                                                 "of Parquet shards of (id, embedding)")
     p.add_argument("--role", choices=["query", "document"], default=None,
@@ -32,10 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     p.add_argument("--show-rationales", action="store_true",
                    help="GRACE models: print each text's rationale and save them to OUT.rationales.jsonl")
-    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                   help="torch: the model as is (default); onnx: ONNX Runtime, same embeddings; onnx-int8 / int8: "
-                        "int8 weights in ONNX Runtime / torch, faster on CPUs, slightly different embeddings; "
-                        "sentence-transformers: model.encode (reference)")
+    p.add_argument("--backend", choices=BACKENDS, default=AUTO,
+                   help="auto (default): the fastest path for this CPU, measured once and cached (see `embedkit "
+                        "info`), possibly int8 or bf16 with slightly different embeddings; torch: the model as is, "
+                        "exact float32; onnx / openvino: same embeddings through ONNX Runtime / OpenVINO; bf16, "
+                        "onnx-int8, openvino-int8, int8: faster where the CPU has AMX / VNNI, slightly different "
+                        "embeddings; sentence-transformers: model.encode (reference)")
     p.add_argument("--workers", type=int, default=None, help="batches encoded at once (default: one per CPU core)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per batch (default: cores / workers)")
     p.add_argument("--stream", action="store_true",
@@ -51,8 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if not args.input:
-        raise ConfigError("--input is required")
     if args.processes is not None and args.processes < 1:
         raise ConfigError(f"--processes must be >= 1, got {args.processes}")
     for name in ("workers", "threads", "window", "batch_size", "max_seq_length"):
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     texts = read_lines(args.input)
     with ExitStack() as stack:
         model = load_routed_model(args, stack)
+        args.backend = _announce_backend(model, args)
         if args.show_rationales:
             emb = _encode_with_rationales(model, texts, prompt, args, out)
         else:
@@ -92,6 +94,19 @@ def run(args: argparse.Namespace) -> int:
     save_npy_atomic(out, emb)
     print(f"wrote {emb.shape[0]} x {emb.shape[1]} float32 embeddings to {out}")
     return 0
+
+
+def _announce_backend(model, args: argparse.Namespace) -> str:
+    """Resolve ``--backend auto`` and say on stderr what it chose (the output file's rows come from it)."""
+    import sys
+
+    from embedkit.encoding.backends import AUTO, resolve_backend
+
+    backend = resolve_backend(model, args.backend, args.device)
+    if args.backend == AUTO:
+        print(f"backend auto -> {backend} (embedkit info lists the choices; --backend torch for exact float32)",
+              file=sys.stderr)
+    return backend
 
 
 def _encode_with_rationales(model, texts: list[str], prompt: str | None, args: argparse.Namespace, out: Path):
@@ -129,6 +144,7 @@ def _run_stream(args: argparse.Namespace, out: Path, prompt: str | None) -> int:
         raise DataError("empty file (no lines)", path=source)
     with ExitStack() as stack:
         model = load_routed_model(args, stack)
+        args.backend = _announce_backend(model, args)
         result = encode_file(model, source, out, role=args.role, prompt=prompt, batch_size=args.batch_size,
                              normalize=args.normalize, device=args.device, backend=args.backend,
                              workers=args.workers, threads=args.threads, window=args.window or DEFAULT_WINDOW,

@@ -273,7 +273,8 @@ def run_search(args: argparse.Namespace) -> int:
         else:
             index, bm25 = FaissIndex.load(args.dir, mmap=args.mmap, verify=args.verify), None
         model = _recorded_model(_manifest_of(index), args)
-        vectors = encode(model, args.query, role="query", device=args.device, show_progress=False)
+        vectors = encode(model, args.query, role="query", device=args.device, show_progress=False,
+                         backend=index.build_params.get("backend") or "torch")
         if bm25 is not None:
             results = HybridSearcher(index, bm25, model).search(args.query, args.k, query_vectors=vectors)
         else:
@@ -426,7 +427,8 @@ def run_tune(args: argparse.Namespace) -> int:
     if len(queries) > args.sample:
         queries = random.Random(0).sample(queries, args.sample)
     model = _recorded_model(meta, args)
-    vectors = cached_encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000)
+    vectors = cached_encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000,
+                            backend=(meta.get("build") or {}).get("backend") or "torch")
     with IndexFolder.update(args.dir, wait=args.wait) as folder:
         result = folder.index.tune(vectors, target_recall=args.target_recall, k=args.k)
     if args.json:

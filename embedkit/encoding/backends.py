@@ -1,20 +1,29 @@
 """The model that actually runs for each ``backend`` of :func:`embedkit.encoding.encode`.
 
 - ``torch`` (default): the SentenceTransformer itself, all its modules (pooling, Dense, Normalize...),
-  in float32. Embeddings match ``model.encode`` (cosine >= 0.9999 for every text).
+  in float32. Embeddings match ``model.encode`` (cosine >= 0.9999 for every text). The default wherever
+  exact embeddings are needed (the library's ``encode``, caches, indexes, evaluation).
+- ``auto``: the fastest of the paths below for this CPU and model, chosen once by a short calibration on
+  the machine and cached (see :mod:`embedkit.encoding.auto`); the default of ``embedkit encode``.
+- ``bf16``: the transformer in bfloat16 (weights and activations, attention through
+  ``scaled_dot_product_attention``), pooling and normalisation in float32 (see
+  :mod:`embedkit.encoding.bf16`). Fast only where the CPU multiplies bf16 in hardware (AMX, AVX-512-BF16).
 - ``int8``: a copy of the model whose ``nn.Linear`` layers are quantised to int8 with torch's dynamic
-  quantisation (weights per output channel, activations per batch); CPU only. Faster, and slightly
-  different embeddings: the measured quality cost is in ``benchmarks/README.md``.
+  quantisation (weights per output channel, activations per batch); CPU only.
 - ``onnx`` / ``onnx-int8``: the model exported to ONNX and run by ONNX Runtime, in float32 or with
   int8 weights (see :mod:`embedkit.encoding.onnx_backend`); CPU only, needs ``embedkit[fast]``.
+- ``openvino`` / ``openvino-int8``: the same export run by OpenVINO, in float32 or statically quantised
+  to int8 with NNCF on a few hundred local calibration sentences (see
+  :mod:`embedkit.encoding.openvino_backend`); CPU only, needs ``embedkit[openvino]``.
 - ``sentence-transformers``: ``model.encode`` itself, the reference the benchmarks compare against.
 
-The int8 copy is made once per model and reused until the model's weights change (a training step
-bumps the parameters' version counters, which invalidates it).
+``bf16`` and the int8 backends give slightly different embeddings: the measured quality cost is in
+``benchmarks/README.md``. The bf16 and torch-int8 copies are made once per model and reused until the
+model's weights change (a training step bumps the parameters' version counters, which invalidates them).
 
 Mixture-of-experts models (:mod:`embedkit.modules.moe`) run on ``torch`` and ``sentence-transformers``
-only: their experts are chosen per call (``routed(model, domain)``, ``domain_ids``), and neither an ONNX
-graph (traced with one route baked in) nor the cached int8 copy (which keeps the domain active when it
+only: their experts are chosen per call (``routed(model, domain)``, ``domain_ids``), and neither an
+exported graph (traced with one route baked in) nor a cached copy (which keeps the domain active when it
 was made, and is not remade when the domain changes) follows that choice, so they are refused.
 """
 from __future__ import annotations
@@ -26,13 +35,15 @@ import weakref
 
 from embedkit.errors import ConfigError
 
-BACKENDS = ("torch", "int8", "onnx", "onnx-int8", "sentence-transformers")
-CPU_ONLY = ("int8", "onnx", "onnx-int8")
+AUTO = "auto"
+BACKENDS = (AUTO, "torch", "bf16", "int8", "onnx", "onnx-int8", "openvino", "openvino-int8", "sentence-transformers")
+CPU_ONLY = ("int8", "onnx", "onnx-int8", "openvino", "openvino-int8")
 ROUTING_BACKENDS = ("torch", "sentence-transformers")  # the ones that follow an MoE model's domain routing
+CHANGES_EMBEDDINGS = ("bf16", "int8", "onnx-int8", "openvino-int8")
 DEFAULT_BACKEND = "torch"
 
-_quantised: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_quantise_lock = threading.Lock()
+_copies: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {kind: (weights version, copy)}
+_copy_lock = threading.Lock()
 
 
 def check_backend(backend: str) -> str:
@@ -42,42 +53,81 @@ def check_backend(backend: str) -> str:
 
 
 def changes_embeddings(backend: str) -> bool:
-    """Whether the backend's embeddings differ from the model's own (so caches must keep them apart)."""
-    return check_backend(backend) in ("int8", "onnx-int8")
+    """Whether the backend's embeddings differ from the model's own float32 ones."""
+    return check_backend(backend) in CHANGES_EMBEDDINGS
 
 
 def embedding_variant(backend: str) -> str:
-    """What cache keys must tell apart for this backend: '' where embeddings are the model's own, else the
-    backend and, for onnx-int8, its graph version (a new int8 graph gives slightly different embeddings)."""
-    if not changes_embeddings(backend):
-        return ""
+    """What cache keys and indexes record for a (resolved, not ``auto``) backend: its name, and for the
+    int8 graphs their version (a new graph or calibration gives slightly different embeddings)."""
+    if check_backend(backend) == AUTO:
+        raise ValueError("resolve 'auto' to a backend first (resolve_backend)")
     if backend == "onnx-int8":
         from embedkit.encoding.onnx_backend import GRAPH_VERSION
 
         return f"{backend}/{GRAPH_VERSION}"
+    if backend == "openvino-int8":
+        from embedkit.encoding.openvino_backend import int8_variant
+
+        return f"{backend}/{int8_variant()}"
     return backend
+
+
+def installed_backends() -> dict[str, str]:
+    """Each backend and "yes", or what it is missing (a package to install, or hardware it would be slow without)."""
+    from importlib.util import find_spec
+
+    from embedkit.machine import cpu_info
+
+    def needs(*modules: str, extra: str) -> str:
+        missing = [m for m in modules if find_spec(m) is None]
+        return f"pip install 'embedkit[{extra}]'" if missing else "yes"
+
+    return {"torch": "yes", "auto": "yes",
+            "bf16": "yes" if cpu_info().bf16 else "yes, but slow: no AMX-BF16 or AVX-512-BF16 on this CPU",
+            "int8": "yes", "onnx": needs("onnxruntime", "onnx", extra="fast"),
+            "onnx-int8": needs("onnxruntime", "onnx", extra="fast"), "openvino": needs("openvino", extra="openvino"),
+            "openvino-int8": needs("openvino", "nncf", extra="openvino"), "sentence-transformers": "yes"}
+
+
+def resolve_backend(model, backend: str, device: str | None = None) -> str:
+    """``backend`` itself, or for ``auto`` the backend chosen for this CPU and model (cached calibration)."""
+    if check_backend(backend) != AUTO:
+        return backend
+    from embedkit.encoding.auto import auto_backend
+
+    return auto_backend(model, device)
 
 
 def weights_version(model) -> tuple:
     return tuple((p.data_ptr(), p._version) for p in model.parameters())
 
 
-def int8_model(model):
-    """The dynamically int8-quantised copy of ``model`` (made on first use, cached while the weights stand)."""
+def derived_copy(model, kind: str, make):
+    """``make(model)``, made once per model and ``kind`` and reused while the model's weights stand."""
+    version = weights_version(model)
+    with _copy_lock:
+        cached = _copies.setdefault(model, {}).get(kind)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        made = make(model)
+        _copies[model][kind] = (version, made)
+        return made
+
+
+def _quantise_int8(model):
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    version = weights_version(model)
-    with _quantise_lock:
-        cached = _quantised.get(model)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        source = copy.deepcopy(model).to("cpu").eval()
-        with warnings.catch_warnings():  # torch announces the move of eager quantisation to torchao
-            warnings.simplefilter("ignore")
-            quantised = quantize_dynamic(source, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-        _quantised[model] = (version, quantised)
-        return quantised
+    source = copy.deepcopy(model).to("cpu").eval()
+    with warnings.catch_warnings():  # torch announces the move of eager quantisation to torchao
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(source, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+
+
+def int8_model(model):
+    """The dynamically int8-quantised copy of ``model`` (made on first use, cached while the weights stand)."""
+    return derived_copy(model, "int8", _quantise_int8)
 
 
 def check_routing(model, backend: str) -> None:
@@ -89,17 +139,28 @@ def check_routing(model, backend: str) -> None:
                           "use --backend torch")
 
 
-def model_for_backend(model, backend: str, device_type: str, threads: int):
-    """What runs the forward passes for ``backend`` on a device of type ``device_type``: called on
-    features, returns a dict with ``sentence_embedding`` (``threads``: intra-op threads per call)."""
+def model_for_backend(model, backend: str, device_type: str, threads: int, workers: int = 1):
+    """What runs the forward passes for a resolved ``backend`` on a device of type ``device_type``: called on
+    features, returns a dict with ``sentence_embedding`` (``threads``: intra-op threads per call, ``workers``:
+    calls in flight at once)."""
     backend = check_backend(backend)
+    if backend == AUTO:
+        raise ValueError("resolve 'auto' to a backend first (resolve_backend)")
     check_routing(model, backend)
     if backend in CPU_ONLY and device_type != "cpu":
         raise ConfigError(f"backend {backend!r} runs on the CPU only, not on {device_type!r}; use --backend torch")
     if backend == "int8":
         return int8_model(model)
+    if backend == "bf16":
+        from embedkit.encoding.bf16 import bf16_model
+
+        return bf16_model(model)
     if backend in ("onnx", "onnx-int8"):
         from embedkit.encoding.onnx_backend import onnx_runner
 
         return onnx_runner(model, backend, threads)
+    if backend in ("openvino", "openvino-int8"):
+        from embedkit.encoding.openvino_backend import openvino_runner
+
+        return openvino_runner(model, backend, threads, workers)
     return model

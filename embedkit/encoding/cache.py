@@ -14,11 +14,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant
+from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant, resolve_backend
 from embedkit.encoding.engine import Role, encode, resolve_prompt
 from embedkit.paths import cache_dir
 
 CHUNK = 2048
+PROGRESS_MIN_TEXTS = 1000  # show_progress=None: a bar only when at least this many texts need encoding
 
 
 class EmbeddingCache:
@@ -63,10 +64,10 @@ class EmbeddingCache:
 
 
 def _chunk_key(fingerprint: str, prompt: str, normalize: bool, texts: Sequence[str], backend: str = DEFAULT_BACKEND) -> str:
-    # Backends that give the model's own embeddings share entries; the int8 ones get their own.
+    # Every backend has entries of its own: the key names it (and an int8 graph's version), so a vector
+    # read back was made by the backend asked for.
     variant = embedding_variant(backend)
-    variant = f"{variant}\0" if variant else ""
-    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}".encode())
+    h = hashlib.sha256(f"{fingerprint}\0{prompt}\0{normalize}\0{len(texts)}\0{variant}\0".encode())
     for t in texts:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
@@ -88,7 +89,13 @@ def cached_encode(
     backend: str = DEFAULT_BACKEND,
     encode_missing: Callable[[list[str]], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk.
+    """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk
+    (``backend="auto"`` is resolved first, so entries are keyed by the backend that made them).
+
+    The progress bar (``show_progress=None``: when at least ``PROGRESS_MIN_TEXTS`` texts are not cached)
+    moves batch by batch. Cached texts count as done from the start, so its rate and time estimate are the
+    encoding's own; the rate is the average since the start (tqdm ``smoothing=0``), not that of the last
+    batches, which longest-first batching makes slowest at the start of every chunk.
 
     ``encode_missing(texts)`` computes the chunks the cache lacks when given (e.g. a lookup into
     embeddings made on a Ray cluster, with the same model, prompt and options), instead of the engine.
@@ -101,21 +108,24 @@ def cached_encode(
     cache = cache or EmbeddingCache()
     fingerprint = fingerprint or model_fingerprint(model)
     full_prompt = resolve_prompt(model, role, prompt)
-    starts = range(0, len(texts), CHUNK)
-    show = show_progress if show_progress is not None else len(texts) > CHUNK
-    parts = []
-    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
-        for start in starts:
-            chunk = texts[start:start + CHUNK]
-            key = _chunk_key(fingerprint, full_prompt, normalize, chunk, backend)
-            emb = cache.get(key)
-            if emb is None or emb.shape[0] != len(chunk):
-                emb = encode_missing(chunk) if encode_missing is not None else encode(
-                    model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize, device=device,
-                    show_progress=False, backend=backend)
-                cache.put(key, emb)
-            parts.append(emb)
-            bar.update(len(chunk))
+    backend = resolve_backend(model, backend, device) if texts else backend
+    chunks = [texts[start:start + CHUNK] for start in range(0, len(texts), CHUNK)]
+    keys = [_chunk_key(fingerprint, full_prompt, normalize, chunk, backend) for chunk in chunks]
+    parts = [cache.get(key) for key in keys]
+    parts = [emb if emb is not None and emb.shape[0] == len(chunk) else None for emb, chunk in zip(parts, chunks)]
+    missing = sum(len(chunk) for chunk, emb in zip(chunks, parts) if emb is None)
+    show = show_progress if show_progress is not None else missing >= PROGRESS_MIN_TEXTS
+    with tqdm(total=len(texts), initial=len(texts) - missing, desc="encode", unit="text", smoothing=0,
+              disable=not (show and missing)) as bar:
+        for i, (chunk, key) in enumerate(zip(chunks, keys)):
+            if parts[i] is None:
+                if encode_missing is not None:
+                    parts[i] = encode_missing(chunk)
+                    bar.update(len(chunk))
+                else:
+                    parts[i] = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
+                                      device=device, backend=backend, progress=bar.update)
+                cache.put(key, parts[i])
     if not parts:
         return encode(model, [], normalize=normalize)
     return np.concatenate(parts, axis=0)

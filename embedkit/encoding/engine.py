@@ -25,7 +25,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend, model_for_backend
+from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend, model_for_backend, resolve_backend
 from embedkit.encoding.bucketing import plan_batches, token_lengths
 from embedkit.encoding.pipeline import run_pipeline
 from embedkit.encoding.threads import ThreadPlan
@@ -123,7 +123,8 @@ def encode_into(
     """
     target = _model_device(model, device)
     plan = ThreadPlan.for_device(target.type, workers, threads)
-    runner = model_for_backend(model, backend, target.type, plan.threads)
+    backend = resolve_backend(model, backend, str(target))
+    runner = model_for_backend(model, backend, target.type, plan.threads, plan.workers)
     if runner is model and device is not None and _model_device(model, None) != target:
         model.to(target)
     runner.eval()
@@ -165,15 +166,19 @@ def encode(
     backend: str = DEFAULT_BACKEND,
     workers: int | None = None,
     threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` with ``model``; ``role`` picks the model's query/document prompt unless ``prompt`` is given.
 
-    ``backend``: ``"torch"`` (default, same embeddings as ``model.encode``), ``"onnx"`` (ONNX Runtime,
-    same embeddings), ``"onnx-int8"`` / ``"int8"`` (int8 weights in ONNX Runtime / torch: faster on a
-    CPU, slightly different embeddings) or ``"sentence-transformers"`` (``model.encode`` itself); see
-    :mod:`embedkit.encoding.backends`.
+    ``backend``: ``"torch"`` (default, same embeddings as ``model.encode``), ``"auto"`` (the fastest path
+    for this CPU, chosen by a cached calibration), ``"onnx"`` / ``"openvino"`` (ONNX Runtime / OpenVINO,
+    same embeddings), ``"bf16"``, ``"onnx-int8"`` / ``"openvino-int8"`` / ``"int8"`` (faster on CPUs with
+    the instructions for them, slightly different embeddings) or ``"sentence-transformers"``
+    (``model.encode`` itself); see :mod:`embedkit.encoding.backends`.
     ``workers``/``threads``: batches in flight and torch threads per batch (default: see
     :class:`embedkit.encoding.threads.ThreadPlan`).
+    ``progress``: called with the number of texts each finished batch held, for a caller's own progress
+    bar (none is drawn here then).
     """
     from tqdm.auto import tqdm
 
@@ -185,12 +190,17 @@ def encode(
         from embedkit.models import embedding_dim
 
         return np.zeros((0, embedding_dim(model) or 0), dtype=np.float32)
+    backend = resolve_backend(model, backend, device)
     if backend == "sentence-transformers" or not understands(model):
         if backend not in ("torch", "sentence-transformers"):
             from embedkit.errors import ConfigError
 
             raise ConfigError(f"backend {backend!r} needs a SentenceTransformer model, got {type(model).__name__}")
-        return _encode_with_model(model, texts, full_prompt, batch_size, normalize, device, show)
-    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
+        out = _encode_with_model(model, texts, full_prompt, batch_size, normalize, device, show and progress is None)
+        if progress is not None:
+            progress(len(texts))
+        return out
+    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show or progress is not None) as bar:
         return encode_into(model, texts, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                           device=device, backend=backend, workers=workers, threads=threads, progress=bar.update)
+                           device=device, backend=backend, workers=workers, threads=threads,
+                           progress=progress or bar.update)

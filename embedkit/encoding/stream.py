@@ -27,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend
+from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend, resolve_backend
 from embedkit.encoding.engine import Role, encode_into, resolve_prompt, understands
 from embedkit.errors import DataError
 
@@ -152,6 +152,7 @@ def encode_file(
                         f"(got {type(model).__name__}, backend {backend!r})", path=input_path)
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
+    backend = resolve_backend(model, backend, device)  # once: a resumed run must use the same one
     source, out = Path(input_path), Path(out_path)
     scan = scan or scan_input(source)
     stop = scan.rows if stop is None else min(stop, scan.rows)

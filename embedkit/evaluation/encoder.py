@@ -39,7 +39,9 @@ class MtebEncoder:
         prompt = self.prompts.get(role) if role else None
         missing = self._from_documents(prompt) if role == "document" and self.documents else None
         return cached_encode(self.model, texts, role=role, prompt=prompt, batch_size=self.batch_size,
-                             device=self.device, show_progress=self.show_progress, cache=self.cache,
+                             device=self.device,
+                             show_progress=None if self.show_progress else False,  # None: only for long encodes
+                             cache=self.cache,
                              fingerprint=self.fingerprint, encode_missing=missing)
 
     def _from_documents(self, prompt: str | None):

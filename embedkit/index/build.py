@@ -45,11 +45,11 @@ def _passages(documents: Iterable, chunker: Chunker | None) -> Iterator[Passage]
 
 def encoded_slices(model, documents: Iterable, first_slice: int = ENCODE_SLICE, batch_size: int = 32,
                    chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
-                   prompt: str | None = None, show_progress: bool = True,
-                   total: int | None = None) -> Iterator[tuple[list[Passage], np.ndarray]]:
+                   prompt: str | None = None, show_progress: bool = True, total: int | None = None,
+                   backend: str = "torch") -> Iterator[tuple[list[Passage], np.ndarray]]:
     """Documents as slices of passages (chunks when ``chunk_tokens``) with their vectors (role "document").
 
-    Vectors come through the embedding cache, so a corpus encoded once (by a build, an add, an evaluation
+    Vectors (encoded by ``backend``) come through the embedding cache, so a corpus encoded once (by a build, an add, an evaluation
     of the same texts in the same order) is read back rather than encoded again. A document id repeated
     in the stream is refused."""
     from tqdm.auto import tqdm
@@ -65,7 +65,8 @@ def encoded_slices(model, documents: Iterable, first_slice: int = ENCODE_SLICE, 
 
     def encoded() -> tuple[list[Passage], np.ndarray]:
         vectors = cached_encode(model, [p.encoded for p in buffer], role="document", prompt=prompt,
-                                batch_size=batch_size, device=device, show_progress=False, fingerprint=fingerprint)
+                                batch_size=batch_size, device=device, show_progress=False, fingerprint=fingerprint,
+                                backend=backend)
         return list(buffer), vectors
 
     with tqdm(total=total, desc="index", unit="doc", disable=not show_progress) as bar:
@@ -90,18 +91,21 @@ def encoded_slices(model, documents: Iterable, first_slice: int = ENCODE_SLICE, 
 def add_documents(index: FaissIndex, model, documents: Iterable, batch_size: int = 32,
                   chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
                   prompt: str | None = None, show_progress: bool = True, total: int | None = None,
-                  upsert: bool = False) -> int:
+                  upsert: bool = False, backend: str | None = None) -> int:
     """Encode ``documents`` (objects with ``id``, ``title``, ``text``) slice by slice into ``index``.
+
+    ``backend``: the encode backend (default: the one the index was built with, else exact ``torch``).
 
     Returns the number of vectors added (chunks count one each). An untrained index first gathers a
     training sample (see :func:`embedkit.index.specs.training_size`), trains on it, then streams.
     ``upsert``: documents already in the index are replaced (with all their chunks) instead of refused.
     """
+    backend = backend or index.build_params.get("backend") or "torch"
     first_slice = max(ENCODE_SLICE, training_size(index.faiss_index))
     added = 0
     replaced: set[str] = set()
     for passages, vectors in encoded_slices(model, documents, first_slice, batch_size, chunk_tokens, chunk_overlap,
-                                            device, prompt, show_progress, total):
+                                            device, prompt, show_progress, total, backend):
         if upsert:  # a document's chunks may span two slices: remove it once, before its first slice
             parents = [p for p in dict.fromkeys(p.parent_id or p.id for p in passages) if p not in replaced]
             present = index.documents_present(parents)
@@ -122,26 +126,31 @@ def encode_for(index_manifest: dict, model, documents: Iterable, batch_size: int
     built = index_manifest.get("build") or {}
     return sum(len(passages) for passages, _ in encoded_slices(
         model, documents, ENCODE_SLICE, batch_size, built.get("chunk_tokens"), built.get("chunk_overlap") or 32,
-        device, built.get("document_prompt"), show_progress, total))
+        device, built.get("document_prompt"), show_progress, total, built.get("backend") or "torch"))
 
 
 def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "cosine", batch_size: int = 32,
                 chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
                 show_progress: bool = True, prompt: str | None = None, model_source: str | None = None,
-                total: int | None = None) -> FaissIndex:
+                total: int | None = None, backend: str = "torch") -> FaissIndex:
     """A new :class:`FaissIndex` over ``documents``, encoded with ``model`` (role "document").
 
     ``chunk_tokens``: split documents longer than this many tokens (title included) into overlapping
     chunks; each chunk's hit names its parent. ``model_source`` is recorded so that ``index search`` can
-    load the model again (defaults to ``"default"`` for the packaged model).
+    load the model again (defaults to ``"default"`` for the packaged model). ``backend``: the encode
+    backend (default exact float32 ``torch``; ``auto`` is resolved here), recorded so that queries and
+    later additions are encoded by the same one.
     """
+    from embedkit.encoding.backends import embedding_variant, resolve_backend
     from embedkit.models import model_fingerprint, model_name
 
     dim = embedding_dim(model)
     index = FaissIndex(dim, spec, metric, model_name=model_name(model), model_fingerprint=model_fingerprint(model),
                        model_source=model_source or model_source_of(model))
     index.build_params = {"chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap if chunk_tokens else None,
-                          "document_prompt": prompt, "max_seq_length": getattr(model, "max_seq_length", None)}
+                          "document_prompt": prompt, "max_seq_length": getattr(model, "max_seq_length", None),
+                          "backend": resolve_backend(model, backend, device)}
+    index.build_params["backend_variant"] = embedding_variant(index.build_params["backend"])
     added = add_documents(index, model, documents, batch_size, chunk_tokens, chunk_overlap, device, prompt,
                           show_progress, total)
     if not added:

@@ -231,6 +231,13 @@ class FaissIndex:
         """The ids held, in insertion order (chunk ids for chunked documents)."""
         return [i for i in self._docs.ids if i is not None]
 
+    def get(self, ids: Sequence[str]) -> list[Hit | None]:
+        """The stored rows of these ids (text, title, parent; score 0.0), None for an id not held."""
+        d = self._docs
+        labels = [d.label_of.get(str(i)) for i in ids]
+        return [None if label is None else Hit(d.ids[label], 0.0, d.texts[label], d.titles[label], d.parents[label])
+                for label in labels]
+
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str] | None = None,
                titles: Sequence[str] | None = None, parents: Sequence[str] | None = None) -> None:
         """Replace the documents with these ids, with all their chunks (adding those that are new)."""

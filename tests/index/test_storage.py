@@ -44,9 +44,10 @@ def test_no_pickle_in_the_folder(tmp_path):
     index, _, folder = saved(tmp_path, "HNSW16")
     index.remove(["doc1"])
     index.save(folder)
-    for path in folder.iterdir():
-        if path.suffix == ".npy":
-            np.load(path, allow_pickle=False)  # would raise on an object (pickled) array
+    arrays = [np.load(path, allow_pickle=False) for path in folder.iterdir() if path.suffix == ".npy"]
+    assert arrays and all(a.dtype != object for a in arrays)  # np.load raises on an object (pickled) array
+    pickled = [p.name for p in folder.rglob("*") if p.is_file() and p.read_bytes()[:1] == b"\x80"]
+    assert not pickled  # no file is a pickle stream (protocol 2+ starts with 0x80)
 
 
 @pytest.mark.parametrize("broken", ["faiss", "docs", "manifest"])

@@ -119,6 +119,25 @@ def test_repeated_eval_set_names_are_refused(recipe_file):
     assert "stsb-dev repeats" in one_line_error(recipe_file(eval={"sets": sets}))
 
 
+def test_a_test_split_is_refused_where_runs_are_chosen(recipe_file):
+    sets = [{"kind": "sts", "path": "stsb", "split": "dev"}, {"kind": "sts", "path": "stsb", "split": "test"}]
+    message = one_line_error(recipe_file(eval={"sets": sets}))
+    assert "eval: sets.1 (stsb-test): a test split is scored only in the final run" in message
+    assert "eval.test_sets" in message and "eval.final=true" in message
+
+
+def test_test_sets_are_scored_only_in_the_final_run(recipe_file):
+    spec = {"steps": 2, "sets": [{"kind": "sts", "path": "stsb", "split": "dev"}],
+            "test_sets": [{"kind": "sts", "path": "stsb", "split": "test", "during": True}]}
+    chosen = load_recipe(recipe_file(eval=spec))
+    assert [s.name for s in chosen.eval.active_sets()] == ["stsb-dev"]
+    final = load_recipe(recipe_file(eval=spec), ["eval.final=true"])
+    assert [(s.name, s.during) for s in final.eval.active_sets()] == [("stsb-dev", True), ("stsb-test", False)]
+    clash = {"sets": [{"kind": "sts", "path": "stsb", "split": "dev", "name": "x"}],
+             "test_sets": [{"kind": "sts", "path": "stsb", "split": "test", "name": "x"}]}
+    assert "x repeats" in one_line_error(recipe_file(eval=clash))
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_shipped_recipe_validates(path):
     recipe = load_recipe(path)
@@ -140,8 +159,24 @@ def test_shipped_recipe_data_loads(path, shared_data):
     else:
         assert next(iter(load_training_data(recipe.data).columns.values()))
     assert len(load_eval_sets(recipe.eval)) == len(recipe.eval.sets)
+    final = recipe.eval.model_copy(update={"final": True})
+    assert len(load_eval_sets(final)) == len(recipe.eval.sets) + len(recipe.eval.test_sets)
 
 
 def test_shipped_recipes_cover_every_method():
     assert {p.stem for p in RECIPES} >= {"simcse-unsup", "simcse-sup", "debcse", "whitenedcse", "cosent-stsb",
                                          "retrieval-scifact"}
+
+
+@pytest.mark.parametrize("items, start", [
+    (["foo=1"], "--set foo=1: unknown key 'foo'"),
+    (["max_steps=4", "loss.temperature=-1"], "--set loss.temperature=-1: loss.temperature: Input should be"),
+    (["loss={name: infonce, temprature: 2}"], "--set loss={name: infonce, temprature: 2}: unknown key 'loss.temprature'"),
+])
+def test_a_bad_set_item_is_named_not_the_recipe_file(recipe_file, items, start):
+    assert one_line_error(recipe_file(), items).startswith(start)
+
+
+def test_a_bad_key_in_the_file_names_the_file_even_with_set(recipe_file):
+    path = recipe_file(epochz=3)
+    assert one_line_error(path, ["max_steps=4"]).startswith(f"{path}: unknown key 'epochz'")

@@ -1,0 +1,113 @@
+"""Tables of the encode benchmark records (``benchmarks/encode_bench.py --record``): one table per CPU.
+
+Records are named ``<kernels>-speed-stsb.json``, ``<kernels>-speed-scifact.json`` and
+``<kernels>-quality.json``, where ``<kernels>`` is the CPU's best matrix-product instruction set
+(``embedkit.machine.CpuInfo.kernels``: avx2, avx512, avx512_vnni, avx_vnni, amx), so runs on different
+kinds of CPU sit side by side: ``encode-cpu-avx2``, ``encode-cpu-amx``, ... Each table has one row per
+method: its best batch size and throughput on each data set, the ratio to sentence-transformers float32
+and to the best sentence-transformers row (any backend), the lowest cosine to sentence-transformers'
+embeddings, STS-B test Spearman and SciFact test nDCG@10, and a flag for a loss over 0.5 points.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from embedkit.records import fmt, load_record
+
+HERE = Path(__file__).resolve().parent
+ST = "sentence-transformers"
+LABELS = {
+    ST: "sentence-transformers, float32",
+    "st-onnx-O1": "sentence-transformers `onnx` O1", "st-onnx-O2": "sentence-transformers `onnx` O2",
+    "st-onnx-O3": "sentence-transformers `onnx` O3", "st-onnx-O4": "sentence-transformers `onnx` O4",
+    "st-onnx-int8": "sentence-transformers ONNX int8 (this CPU's config)",
+    "st-openvino": "sentence-transformers `openvino`, float32",
+    "st-openvino-int8": "sentence-transformers `openvino` int8 (static)",
+    "torch": "embedkit `torch` (exact)", "bf16": "embedkit `bf16`", "int8": "embedkit `int8` (torch)",
+    "onnx": "embedkit `onnx`", "onnx-int8": "embedkit `onnx-int8`", "openvino": "embedkit `openvino`",
+    "openvino-int8": "embedkit `openvino-int8`", "auto": "embedkit `auto`", "static": "static model (model2vec)",
+}
+
+
+def _cpu_name(cpu: dict) -> str:
+    numbers = f" (family {cpu['family']}, model {cpu['model_number']})" if cpu.get("family") else ""
+    return cpu["model"] + numbers
+
+
+def _records(kernels: str) -> dict:
+    return {kind: load_record(path) for kind in ("speed-stsb", "speed-scifact", "quality")
+            if (path := HERE / f"{kernels}-{kind}.json").exists()}
+
+
+def _summaries(record: dict | None) -> dict:
+    if record is None:
+        return {}
+    rows = record["metrics"]["rows"]
+    cosines = {}
+    for row in rows:
+        if not row.get("summary") and row.get("min_cosine_vs_st") is not None:
+            cosines[row["method"]] = min(cosines.get(row["method"], 1.0), row["min_cosine_vs_st"])
+    return {row["method"]: {**row, "min_cos": cosines.get(row["method"])} for row in rows if row.get("summary")}
+
+
+def _speed_cells(summary: dict | None) -> list[str]:
+    if summary is None:
+        return ["–"] * 4
+    return [str(summary["best_batch_size"]), fmt(summary["texts_per_s"], 1), fmt(summary["ratio_vs_st"]),
+            fmt(summary["ratio_vs_best_st"])]
+
+
+def cpu_table(kernels: str) -> str:
+    records = _records(kernels)
+    stsb, scifact = _summaries(records.get("speed-stsb")), _summaries(records.get("speed-scifact"))
+    quality = {row["method"]: row for row in records["quality"]["metrics"]["rows"]} if "quality" in records else {}
+    methods = list(dict.fromkeys([*stsb, *scifact, *quality]))
+    any_record = next(iter(records.values()))
+    cpu = any_record["cpu"]
+    auto = next((r["details"].get("auto_backend") for r in records.values() if r.get("details", {}).get("auto_backend")),
+                None)
+    picked = f"`auto` picked `{auto}` here" if auto else "no speed run yet, so `auto` not calibrated in one"
+    lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; {picked}. Texts/s: median of the interleaved runs at each method's best batch size; x ST: "
+             "over sentence-transformers float32 at its best batch size; x best ST: over the fastest "
+             "sentence-transformers row of any backend; min cos: lowest cosine of any text to "
+             "sentence-transformers float32 (– for the static model, another embedding space).", "",
+             "| method | STS-B batch | STS-B texts/s | x ST | x best ST | SciFact batch | SciFact texts/s | x ST | "
+             "x best ST | min cos | STS-B Spearman | SciFact nDCG@10 | loses > 0.5 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for method in methods:
+        q = quality.get(method, {})
+        cos = [c for c in (stsb.get(method, {}).get("min_cos"), scifact.get(method, {}).get("min_cos")) if c is not None]
+        flag = "–" if not q else ("**yes**" if q.get("flagged") else "no")
+        lines.append("| " + " | ".join([LABELS.get(method, method), *_speed_cells(stsb.get(method)),
+                                         *_speed_cells(scifact.get(method)), fmt(min(cos), 4) if cos else "–",
+                                         fmt(q.get("stsb_test_spearman")), fmt(q.get("scifact_ndcg@10")), flag]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _kernels_found() -> list[str]:
+    return sorted({p.name.split("-")[0] for p in HERE.glob("*-speed-*.json")} |
+                  {p.name.split("-")[0] for p in HERE.glob("*-quality.json")})
+
+
+TABLES = {f"encode-cpu-{kernels}": (lambda kernels=kernels: cpu_table(kernels)) for kernels in _kernels_found()}
+
+
+def ceiling_table(kernels: str) -> str:
+    """The matrix-product bound on SciFact abstracts (``ceiling_bench.py --record``) on this kind of CPU."""
+    record = load_record(HERE / f"{kernels}-ceiling.json")
+    m, cpu = record["metrics"], record["cpu"]
+    lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; first {m['texts']} SciFact "
+             f"abstracts, {fmt(m['mean_tokens'], 1)} tokens on average; sentence-transformers "
+             f"{fmt(m['st_texts_per_s'], 1)} texts/s = {fmt(m['st_gflop_per_s'], 0)} GFLOP/s; {m['load']}.", "",
+             "| matrix products at | rate (GOP/s) | bound on any engine's speed-up, everything else free |",
+             "|---|---|---|"]
+    for name, rates in m["gemm_gflop_per_s"].items():
+        lines.append(f"| {name} (library, best shape) | {fmt(max(rates.values()), 0)} | "
+                     f"{fmt(m['ceiling_all_matmuls_vs_st'][name])}x |")
+    for name, rate in m.get("peak_gop_per_s", {}).items():
+        lines.append(f"| {name} (CPU peak, cpu_peak.c) | {fmt(rate, 0)} | {fmt(m['ceiling_at_peak_vs_st'][name])}x |")
+    return "\n".join(lines) + "\n"
+
+
+TABLES.update({f"encode-ceiling-{p.name.split('-')[0]}": (lambda kernels=p.name.split("-")[0]: ceiling_table(kernels))
+               for p in HERE.glob("*-ceiling.json")})

@@ -26,7 +26,7 @@ from embedkit.distributed.output import EmbeddingsFolder, read_part_file
 from embedkit.errors import DataError, IndexError_
 from embedkit.index import ondisk
 from embedkit.index.lock import DEFAULT_WAIT, writer_lock
-from embedkit.index.storage import MANIFEST
+from embedkit.index.storage import MANIFEST, check_writable_target
 
 SHARDS_PER_CPU = 4  # shard groups per CPU of the cluster: enough for balance, few files to merge
 
@@ -74,6 +74,7 @@ def build_index_folder(embeddings: str | os.PathLike, out: str | os.PathLike, *,
 
 
 def _check_target(out: Path, force: bool) -> None:
+    check_writable_target(out)  # a file, or a folder holding something else
     if (out / MANIFEST).exists() and not force:
         raise IndexError_(f"{out}: an index already exists there; pass --force (force=True) to replace it")
 

@@ -347,12 +347,14 @@ def run_add(args: argparse.Namespace) -> int:
     """``index add`` and ``index upsert``: encode before taking the lock (into the embedding cache), then
     load, change and save both sides under it."""
     from embedkit.index import IndexFolder
-    from embedkit.index.faiss_index import read_index_manifest
+    from embedkit.index.faiss_index import LISTS_READ_ONLY, read_index_manifest
     from embedkit.models import model_fingerprint, model_name
 
     meta = read_index_manifest(args.dir)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
+    if "lists" in meta["roles"]:  # before encoding anything
+        raise IndexError_(f"{args.dir}: {LISTS_READ_ONLY}")
     model = None
     if args.embeddings:
         ids, vectors, texts, titles = _precomputed(args)

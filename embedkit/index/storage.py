@@ -40,7 +40,7 @@ from embedkit.index.lock import DEFAULT_WAIT, LOCK_FILE, writer_lock
 
 MANIFEST = "meta.json"
 LEGACY_BM25_MANIFEST = "bm25.json"  # format 1 kept the BM25 side under its own manifest
-GENERATION_PREFIXES = ("index-", "docs-", "deleted-", "bm25-", "bm25docs-")
+GENERATION_PREFIXES = ("index-", "docs-", "deleted-", "bm25-", "bm25docs-", "lists-")
 _TEMP_PREFIX = f".{MANIFEST}."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _BLOCK = 1 << 20
@@ -148,6 +148,24 @@ class GenerationWriter:
             raise
         self.records[name] = out.close()
         self.heads[name] = out.head
+
+    def adopt(self, name: str, source: Path) -> None:
+        """Move a finished file written elsewhere on the same filesystem (FAISS's on-disk merge writes its
+        lists file through a memory map, not through :class:`NewFile`) into the generation as ``name``:
+        flushed, checksummed by reading it once, then renamed into the folder."""
+        check_name(name, self.folder)
+        digest, size = hashlib.sha256(), 0
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while block := os.pread(fd, _BLOCK, size):
+                digest.update(block)
+                size += len(block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._created.append(name)
+        os.rename(source, self.folder / name)  # same filesystem (the caller's work folder is beside this one)
+        self.records[name] = {"bytes": size, "sha256": digest.hexdigest()}
 
     def head(self, name: str, size: int = 4) -> bytes:
         """The first ``size`` bytes of a finished file."""

@@ -409,7 +409,8 @@ def save_generation(folder: str | os.PathLike, write: Callable[[GenerationWriter
     folder = Path(folder)
     check_writable_target(folder)
     with writer_lock(folder, wait):
-        refuse_legacy_bm25(folder)
+        if expected is not None:  # an update would keep a BM25 side it cannot read; a new index replaces it
+            refuse_legacy_bm25(folder)
         current = read_manifest(folder) if (folder / MANIFEST).is_file() else None
         if expected is not None and current is not None and generation_of(current) != expected:
             raise IndexError_(f"{folder}: another writer saved the index after it was loaded here (generation "
@@ -439,6 +440,8 @@ def save_generation(folder: str | os.PathLike, write: Callable[[GenerationWriter
                               "the previous generation's files are kept in case the switch is lost") from None
         for name in set(current["files"]) - set(manifest["files"]) if current else ():
             _remove(folder / name)
+        if (folder / LEGACY_BM25_MANIFEST).exists():  # a rebuild over format 1: its BM25 files were leftovers
+            _remove(folder / LEGACY_BM25_MANIFEST)
     return manifest
 
 

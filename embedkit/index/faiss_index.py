@@ -25,6 +25,8 @@ Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe an
     deleted-<gen>.npy         labels marked deleted (HNSW only), int64, loaded with allow_pickle=False
     rescore-<gen>.npy         ``+rescore`` specs: float32 or int8 rows by label, memory-mapped when loaded
                               (see :mod:`embedkit.index.quantized`; int8 ranges are in the manifest)
+    lists-<gen>.ivfdata       IVF built on disk (:mod:`embedkit.index.ondisk`): the inverted lists, which a
+                              load maps from disk; kept across saves that leave the vectors as they are
     writer.lock               the writer lock (:mod:`embedkit.index.lock`); holds the holder's pid and command
 
 Saving takes the folder's writer lock; to change an index that other processes may change too, use
@@ -45,11 +47,14 @@ from embedkit.index import quantized, specs, storage, tuning
 from embedkit.index.lock import DEFAULT_WAIT
 from embedkit.index.storage import MANIFEST
 from embedkit.index.docstore import DocStore
+from embedkit.index.ondisk import ondisk_lists
 from embedkit.index.hits import Hit, SearchResults, TuneResult
 
 FORMAT = "embedkit-faiss-index"
 FORMAT_VERSION = 2  # 2: one manifest for the FAISS and BM25 sides, a generation tag; 1 is read too
 COMPACT_FRACTION = 0.2
+LISTS_READ_ONLY = ("this IVF index keeps its inverted lists on disk (built with --on-disk), where they are "
+                   "read-only; rebuild it from the embeddings to change it")
 
 
 def _now() -> str:
@@ -82,6 +87,8 @@ class FaissIndex:
         self._docs = DocStore()
         self._deleted: set[int] = set()
         self._read_only = False
+        self._lists: str | None = None  # the lists file of the saved folder (IVF built on disk)
+        self._lists_pending: Path | None = None  # a merged lists file not saved into a folder yet
         self._setup()
 
     def _setup(self) -> None:
@@ -104,6 +111,9 @@ class FaissIndex:
         if index.ntotal != len(ids):
             raise IndexError_(f"{len(ids)} ids for a FAISS index of {index.ntotal} vectors")
         self._index = index
+        lists = ondisk_lists(index)
+        if lists is not None:  # merged on disk: the next save moves the lists file into the folder
+            self._lists_pending = Path(lists.filename)
         self._docs.add(self._docs.check_new_ids(ids), texts, titles, None)
         self._setup()
         return self
@@ -170,6 +180,8 @@ class FaissIndex:
     def _writable(self) -> None:
         if self._read_only:
             raise IndexError_("this index was loaded memory-mapped (read-only); load it with mmap=False to change it")
+        if self._lists or self._lists_pending:
+            raise IndexError_(LISTS_READ_ONLY)
 
     def _changed(self) -> None:
         self._faiss_bytes = None
@@ -505,7 +517,7 @@ class FaissIndex:
                                       "only the FAISS side would leave it behind. Save both with "
                                       "embedkit.index.IndexFolder (update(), or IndexFolder(index).save() to drop it)")
                 meta["bm25"] = bm25
-                meta["keep_files"] = list(bm25["roles"].values())
+                meta["keep_files"] = meta.get("keep_files", []) + list(bm25["roles"].values())
             return meta
 
         self.saved_to(folder, storage.save_generation(folder, write, self.base_generation(folder), wait))
@@ -521,6 +533,7 @@ class FaissIndex:
     def saved_to(self, folder: Path, manifest: dict) -> None:
         """Remember the generation just saved, so that the next save checks against it."""
         self.path, self._generation = folder, storage.generation_of(manifest)
+        self._lists, self._lists_pending = manifest["roles"].get("lists"), None
 
     def write_files(self, out: storage.GenerationWriter, compact: bool | None = None) -> dict:
         """Write this index's files into a new generation; returns its part of the manifest."""
@@ -529,6 +542,12 @@ class FaissIndex:
             self.compact()
         gen = out.generation
         names = {"faiss": f"index-{gen}.faiss", "docs": f"docs-{gen}.jsonl"}
+        keep = []
+        lists = ondisk_lists(self._index)
+        if lists is not None:
+            names["lists"] = self._lists_into(out)
+            keep = [] if names["lists"] in out.records else [names["lists"]]
+            lists.filename = str((out.folder / names["lists"]).resolve())  # what the FAISS file records
         rescored = self._index if isinstance(self._index, quantized.Rescored) else None
         with out.file(names["faiss"]) as f:  # every byte through NewFile
             _write_faiss(rescored.base if rescored else self._index, faiss.PyCallbackIOWriter(f.write))
@@ -551,9 +570,22 @@ class FaissIndex:
             "created": self.created, "saved": _now(), "search_params": self.search_params(),
             "tuned": self.tuned, "build": self.build_params, "marked_deleted": len(self._deleted),
             "faiss_header": out.head(names["faiss"]).decode("latin-1"), "roles": names,
+            **({"keep_files": keep} if keep else {}),
             **({"rescore": {"dtype": rescored.rows.dtype, "ranges": None if rescored.rows.ranges is None
                             else rescored.rows.ranges.tolist()}} if rescored is not None else {}),
         }
+
+    def _lists_into(self, out: storage.GenerationWriter) -> str:
+        """The lists file's name in the generation ``out`` writes: a merged file moved in, or the folder's
+        own (unchanged, kept). Lists files are large and written once, so they never move between folders."""
+        if self._lists_pending is not None:
+            name = f"lists-{out.generation}.ivfdata"
+            out.adopt(name, self._lists_pending)
+            return name
+        if self.path is None or not os.path.samefile(self.path, out.folder):
+            raise IndexError_(f"this index's inverted lists are a file of {self.path}; it can be saved only "
+                              "there (build it again, with --on-disk, for another folder)")
+        return self._lists
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = False, verify: bool = False) -> "FaissIndex":
@@ -563,6 +595,7 @@ class FaissIndex:
         file is refused in one line rather than half-read (FAISS can exhaust memory on a corrupt length
         field). ``mmap``: map the FAISS file instead of reading it (Flat/IVF storage is paged in on use),
         read-only; the mapped file is checksummed only with ``verify`` (reading it all would defeat the map).
+        An IVF built on disk always maps its lists file (sizes checked; its checksum only with ``verify``).
         """
         with storage.open_generation(path) as generation:
             return cls.from_generation(generation, mmap, verify)
@@ -573,7 +606,8 @@ class FaissIndex:
         folder, meta = generation.folder, check_manifest(generation.folder, generation.manifest)
         roles = meta["roles"]
         parsed = quantized.parse_spec(meta["spec"])
-        mapped = ("faiss", "rescore") if mmap else ("rescore",)  # mapped files: SHA-256 only with verify
+        # reading these whole would defeat the map: SHA-256 only with verify (the rescore rows' size always)
+        mapped = {"lists", "rescore"} | ({"faiss"} if mmap else set())
         generation.check([name for role, name in roles.items() if verify or role not in mapped])
         if "rescore" in roles and not verify:
             generation.check_sizes([roles["rescore"]])
@@ -583,7 +617,10 @@ class FaissIndex:
         if header != meta["faiss_header"]:
             raise IndexError_(f"{folder / roles['faiss']}: bad header {header!r} (expected {meta['faiss_header']!r}); "
                               "the file is corrupt")
-        index = _read_faiss(faiss_path, folder / roles["faiss"], mmap, parsed.binary)
+        index = _read_faiss(faiss_path, folder / roles["faiss"], mmap, lists_on_disk="lists" in roles,
+                            binary=parsed.binary)
+        if "lists" in roles:
+            _map_lists(index, generation, roles["lists"])
         if parsed.binary:
             index = quantized.BinaryIndex(index, int(meta["dim"]))
         if parsed.rescore is not None:
@@ -609,6 +646,7 @@ class FaissIndex:
         self.path, self._generation = folder, generation.generation
         self.build_params = meta.get("build") or {}
         self._index, self._docs, self._deleted, self._read_only = index, docs, deleted, mmap
+        self._lists, self._lists_pending = roles.get("lists"), None
         self._setup()
         self._faiss_bytes = meta["files"][roles["faiss"]]["bytes"]
         if meta.get("search_params"):
@@ -640,7 +678,7 @@ def check_manifest(folder: Path, meta: dict) -> dict:
             raise IndexError_(f"{where}: field {key!r} missing or not "
                               f"{'a non-negative integer' if kind is int else 'a ' + kind.__name__}")
     roles = meta["roles"]
-    for role in ("faiss", "docs") + tuple(r for r in ("deleted", "rescore") if r in roles):
+    for role in ("faiss", "docs") + tuple(r for r in ("deleted", "lists", "rescore") if r in roles):
         if not isinstance(roles.get(role), str) or roles[role] not in meta["files"]:
             raise IndexError_(f"{where}: field 'roles.{role}' does not name a file of the manifest")
     try:
@@ -679,12 +717,32 @@ def _rescored(base, dtype: str, generation: storage.Generation, meta: dict) -> q
     return quantized.Rescored(base, quantized.RescoreRows(dtype, int(meta["dim"]), rows, ranges), factor)
 
 
-def _read_faiss(path: str, shown: Path, mmap: bool, binary: bool = False):
+def _map_lists(index: faiss.Index, generation: storage.Generation, name: str) -> None:
+    """Map the generation's lists file (read without its data, see ``_read_faiss``). FAISS's file names the
+    lists by the absolute path they had when saved; the generation's own open file is mapped instead, so
+    the folder may move and a writer that switches generations meanwhile cannot take the file away."""
+    lists, shown = ondisk_lists(index), generation.display(name)
+    if lists is None:
+        raise IndexError_(f"{generation.display(MANIFEST)}: names a lists file, but the FAISS index keeps its "
+                          "inverted lists in memory; the folder is corrupt")
+    size = os.stat(generation.path(name)).st_size
+    if size != generation.manifest["files"][name]["bytes"] or size < lists.totsize:
+        raise IndexError_(f"{shown}: truncated or overwritten ({size} bytes, the manifest says "
+                          f"{generation.manifest['files'][name]['bytes']}); the folder is corrupt")
+    lists.filename = generation.path(name)
+    lists.do_mmap()  # read-only (read with IO_FLAG_READ_ONLY); the mapping outlives the file descriptor
+    lists.filename = str(shown.resolve())
+
+
+def _read_faiss(path: str, shown: Path, mmap: bool, lists_on_disk: bool = False, binary: bool = False):
     """``faiss.read_index`` (``read_index_binary`` for binary specs); with ``mmap``, the flat-codes mapping
     (Flat, HNSW storage, PQ, IVF lists) where the type takes it, else FAISS's older inverted-list mapping
-    (the two cannot be combined for IVF)."""
+    (the two cannot be combined for IVF). ``lists_on_disk``: an IVF merged on disk, read without mapping
+    its lists (see ``_map_lists``)."""
     attempts = ([faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY]
                 if mmap else [0])
+    if lists_on_disk:
+        attempts = [faiss.IO_FLAG_SKIP_IVF_DATA | faiss.IO_FLAG_READ_ONLY]
     read = faiss.read_index_binary if binary else faiss.read_index
     for flags in attempts:
         try:

@@ -26,6 +26,8 @@ from embedkit.index import specs
 
 def ondisk_lists(index: faiss.Index) -> "faiss.OnDiskInvertedLists | None":
     """The index's ``OnDiskInvertedLists`` (an IVF merged on disk), or None."""
+    if not isinstance(index, faiss.Index):  # binary and +rescore specs (embedkit.index.quantized) never are
+        return None
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:
         return None
@@ -36,7 +38,8 @@ def ondisk_lists(index: faiss.Index) -> "faiss.OnDiskInvertedLists | None":
 def check_ivf_spec(dim: int, spec: str, metric: str) -> faiss.Index:
     """An empty index for ``spec``, refused unless it is an IVF spec (the only kind with inverted lists)."""
     index = specs.make_index(dim, spec, metric)
-    if faiss.try_extract_index_ivf(index) is None:
+    # binary and +rescore specs are embedkit adapters, not FAISS indexes with float inverted lists
+    if not isinstance(index, faiss.Index) or faiss.try_extract_index_ivf(index) is None:
         raise IndexError_(f"spec {spec!r}: an on-disk build needs an IVF spec (e.g. IVF4096,PQ32 or IVF1024,SQ8)")
     return index
 

@@ -40,7 +40,7 @@ from embedkit.index.lock import DEFAULT_WAIT, LOCK_FILE, writer_lock
 
 MANIFEST = "meta.json"
 LEGACY_BM25_MANIFEST = "bm25.json"  # format 1 kept the BM25 side under its own manifest
-GENERATION_PREFIXES = ("index-", "docs-", "deleted-", "bm25-", "bm25docs-", "lists-")
+GENERATION_PREFIXES = ("index-", "docs-", "deleted-", "bm25-", "bm25docs-", "lists-", "rescore-")
 _TEMP_PREFIX = f".{MANIFEST}."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _BLOCK = 1 << 20
@@ -292,6 +292,14 @@ class Generation:
             elif _sha256_fd(fd) != record["sha256"]:
                 out.append(f"{self.display(name)}: checksum mismatch (the file is corrupt)")
         return out
+
+    def check_sizes(self, names: Iterable[str]) -> None:
+        """Refuse a file whose size differs from the manifest's (cheap: for files mapped, not read)."""
+        for name in names:
+            size, expected = os.fstat(self._fds[name]).st_size, self.manifest["files"][name]["bytes"]
+            if size != expected:
+                raise IndexError_(f"{self.display(name)}: truncated or overwritten ({size} bytes, the manifest "
+                                  f"says {expected})")
 
     def check(self, names: Iterable[str] | None = None) -> None:
         """Raise on the first problem of :meth:`problems`."""

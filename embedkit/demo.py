@@ -11,8 +11,10 @@ from embedkit.data import load_beir, load_sts
 from embedkit.encoding import cached_encode
 from embedkit.evaluation import evaluate_retrieval, evaluate_sts
 from embedkit.models import embedding_dim, load_model, model_fingerprint, model_name
-from embedkit.paths import cache_dir, resolve_data_path
+from embedkit.errors import DataError
+from embedkit.paths import cache_dir, data_dir, data_dir_origin, resolve_data_path
 
+DATASETS = ("stsb", "scifact")  # under EMBEDKIT_DATA
 SAMPLE_QUERY = "Vitamin D deficiency is linked to a higher risk of respiratory infections."
 
 
@@ -20,6 +22,11 @@ def run_demo(model: str = "default", query: str = SAMPLE_QUERY, k: int = 3, spec
              out: Path | None = None, batch_size: int = 32, device: str | None = None) -> dict:
     from embedkit.index import FaissIndex
 
+    missing = [name for name in DATASETS if not (data_dir() / name).is_dir()]
+    if missing:
+        raise DataError(f"the demo needs {' and '.join(missing)} under EMBEDKIT_DATA={data_dir()} ({data_dir_origin()}); "
+                        f"get {'them' if len(missing) > 1 else 'it'} with `embedkit data get {' '.join(missing)}` "
+                        "(downloads from the Hugging Face hub), or point EMBEDKIT_DATA at a folder that has them")
     timings = {}
     started = time.perf_counter()
     encoder = load_model(model, device=device)

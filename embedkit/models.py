@@ -6,13 +6,16 @@ hub id. Offline, a hub id fails with one line that says what to pass instead.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from embedkit.errors import ConfigError, ModelError
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
 def default_model_path() -> Path:
@@ -23,6 +26,34 @@ def default_model_path() -> Path:
 
 def _is_offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def looks_local(text: str) -> bool:
+    """Whether a model argument that exists nowhere is a mistyped local path rather than a hub id.
+
+    Local: it starts with ``.``, ``/`` or ``~``, has a backslash or more than one ``/``, is not a
+    well-formed ``org/name`` (letters, digits, ``-``, ``_``, ``.``; no ``--`` or ``..``), or its first
+    part is a folder here (``runs/simcse-55`` when ``runs/`` exists). Such a name gets the local error at
+    once instead of a hub lookup (offline: a misleading hub error; online: a minute of retries).
+    """
+    if text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1:
+        return True
+    if "/" not in text:
+        return False
+    org, name = text.split("/")
+    return not (_HUB_ID.fullmatch(text) and "--" not in text and ".." not in text) or Path(org).expanduser().is_dir()
+
+
+def _nearby_models(path: Path) -> str:
+    """``" (in runs/: a, b)"``: the model folders beside a mistyped path, to spot the typo."""
+    parent = path.parent
+    if str(parent) in ("", ".") or not parent.is_dir():
+        return ""
+    names = sorted(p.name for p in parent.iterdir() if p.is_dir() and _looks_like_model_folder(p))
+    if not names:
+        return f" ({parent}/ has no model folders)"
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f" (model folders in {parent}/: {shown})"
 
 
 def _looks_like_model_folder(path: Path) -> bool:
@@ -53,6 +84,54 @@ def set_max_seq_length(model, tokens: int) -> None:
 
 
 def _load(name_or_path, device):
+    with _no_weight_loading_bar():
+        return _load_quietly(name_or_path, device)
+
+
+@contextlib.contextmanager
+def _no_weight_loading_bar():
+    """transformers draws a "Loading weights" bar for every model load: noise between a command's own bars."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def check_model(name_or_path: str | os.PathLike | None) -> None:
+    """Raise the ModelError :func:`load_model` would raise for a name that cannot work, without loading any
+    weights: a path that is not a model folder, a mistyped local path, or, offline, a hub id that is not in the
+    local hub cache. (Online, a hub id is only known to be right once it loads.)"""
+    if name_or_path is None or str(name_or_path) == "default":
+        return
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not (path / "embedkit_grace.json").is_file() and not (path.is_dir() and _looks_like_model_folder(path)):
+            raise ModelError(f"{text}: not a model folder (expected modules.json or config.json inside); "
+                             "pass a sentence-transformers or transformers model folder, or 'default'")
+    elif looks_local(text):
+        raise ModelError(f"{text}: no such model folder{_nearby_models(path)}")
+    elif _is_offline() and not _in_hub_cache(text):
+        raise ModelError(_hub_error(text, "offline, and not in the local hub cache"))
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in ("modules.json", "config.json"))
+
+
+def _hub_error(text: str, reason: str) -> str:
+    return (f"{text}: cannot load this hub model ({reason}); the hub is unreachable or the id is wrong. "
+            "Pass a local model folder, or --model default for the packaged all-MiniLM-L6-v2")
+
+
+def _load_quietly(name_or_path, device):
     from sentence_transformers import SentenceTransformer
 
     if name_or_path is None or str(name_or_path) == "default":
@@ -61,6 +140,7 @@ def _load(name_or_path, device):
         model.embedkit_name = DEFAULT_MODEL_NAME
         return model
 
+    check_model(name_or_path)
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
@@ -68,9 +148,6 @@ def _load(name_or_path, device):
             from embedkit.generative.grace import load_grace_encoder
 
             return load_grace_encoder(path, device)
-        if not path.is_dir() or not _looks_like_model_folder(path):
-            raise ModelError(f"{text}: not a model folder (expected modules.json or config.json inside); "
-                             "pass a sentence-transformers or transformers model folder, or 'default'")
         from embedkit.modules.loading import uses_embedkit_modules
 
         try:
@@ -82,15 +159,10 @@ def _load(name_or_path, device):
         model.embedkit_name = path.resolve().name
         return model
 
-    if text.startswith((".", "/", "~")) or text.count("/") > 1:
-        raise ModelError(f"{text}: no such model folder")
     try:
         model = SentenceTransformer(text, device=device, local_files_only=_is_offline())
     except Exception as exc:  # the hub client raises many types; all mean "could not fetch"
-        raise ModelError(
-            f"{text}: cannot load this hub model ({type(exc).__name__}); the hub is unreachable or the id is wrong. "
-            "Pass a local model folder, or --model default for the packaged all-MiniLM-L6-v2"
-        ) from None
+        raise ModelError(_hub_error(text, type(exc).__name__)) from None
     model.embedkit_name = text
     return model
 

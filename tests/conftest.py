@@ -31,12 +31,34 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBEDKIT_CACHE", str(tmp_path / "embedkit-cache"))
 
 
+SHARED_DATASETS = ("stsb", "scifact", "nli", "wiki")  # what the end-to-end tests read
+NO_DATA = "shared data not found"
+# Set by .ci/run: there the data is beside the clone, and a test that cannot find it must fail, not skip.
+REQUIRE_DATA = "EMBEDKIT_REQUIRE_DATA"
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data folder (EMBEDKIT_DATA, default ../shared/data); e2e tests skip without it."""
+    """The real data folder (EMBEDKIT_DATA, default ../shared/data beside the checkout); e2e tests skip
+    without it (and fail with EMBEDKIT_REQUIRE_DATA=1). The summary says so loudly (below)."""
     from embedkit.paths import data_dir
 
     root = data_dir()
-    if not (root / "stsb" / "sts-test.csv").exists():
-        pytest.skip(f"shared data not found at {root}")
+    missing = [name for name in SHARED_DATASETS if not (root / name).is_dir()]
+    if missing:
+        message = f"{NO_DATA} at {root} (missing {', '.join(missing)})"
+        if os.environ.get(REQUIRE_DATA) == "1":
+            pytest.fail(f"{message}; {REQUIRE_DATA}=1 says the end-to-end tests must run here", pytrace=False)
+        pytest.skip(message)
     return root
+
+
+def pytest_terminal_summary(terminalreporter):
+    """A green run that skipped the end-to-end tests for want of data tested less: say so in one loud line."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if NO_DATA in str(r.longrepr)]
+    if skipped:
+        from embedkit.paths import data_dir
+
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} end-to-end tests SKIPPED: no data in {data_dir()}; get it with `make data` (embedkit "
+                 f"data get {' '.join(SHARED_DATASETS)}) or set EMBEDKIT_DATA", red=True, bold=True)

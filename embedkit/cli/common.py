@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+# Said by every option that takes a data path (see embedkit/paths.py).
+DATA_PATHS = ("a relative path is looked up in the working directory, then in EMBEDKIT_DATA (default: ../shared/data "
+              "beside the embedkit checkout, whatever the working directory; `embedkit data list` shows it)")
+
 
 def add_model_args(parser: argparse.ArgumentParser, model_required: bool = False) -> None:
     parser.add_argument("--model", default=None if model_required else "default", required=model_required,

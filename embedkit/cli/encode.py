@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("encode", help="embed a text file (one text a line) into a .npy array")
     add_model_args(p)
-    p.add_argument("--input", help="UTF-8 text file, one text a line")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="UTF-8 text file, one text a line (relative paths: the working directory, "
+                                        "then EMBEDKIT_DATA)")
+    source.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
+                        help="instead of encoding: concatenate these shard .npy files, in order, into --out")
     p.add_argument("--out", required=True, help="output .npy file (float32, one row a line)")
     p.add_argument("--role", choices=["query", "document"], default=None,
                    help="encode as queries or documents: applies the model's prompt for that role (default: none)")
@@ -45,14 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="encode with this many processes, one shard each, then merge into --out")
     p.add_argument("--devices", default=None, help="with --processes: comma list of devices, one per process in turn "
                                                    "(e.g. cuda:0,cuda:1)")
-    p.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
-                   help="instead of encoding: concatenate these shard .npy files, in order, into --out")
     p.set_defaults(func=run)
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.merge is None and not args.input:
-        raise ConfigError("--input is required (or --merge SHARD... to join shard files)")
     if (args.num_shards is None) != (args.shard_index is None):
         raise ConfigError("--num-shards and --shard-index go together")
     if args.num_shards is not None and not 0 <= args.shard_index < args.num_shards:

@@ -5,7 +5,7 @@ import argparse
 
 from contextlib import ExitStack
 
-from embedkit.cli.common import add_model_args, load_routed_model, print_json_line, print_table
+from embedkit.cli.common import DATA_PATHS, add_model_args, load_routed_model, print_json_line, print_table
 from embedkit.cli.suite import add_suite_parser
 
 
@@ -15,13 +15,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     sts = groups.add_parser("sts", help="Spearman/Pearson of cosine similarity on an STS dataset")
     add_model_args(sts)
-    sts.add_argument("--data", required=True, help="STS-B file or folder, SICK file, SentEval STS folder, CSV/TSV/JSONL")
+    sts.add_argument("--data", required=True,
+                     help=f"STS-B file or folder, SICK file, SentEval STS folder, CSV/TSV/JSONL; {DATA_PATHS}")
     sts.add_argument("--split", default="test", help="split for folders and SICK.txt (default test)")
     sts.set_defaults(func=run_sts)
 
     ret = groups.add_parser("retrieval", help="nDCG@10, MRR@10, MAP@10, Recall@10/100 on a BEIR folder")
     add_model_args(ret)
-    ret.add_argument("--data", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    ret.add_argument("--data", required=True,
+                     help=f"BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); {DATA_PATHS}")
     ret.add_argument("--split", default="test", help="qrels split (default test)")
     ret.add_argument("--index", default=None, metavar="SPEC",
                      help="search through an index: a FAISS spec (Flat, HNSW32, IVF256,Flat, IVF256,PQ16), "

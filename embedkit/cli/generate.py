@@ -11,8 +11,9 @@ import sys
 def _add_sampling_args(p: argparse.ArgumentParser, max_new_tokens: int = 48) -> None:
     p.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help=f"tokens per continuation ({max_new_tokens})")
     p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (0.9)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="softmax temperature: below 1 sharper, above 1 more varied (1.0)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed: the same seed gives the same continuations (0)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -25,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prefix", required=True, help="the text to continue ('-' reads standard input)")
     p.add_argument("--samples", type=int, default=8, help="continuations to sample (8)")
     p.add_argument("--beam", action="store_true", help="RankGen beam search instead of over-generate-and-rerank")
-    p.add_argument("--beam-size", type=int, default=2)
+    p.add_argument("--beam-size", type=int, default=2,
+                   help="--beam: hypotheses kept after each RankGen rescoring (2)")
     p.add_argument("--rescore-every", type=int, default=16, help="beam search: tokens between RankGen rescorings")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     _add_sampling_args(p)

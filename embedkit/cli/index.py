@@ -1,4 +1,7 @@
-"""``embedkit index build|search|info|add|remove|tune``: persistent FAISS (+ BM25) indexes on disk."""
+"""``embedkit index build|search|info|verify|add|upsert|remove|tune``: persistent FAISS (+ BM25) indexes on disk.
+
+Commands that change a folder hold its writer lock (``--wait SECONDS`` for another writer); the slow part
+of ``add``/``upsert``/``tune`` (encoding) runs before the lock is taken, into the embedding cache."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_chunk_args(b)
     b.add_argument("--no-bm25", action="store_true", help="do not build the BM25 index kept beside the FAISS one")
     b.add_argument("--force", action="store_true", help="replace an existing index at --out")
+    _add_wait_arg(b)
     b.add_argument("--json", action="store_true", help="print one JSON line with the index info")
     b.set_defaults(func=run_build)
 
@@ -38,30 +42,41 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dense (FAISS, default), bm25, or hybrid (reciprocal rank fusion of both)")
     _add_loaded_model_args(s)
     s.add_argument("--mmap", action="store_true", help="memory-map the index instead of reading it")
-    s.add_argument("--verify", action="store_true", help="verify every file's SHA-256 before searching")
+    s.add_argument("--verify", action="store_true", help="with --mmap, also check the mapped FAISS file's SHA-256 "
+                   "(every file read into memory is always checked)")
     s.add_argument("--json", action="store_true", help='one line per query: {"hits": [{"id", "score", "title", "text"}]}')
     s.set_defaults(func=run_search)
 
     i = isub.add_parser("info", help="describe an index")
     i.add_argument("dir", help="index folder")
-    i.add_argument("--verify", action="store_true", help="verify every file's SHA-256")
+    i.add_argument("--verify", action="store_true", help="kept for scripts: every file's SHA-256 is always "
+                   "checked (see `index verify` for a report of every problem)")
     i.add_argument("--json", action="store_true", help="one JSON line (count, dim, spec, metric, model, ...)")
     i.set_defaults(func=run_info)
 
-    a = isub.add_parser("add", help="add documents to an index")
-    a.add_argument("dir", help="index folder")
-    a.add_argument("--corpus", help="BEIR folder, corpus.jsonl, or text file with one document a line")
-    a.add_argument("--embeddings", help="precomputed float32 .npy instead of encoding (rows match --corpus or --ids)")
-    a.add_argument("--ids", help="with --embeddings and no --corpus: text file with one id a line")
-    _add_loaded_model_args(a)
-    a.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
-    a.add_argument("--json", action="store_true", help="print one JSON line with the index info")
-    a.set_defaults(func=run_add)
+    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)")
+    v.add_argument("dir", help="index folder")
+    v.add_argument("--json", action="store_true", help='one JSON line: {"ok", "problems", "files", "bytes", "leftovers"}')
+    v.set_defaults(func=run_verify)
+
+    for name, upsert, text in (("add", False, "add documents to an index (ids already there are refused)"),
+                               ("upsert", True, "add documents, replacing those whose id is already there")):
+        a = isub.add_parser(name, help=text)
+        a.add_argument("dir", help="index folder")
+        a.add_argument("--corpus", help="BEIR folder, corpus.jsonl, or text file with one document a line")
+        a.add_argument("--embeddings", help="precomputed float32 .npy instead of encoding (rows match --corpus or --ids)")
+        a.add_argument("--ids", help="with --embeddings and no --corpus: text file with one id a line")
+        _add_loaded_model_args(a)
+        a.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
+        _add_wait_arg(a)
+        a.add_argument("--json", action="store_true", help="print one JSON line with the index info")
+        a.set_defaults(func=run_add, upsert=upsert)
 
     r = isub.add_parser("remove", help="remove documents from an index by id")
     r.add_argument("dir", help="index folder")
     r.add_argument("--ids", required=True, nargs="+", help="document ids to remove")
     r.add_argument("--compact", action="store_true", help="rebuild HNSW graphs now rather than marking deleted")
+    _add_wait_arg(r)
     r.add_argument("--json", action="store_true", help="print one JSON line with the index info")
     r.set_defaults(func=run_remove)
 
@@ -72,8 +87,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("-k", type=int, default=10, help="k of recall@k (default 10)")
     t.add_argument("--sample", type=int, default=1000, help="use at most this many queries (default 1000)")
     _add_loaded_model_args(t)
+    _add_wait_arg(t)
     t.add_argument("--json", action="store_true", help="print the tuning result as one JSON line")
     t.set_defaults(func=run_tune)
+
+
+def _add_wait_arg(p: argparse.ArgumentParser) -> None:
+    from embedkit.index.lock import DEFAULT_WAIT
+
+    p.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+                   help=f"wait this long for another process writing the index, then fail (default {DEFAULT_WAIT:g})")
 
 
 def _add_chunk_args(p: argparse.ArgumentParser) -> None:
@@ -96,25 +119,30 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False))
 
 
-def _recorded_model(index, args):
-    """The model to encode with: ``--model`` (checked against the index unless ``--force``) or the recorded one."""
+def _recorded_model(meta: dict, args):
+    """The model to encode with: ``--model`` (checked against the index unless ``--force``) or the recorded one.
+
+    ``meta`` is the index's manifest (read without loading the index)."""
+    from embedkit.index.faiss_index import check_model
     from embedkit.models import model_fingerprint, model_name
 
-    source = args.model or index.model_source
+    recorded = meta.get("model") or {}
+    source = args.model or recorded.get("source")
     if source is None:
-        raise IndexError_(f"{index.path}: the index records no loadable model ({index.model_name or 'unknown'}); "
+        raise IndexError_(f"{args.dir}: the index records no loadable model ({recorded.get('name') or 'unknown'}); "
                           "pass --model")
-    model = _load_for(index, source, args.device)
-    index.check_model(model_fingerprint(model), model_name(model), force=args.force)
+    model = _load_for(meta, source, args.device)
+    check_model(recorded.get("name"), recorded.get("fingerprint"), model_fingerprint(model), model_name(model),
+                force=args.force)
     return model
 
 
-def _load_for(index, source, device):
+def _load_for(meta: dict, source, device):
     """Load ``source`` with the token limit the index's vectors were made with (``--max-seq-length`` at
     build time changes the model's fingerprint, so it has to be applied again)."""
     from embedkit.models import load_model
 
-    return load_model(source, device=device, max_seq_length=index.build_params.get("max_seq_length"))
+    return load_model(source, device=device, max_seq_length=(meta.get("build") or {}).get("max_seq_length"))
 
 
 def _read_ids(path: str) -> list[str]:
@@ -152,13 +180,14 @@ def _precomputed(args):
 
 
 def _check_out(out: Path, force: bool) -> None:
-    from embedkit.index.faiss_index import MANIFEST
+    from embedkit.index.lock import LOCK_FILE
+    from embedkit.index.storage import MANIFEST
 
     if out.exists() and not out.is_dir():
         raise IndexError_(f"{out}: exists and is not a folder")
     if (out / MANIFEST).exists() and not force:
         raise IndexError_(f"{out}: an index already exists there; pass --force to replace it")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists():
+    if out.is_dir() and not (out / MANIFEST).exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise IndexError_(f"{out}: folder is not empty and not an index; choose another --out")
 
 
@@ -172,13 +201,13 @@ def _summary(index) -> dict:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from embedkit.index import BM25Index, build_from_vectors, build_index
-    from embedkit.index.faiss_index import saved_documents_checksum
+    from embedkit.index import BM25Index, IndexFolder, build_from_vectors, build_index
     from embedkit.index.build import embedding_dim
+    from embedkit.index.lock import writer_lock
     from embedkit.models import model_fingerprint, model_name
 
     out = Path(args.out)
-    _check_out(out, args.force)
+    _check_out(out, args.force)  # before the slow part; checked again under the lock
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
     with ExitStack() as stack:
@@ -205,9 +234,9 @@ def run_build(args: argparse.Namespace) -> int:
             from embedkit.data import iter_documents
 
             bm25 = BM25Index.from_documents(iter_documents(args.corpus))
-        index.save(out)
-        if bm25 is not None:
-            bm25.save(out, paired_with=saved_documents_checksum(out))
+        with writer_lock(out, args.wait):
+            _check_out(out, args.force)
+            IndexFolder(index, bm25).save(out, wait=args.wait)
     if args.json:
         _print_json({**_summary(index), "bm25": bm25 is not None})
     else:
@@ -226,16 +255,19 @@ def _model_source(name) -> str:
 
 def run_search(args: argparse.Namespace) -> int:
     from embedkit.encoding import encode
-    from embedkit.index import BM25Index, FaissIndex, HybridSearcher
+    from embedkit.index import BM25Index, FaissIndex, HybridSearcher, IndexFolder
 
     if args.k < 1:
         raise IndexError_(f"-k must be at least 1, got {args.k}")
     if args.mode == "bm25":
-        results = _load_bm25(args.dir, args.verify).search(args.query, args.k)
+        results = BM25Index.load(args.dir).search(args.query, args.k)
     else:
-        index = FaissIndex.load(args.dir, mmap=args.mmap, verify=args.verify)
-        bm25 = _load_bm25(args.dir, args.verify) if args.mode == "hybrid" else None  # fail before the model loads
-        model = _recorded_model(index, args)
+        if args.mode == "hybrid":  # both sides from one generation, BM25 checked before the model loads
+            folder = IndexFolder.load(args.dir, mmap=args.mmap, verify=args.verify, need_bm25=True)
+            index, bm25 = folder.index, folder.bm25
+        else:
+            index, bm25 = FaissIndex.load(args.dir, mmap=args.mmap, verify=args.verify), None
+        model = _recorded_model(_manifest_of(index), args)
         vectors = encode(model, args.query, role="query", device=args.device, show_progress=False,
                          backend=index.build_params.get("backend") or "torch")
         if bm25 is not None:
@@ -255,28 +287,18 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_bm25(folder: str, verify: bool):
-    """The BM25 index beside the FAISS one, refused when a save was cut between the two manifests."""
-    from embedkit.index import BM25Index
-    from embedkit.index.faiss_index import MANIFEST, saved_documents_checksum
-
-    if not BM25Index.exists(folder):
-        if not (Path(folder) / MANIFEST).exists():
-            raise IndexError_(f"{folder}: not an embedkit index folder (no {MANIFEST})")
-        raise IndexError_(f"{folder}: has no BM25 index (it was built with --no-bm25 or from embeddings)")
-    bm25 = BM25Index.load(folder, verify=verify)
-    if bm25.paired_with is not None and bm25.paired_with != saved_documents_checksum(folder):
-        raise IndexError_(f"{folder}: the BM25 index is one save behind the FAISS index (a save was interrupted "
-                          "between the two); search with --mode dense, or rebuild with `embedkit index build --force`")
-    return bm25
+def _manifest_of(index) -> dict:
+    """The parts of a manifest that ``_recorded_model`` reads, from a loaded index."""
+    return {"model": {"name": index.model_name, "fingerprint": index.model_fingerprint, "source": index.model_source},
+            "build": index.build_params}
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from embedkit.index import BM25Index, FaissIndex
+    from embedkit.index import IndexFolder
 
-    index = FaissIndex.load(args.dir, verify=args.verify)
-    info = index.info()
-    info["bm25"] = len(_load_bm25(args.dir, args.verify)) if BM25Index.exists(args.dir) else None
+    folder = IndexFolder.load(args.dir, verify=args.verify)
+    info = folder.index.info()
+    info["bm25"] = len(folder.bm25) if folder.bm25 is not None else None
     if args.json:
         _print_json(info)
     else:
@@ -285,62 +307,83 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_add(args: argparse.Namespace) -> int:
-    from embedkit.index import BM25Index, FaissIndex, add_documents
-    from embedkit.index.faiss_index import saved_documents_checksum
+def run_verify(args: argparse.Namespace) -> int:
+    from embedkit.index import IndexFolder
+    from embedkit.index.storage import MANIFEST, read_manifest
 
-    index = FaissIndex.load(args.dir)
+    folder = Path(args.dir)
+    if not (folder / MANIFEST).is_file():
+        read_manifest(folder)  # raises: no such folder / not an index folder
+    problems = IndexFolder.verify(folder)
+    try:
+        meta = read_manifest(folder)
+        files, nbytes = len(meta["files"]), sum(r["bytes"] for r in meta["files"].values())
+        leftovers = IndexFolder.leftovers(folder)
+    except IndexError_:  # a damaged manifest: already the first problem
+        files, nbytes, leftovers = 0, 0, []
+    if args.json:
+        _print_json({"ok": not problems, "problems": problems, "files": files, "bytes": nbytes,
+                     "leftovers": [p.name for p in leftovers]})
+    else:
+        for problem in problems:
+            print(problem)
+        if not problems:
+            print(f"{folder}: ok ({files} files, {nbytes:,} bytes match the manifest's sizes and SHA-256 sums)")
+        if leftovers:
+            print(f"{folder}: {len(leftovers)} files left by an interrupted save (not part of the index; the next "
+                  "writer removes them)")
+    return 1 if problems else 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """``index add`` and ``index upsert``: encode before taking the lock (into the embedding cache), then
+    load, change and save both sides under it."""
+    from embedkit.index import IndexFolder
+    from embedkit.index.faiss_index import read_index_manifest
+    from embedkit.models import model_fingerprint, model_name
+
+    meta = read_index_manifest(args.dir)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
+    model = None
     if args.embeddings:
-        from embedkit.models import model_fingerprint, model_name
-
         ids, vectors, texts, titles = _precomputed(args)
         if args.model:
-            model = _load_for(index, args.model, args.device)
-            index.check_model(model_fingerprint(model), model_name(model), force=args.force)
-        index.add(ids, vectors[:], texts=texts, titles=titles)
-        added = len(ids)
+            model = _recorded_model(meta, args)
     else:
         from embedkit.data import count_documents, iter_documents
+        from embedkit.index.build import encode_for
 
-        model = _recorded_model(index, args)
-        built = index.build_params
-        added = add_documents(index, model, iter_documents(args.corpus), args.batch_size, built.get("chunk_tokens"),
-                              built.get("chunk_overlap") or 32, args.device, prompt=built.get("document_prompt"),
-                              total=count_documents(args.corpus))
-    bm25 = None
-    if args.corpus and BM25Index.exists(args.dir):
-        from embedkit.data import iter_documents
-
-        bm25 = BM25Index.load(args.dir)
-        bm25.add(iter_documents(args.corpus))
-    index.save(args.dir)
-    if bm25 is not None:
-        bm25.save(args.dir, paired_with=saved_documents_checksum(args.dir))
+        model = _recorded_model(meta, args)
+        encode_for(meta, model, iter_documents(args.corpus), args.batch_size, args.device,
+                   total=count_documents(args.corpus))
+    with IndexFolder.update(args.dir, wait=args.wait) as folder:
+        if model is not None:  # the folder may have been rebuilt while we encoded
+            folder.index.check_model(model_fingerprint(model), model_name(model), force=args.force)
+        if args.embeddings:
+            added = folder.add_vectors(ids, vectors[:], texts=texts, titles=titles, upsert=args.upsert)
+        else:
+            added = folder.add_documents(model, iter_documents(args.corpus), upsert=args.upsert,
+                                         batch_size=args.batch_size, device=args.device)
+    index = folder.index
     if args.json:
         _print_json({**_summary(index), "added": added})
     else:
-        print(f"added {added} vectors; the index now holds {len(index)}")
+        print(f"{'upserted' if args.upsert else 'added'} {added} vectors; the index now holds {len(index)}")
     return 0
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from embedkit.index import BM25Index, FaissIndex
-    from embedkit.index.faiss_index import saved_documents_checksum
+    from embedkit.index import IndexFolder
 
-    index = FaissIndex.load(args.dir)
-    bm25 = BM25Index.load(args.dir) if BM25Index.exists(args.dir) else None
-    removed = index.remove_documents(args.ids)  # a chunked document goes with all its chunks
-    if bm25 is not None:
-        bm25.remove([i for i in args.ids if i in set(bm25.ids)])
-    index.save(args.dir, compact=True if args.compact else None)
-    if bm25 is not None:
-        bm25.save(args.dir, paired_with=saved_documents_checksum(args.dir))
+    with IndexFolder.update(args.dir, wait=args.wait) as folder:
+        removed = folder.remove(args.ids)  # a chunked document goes with all its chunks
+        if args.compact:
+            folder.index.compact()
     if args.json:
-        _print_json({**_summary(index), "removed": removed})
+        _print_json({**_summary(folder.index), "removed": removed})
     else:
-        print(f"removed {removed} vectors; the index now holds {len(index)}")
+        print(f"removed {removed} vectors; the index now holds {len(folder.index)}")
     return 0
 
 
@@ -353,15 +396,9 @@ def _read_queries(path: str) -> list[str]:
         if not p.exists():
             raise DataError("folder has no queries.jsonl", path=path)
     if p.suffix == ".jsonl":
-        queries = []
-        with open(p, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    queries.append(str(json.loads(line)["text"]))
-                except (ValueError, KeyError, TypeError):
-                    raise DataError("expected a JSON object with a 'text' field", path=p, line=n) from None
+        from embedkit.data.textio import iter_lines, parse_json_object, text_field
+
+        queries = [text_field(parse_json_object(line, p, n), "text", p, n) for n, line in iter_lines(p) if line.strip()]
     else:
         from embedkit.data import read_lines
 
@@ -374,18 +411,19 @@ def _read_queries(path: str) -> list[str]:
 def run_tune(args: argparse.Namespace) -> int:
     import random
 
-    from embedkit.encoding import encode
-    from embedkit.index import FaissIndex
+    from embedkit.encoding import cached_encode
+    from embedkit.index import IndexFolder
+    from embedkit.index.faiss_index import read_index_manifest
 
-    index = FaissIndex.load(args.dir)
+    meta = read_index_manifest(args.dir)
     queries = _read_queries(args.queries)
     if len(queries) > args.sample:
         queries = random.Random(0).sample(queries, args.sample)
-    model = _recorded_model(index, args)
-    vectors = encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000,
-                     backend=index.build_params.get("backend") or "torch")
-    result = index.tune(vectors, target_recall=args.target_recall, k=args.k)
-    index.save(args.dir)
+    model = _recorded_model(meta, args)
+    vectors = cached_encode(model, queries, role="query", device=args.device, show_progress=len(queries) > 1000,
+                            backend=(meta.get("build") or {}).get("backend") or "torch")
+    with IndexFolder.update(args.dir, wait=args.wait) as folder:
+        result = folder.index.tune(vectors, target_recall=args.target_recall, k=args.k)
     if args.json:
         _print_json(result.as_dict())
     else:

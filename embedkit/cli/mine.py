@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from embedkit.cli.common import add_model_args
+from embedkit.cli.common import DATA_PATHS, add_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mine", help="mine hard negatives for a BEIR split with the FAISS index layer")
     add_model_args(p)
-    p.add_argument("--data", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    p.add_argument("--data", required=True, help=f"BEIR folder (corpus.jsonl, queries.jsonl, qrels/); {DATA_PATHS}")
     p.add_argument("--split", default="train", help="qrels split whose queries get negatives (default train)")
     p.add_argument("--out", required=True, help="output .jsonl: query, positive, negatives (+ their ids) per row")
     p.add_argument("--range", default="10:60", dest="window",
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-negatives", type=int, default=1, help="negatives per row (default 1)")
     p.add_argument("--sampling", choices=["random", "top"], default="random",
                    help="random: draw from the whole window (seeded); top: the window's first documents")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of --sampling random (default 0)")
     p.add_argument("--index", default="Flat", help="FAISS index_factory spec to search (default Flat: exact)")
     p.set_defaults(func=run)
 

@@ -11,14 +11,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from embedkit.cli.common import print_json_line, print_table
+from embedkit.cli.common import DATA_PATHS, print_json_line, print_table
 
 DEFAULT_OUT = Path("results")
 
 
 def add_suite_parser(groups: argparse._SubParsersAction) -> None:
     p = groups.add_parser("suite", help="run an evaluation suite (YAML) for one or more models through mteb")
-    p.add_argument("suite", help="suite file, e.g. evaluation/quick.yaml")
+    p.add_argument("suite", help="suite file, e.g. evaluation/quick.yaml; its tasks' data paths: " + DATA_PATHS)
     p.add_argument("--model", action="append", default=None,
                    help="'default', a model folder or a hub id; repeat to compare models (default: default)")
     p.add_argument("--out", default=None,
@@ -35,10 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from embedkit.evaluation.suite_runner import run_suite
 
     suite = load_suite(args.suite)
-    if args.no_progress:
-        import datasets
-
-        datasets.disable_progress_bars()  # mteb maps the corpus through datasets, which draws its own bars
     models = args.model or ["default"]
     out = Path(args.out) if args.out else DEFAULT_OUT / suite.name
     command = ["embedkit", *sys.argv[1:]] if Path(sys.argv[0]).name == "embedkit" else list(sys.argv)

@@ -47,6 +47,15 @@ def dataset_files(path: str | os.PathLike, split: str | None = None) -> list[Pat
     return sorted(p for p in root.rglob("*") if _is_data_file(p, root))
 
 
+def sha256_file(path: Path) -> str:
+    """sha256 (64 hex digits) of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def data_checksum(path: str | os.PathLike, split: str | None = None) -> str:
     """sha256 (16 hex digits) over the names, sizes and bytes of :func:`dataset_files`."""
     files = dataset_files(path, split)

@@ -95,6 +95,8 @@ def parse_json_object(text: str, path: Path | str, line: int) -> dict:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=line) from None
+    except RecursionError:
+        raise DataError("invalid JSON: nested too deeply", path=path, line=line) from None
     if not isinstance(obj, dict):
         raise DataError(f"expected a JSON object, got {type(obj).__name__}", path=path, line=line)
     return obj

@@ -19,6 +19,7 @@ from embedkit.encoding.engine import Role, encode, resolve_prompt
 from embedkit.paths import cache_dir
 
 CHUNK = 2048
+PROGRESS_MIN_TEXTS = 1000  # show_progress=None: a bar only when at least this many texts need encoding
 
 
 class EmbeddingCache:
@@ -88,7 +89,13 @@ def cached_encode(
     backend: str = DEFAULT_BACKEND,
 ) -> np.ndarray:
     """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk
-    (``backend="auto"`` is resolved first, so entries are keyed by the backend that made them)."""
+    (``backend="auto"`` is resolved first, so entries are keyed by the backend that made them).
+
+    The progress bar (``show_progress=None``: when at least ``PROGRESS_MIN_TEXTS`` texts are not cached)
+    moves batch by batch. Cached texts count as done from the start, so its rate and time estimate are the
+    encoding's own; the rate is the average since the start (tqdm ``smoothing=0``), not that of the last
+    batches, which longest-first batching makes slowest at the start of every chunk.
+    """
     from tqdm.auto import tqdm
 
     from embedkit.models import model_fingerprint
@@ -98,20 +105,19 @@ def cached_encode(
     fingerprint = fingerprint or model_fingerprint(model)
     full_prompt = resolve_prompt(model, role, prompt)
     backend = resolve_backend(model, backend, device) if texts else backend
-    starts = range(0, len(texts), CHUNK)
-    show = show_progress if show_progress is not None else len(texts) > CHUNK
-    parts = []
-    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
-        for start in starts:
-            chunk = texts[start:start + CHUNK]
-            key = _chunk_key(fingerprint, full_prompt, normalize, chunk, backend)
-            emb = cache.get(key)
-            if emb is None or emb.shape[0] != len(chunk):
-                emb = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                             device=device, show_progress=False, backend=backend)
-                cache.put(key, emb)
-            parts.append(emb)
-            bar.update(len(chunk))
+    chunks = [texts[start:start + CHUNK] for start in range(0, len(texts), CHUNK)]
+    keys = [_chunk_key(fingerprint, full_prompt, normalize, chunk, backend) for chunk in chunks]
+    parts = [cache.get(key) for key in keys]
+    parts = [emb if emb is not None and emb.shape[0] == len(chunk) else None for emb, chunk in zip(parts, chunks)]
+    missing = sum(len(chunk) for chunk, emb in zip(chunks, parts) if emb is None)
+    show = show_progress if show_progress is not None else missing >= PROGRESS_MIN_TEXTS
+    with tqdm(total=len(texts), initial=len(texts) - missing, desc="encode", unit="text", smoothing=0,
+              disable=not (show and missing)) as bar:
+        for i, (chunk, key) in enumerate(zip(chunks, keys)):
+            if parts[i] is None:
+                parts[i] = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
+                                  device=device, backend=backend, progress=bar.update)
+                cache.put(key, parts[i])
     if not parts:
         return encode(model, [], normalize=normalize)
     return np.concatenate(parts, axis=0)

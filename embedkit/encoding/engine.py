@@ -166,6 +166,7 @@ def encode(
     backend: str = DEFAULT_BACKEND,
     workers: int | None = None,
     threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` with ``model``; ``role`` picks the model's query/document prompt unless ``prompt`` is given.
 
@@ -176,6 +177,8 @@ def encode(
     (``model.encode`` itself); see :mod:`embedkit.encoding.backends`.
     ``workers``/``threads``: batches in flight and torch threads per batch (default: see
     :class:`embedkit.encoding.threads.ThreadPlan`).
+    ``progress``: called with the number of texts each finished batch held, for a caller's own progress
+    bar (none is drawn here then).
     """
     from tqdm.auto import tqdm
 
@@ -193,7 +196,11 @@ def encode(
             from embedkit.errors import ConfigError
 
             raise ConfigError(f"backend {backend!r} needs a SentenceTransformer model, got {type(model).__name__}")
-        return _encode_with_model(model, texts, full_prompt, batch_size, normalize, device, show)
-    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show) as bar:
+        out = _encode_with_model(model, texts, full_prompt, batch_size, normalize, device, show and progress is None)
+        if progress is not None:
+            progress(len(texts))
+        return out
+    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show or progress is not None) as bar:
         return encode_into(model, texts, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                           device=device, backend=backend, workers=workers, threads=threads, progress=bar.update)
+                           device=device, backend=backend, workers=workers, threads=threads,
+                           progress=progress or bar.update)

@@ -29,7 +29,8 @@ class MtebEncoder:
         texts = [text for batch in inputs for text in batch["text"]]
         role = None if prompt_type is None else ("query" if str(prompt_type.value) == "query" else "document")
         return cached_encode(self.model, texts, role=role, prompt=self.prompts.get(role) if role else None,
-                             batch_size=self.batch_size, device=self.device, show_progress=self.show_progress,
+                             batch_size=self.batch_size, device=self.device,
+                             show_progress=None if self.show_progress else False,  # None: only for long encodes
                              cache=self.cache, fingerprint=self.fingerprint)
 
     def similarity(self, embeddings1, embeddings2):

@@ -4,6 +4,8 @@ Models are columns (the first is the baseline), tasks are rows; scores are the t
 x100 with two decimals, the best of each row in bold, and every other model's delta against the
 baseline in brackets. A delta marked ``†`` passed a paired permutation test (p < 0.05) over the
 per-query (retrieval) or per-pair (STS) scores, see :mod:`embedkit.evaluation.significance`.
+Scores are rounded once, and every delta on the page (table, significance table, chart) is the
+difference of two shown scores, so the page never shows +0.36 in one place and +0.35 in another.
 Columns are ordered by when each model was first evaluated (``--model A --model B``: A is the
 baseline), unless ``models`` picks and orders them.
 """
@@ -39,8 +41,22 @@ class ReportRow:
     cells: list[StoredResult | None]  # one per column
     tests: list[PairedTest | None] = field(default_factory=list)  # one per column; the baseline's is None
 
+    def score(self, i: int) -> float | None:
+        """Column ``i``'s score as shown: x100, rounded to two decimals (the one rounding of the report)."""
+        cell = self.cells[i]
+        return None if cell is None else round(100 * cell.score, 2)
+
+    def delta(self, i: int) -> float | None:
+        """Column ``i`` minus the baseline, as the difference of the two shown scores."""
+        score, base = self.score(i), self.score(0)
+        return None if score is None or base is None else round(score - base, 2)
+
+    def significant(self, i: int) -> bool:
+        test = self.tests[i] if i < len(self.tests) else None
+        return test is not None and test.significant
+
     def best(self) -> float | None:
-        values = [round(100 * c.score, 2) for c in self.cells if c is not None]
+        values = [self.score(i) for i in range(len(self.cells)) if self.cells[i] is not None]
         return max(values) if values else None
 
 
@@ -135,18 +151,17 @@ def _tests(cells: list[StoredResult | None], n_resamples: int) -> list[PairedTes
 # ---------------------------------------------------------------------------------------------- rendering
 
 
+def _delta_text(row: ReportRow, i: int) -> str:
+    return f"{row.delta(i):+.2f}{MARK if row.significant(i) else ''}"
+
+
 def _cell(row: ReportRow, i: int) -> str:
-    cell = row.cells[i]
-    if cell is None:
+    value = row.score(i)
+    if value is None:
         return MISSING
-    value = round(100 * cell.score, 2)
     text = f"**{value:.2f}**" if value == row.best() and len(row.cells) > 1 else f"{value:.2f}"
-    base = row.cells[0]
-    if i > 0 and base is not None:
-        delta = value - round(100 * base.score, 2)
-        test = row.tests[i] if i < len(row.tests) else None
-        mark = MARK if test is not None and test.significant else ""
-        text += f" ({delta:+.2f}{mark})"
+    if i > 0 and row.delta(i) is not None:
+        text += f" ({_delta_text(row, i)})"
     return text
 
 
@@ -174,12 +189,12 @@ def render_markdown(report: Report, image: str | None = None, command: str | Non
               f"{N_RESAMPLES:,} resamples, p < {ALPHA}).", "", render_table(report), ""]
     if image:
         parts += [f"![scores per task and model]({image})", ""]
-    tested = [(row, report.columns[i], t) for row in report.rows for i, t in enumerate(row.tests) if t is not None]
+    tested = [(row, i, t) for row in report.rows for i, t in enumerate(row.tests) if t is not None]
     if tested:
         parts += ["## Significance", "", f"| task | model vs {_escape(base)} | delta | p | n |",
                   "|---|---|---:|---:|---:|"]
-        for row, column, t in tested:
-            parts.append(f"| {_escape(row.label)} | {_escape(column.header)} | {100 * t.delta:+.2f} | "
+        for row, i, t in tested:
+            parts.append(f"| {_escape(row.label)} | {_escape(report.columns[i].header)} | {row.delta(i):+.2f} | "
                          f"{t.p_value:.4f}{' ' + MARK if t.significant else ''} | {t.n} {t.unit} |")
         parts.append("")
     parts += ["## Provenance", "", "| model | revision (weight fingerprint) | evaluated as |", "|---|---|---|"]
@@ -201,35 +216,53 @@ def render_markdown(report: Report, image: str | None = None, command: str | Non
     return "\n".join(parts) + "\n"
 
 
-def render_chart(report: Report, path: str | os.PathLike) -> Path:
-    """A grouped bar chart (tasks on the x axis, one bar per model), written as PNG with the Agg canvas."""
-    import numpy as np
+def chart_figure(report: Report):
+    """One panel per task, its y axis around its scores rather than from 0 (differences of a point are what a
+    comparison is about; from 0 they vanish), so scores are dots, not bars, which would need a 0 baseline.
+    Every panel spans the same number of points, so equal differences look equal across tasks. The baseline's
+    score is a dashed line across the panel; every other model is labelled with its score and its delta,
+    ``†`` marking a significant one as in the table."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    path = Path(path)
     n_rows, n_cols = len(report.rows), len(report.columns)
-    figure = Figure(figsize=(max(6.0, 1.6 + n_rows * (0.5 + 0.6 * n_cols)), 4.5), dpi=120)
+    figure = Figure(figsize=(max(4.0, 0.6 + n_rows * (0.9 + 0.55 * n_cols)), 4.0), dpi=120)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    width = 0.8 / n_cols
-    positions = np.arange(n_rows)
-    lowest = 0.0
-    for i, column in enumerate(report.columns):
-        values = [100 * row.cells[i].score if row.cells[i] is not None else np.nan for row in report.rows]
-        lowest = min([lowest, *(v for v in values if not np.isnan(v))])
-        bars = axes.bar(positions + (i - (n_cols - 1) / 2) * width, values, width, label=column.header)
-        axes.bar_label(bars, labels=[f"{v:.2f}" if not np.isnan(v) else "" for v in values], fontsize=7, padding=2)
-    axes.set_xticks(positions, [f"{row.label}\n{metric_name(row.metric)}" for row in report.rows], fontsize=8)
-    axes.set_ylabel("score x100")
-    axes.set_ylim(lowest - 5 if lowest < 0 else 0, 105)
-    axes.axhline(0, color="black", linewidth=0.6)
-    axes.grid(axis="y", alpha=0.3)
-    # above the axes, so no bar is hidden behind it
-    axes.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=min(n_cols, 3), frameon=False)
-    figure.tight_layout()
+    axes_list = figure.subplots(1, n_rows, squeeze=False)[0]
+    colors = [f"C{i % 10}" for i in range(n_cols)]
+    shown_rows = [[(i, row.score(i)) for i in range(n_cols) if row.score(i) is not None] for row in report.rows]
+    span = max(max(v for _, v in shown) - min(v for _, v in shown) for shown in shown_rows)
+    pad = max(0.5, 0.35 * span)
+    for axes, row, shown in zip(axes_list, report.rows, shown_rows):
+        middle = (min(v for _, v in shown) + max(v for _, v in shown)) / 2
+        axes.set_ylim(middle - span / 2 - pad, middle + span / 2 + 1.6 * pad)  # room above the dots for labels
+        axes.set_xlim(-0.6, n_cols - 0.4)
+        if row.score(0) is not None:
+            axes.axhline(row.score(0), color=colors[0], linestyle="--", linewidth=0.8)
+        for i, value in shown:
+            axes.plot([i], [value], "o", color=colors[i], markersize=8)
+            label = f"{value:.2f}" + (f"\n{_delta_text(row, i)}" if i > 0 and row.delta(i) is not None else "")
+            axes.annotate(label, (i, value), textcoords="offset points", xytext=(0, 7), ha="center", va="bottom",
+                          fontsize=7)
+        axes.set_xticks(range(n_cols), [""] * n_cols)
+        axes.set_title(f"{row.label}\n{metric_name(row.metric)}", fontsize=8)
+        axes.tick_params(axis="y", labelsize=7)
+        axes.grid(axis="y", alpha=0.3)
+    axes_list[0].set_ylabel("score x100 (axis not from 0)", fontsize=8)
+    handles = [axes_list[0].plot([], [], "o", color=colors[i])[0] for i in range(n_cols)]
+    figure.legend(handles, [c.header for c in report.columns], fontsize=8, loc="lower center", ncol=min(n_cols, 3),
+                  frameon=False, bbox_to_anchor=(0.5, 0.03))
+    figure.text(0.5, 0.0, f"{MARK}: significant difference to {report.columns[0].header} (paired permutation test, "
+                f"p < {ALPHA})", ha="center", fontsize=7)
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
+    return figure
+
+
+def render_chart(report: Report, path: str | os.PathLike) -> Path:
+    """:func:`chart_figure` written as PNG."""
+    path = Path(path)
     with atomic_open(path, "wb") as f:
-        figure.savefig(f, format="png", bbox_inches="tight")
+        chart_figure(report).savefig(f, format="png", bbox_inches="tight")
     return path
 
 

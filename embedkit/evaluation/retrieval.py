@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from embedkit.data.records import BEIRDataset
+from embedkit.evaluation._mteb import QUIET_ENCODE_KWARGS, no_datasets_bars
 from embedkit.evaluation.encoder import MtebEncoder
 from embedkit.evaluation.search import IndexSearch
 from embedkit.evaluation.tasks import retrieval_task
@@ -24,7 +25,9 @@ def evaluate_retrieval(model, dataset: BEIRDataset, *, batch_size: int = 32, dev
                           document_prompt=document_prompt, show_progress=show_progress)
     searcher = IndexSearch(encoder, index, tune_recall=tune_recall) if index is not None else encoder
     task = retrieval_task(dataset)
-    scores = task.evaluate(searcher, dataset.split, encode_kwargs={"batch_size": batch_size})["default"]
+    with no_datasets_bars():
+        scores = task.evaluate(searcher, dataset.split,
+                               encode_kwargs={"batch_size": batch_size, **QUIET_ENCODE_KWARGS})["default"]
     result = {key: 100 * scores[name] for key, name in METRICS.items()}
     result["n_queries"] = len(dataset.queries)
     if index is not None:

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 from embedkit.data.records import STSDataset
+from embedkit.evaluation._mteb import QUIET_ENCODE_KWARGS, no_datasets_bars
 from embedkit.evaluation.encoder import MtebEncoder
 from embedkit.evaluation.tasks import sts_task
 
 
 def _run(encoder: MtebEncoder, dataset: STSDataset, split: str, subset: str | None) -> dict:
     task = sts_task(dataset, split=split, subset=subset)
-    scores = task.evaluate(encoder, split, encode_kwargs={"batch_size": encoder.batch_size})["default"]
+    with no_datasets_bars():
+        scores = task.evaluate(encoder, split, encode_kwargs={"batch_size": encoder.batch_size,
+                                                              **QUIET_ENCODE_KWARGS})["default"]
     pairs = dataset.subsets[subset] if subset is not None else dataset.pairs
     return {"spearman": 100 * scores["cosine_spearman"], "pearson": 100 * scores["cosine_pearson"],
             "n_pairs": len(pairs)}

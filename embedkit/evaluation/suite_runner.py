@@ -131,15 +131,18 @@ def run_suite(suite: Suite, models: list[str], out: str | os.PathLike, *, batch_
 
     ``rerun`` re-runs tasks that already have a result. Failures of MTEB tasks (and of local tasks
     with an :class:`~embedkit.errors.EmbedkitError`) are logged as one line each and recorded as
-    ``failed`` outcomes; anything else is a bug and propagates.
+    ``failed`` outcomes; anything else is a bug and propagates. Every model is checked
+    (:func:`embedkit.models.check_model`) before any task runs.
     """
     from tqdm.auto import tqdm
 
     from embedkit.encoding import EmbeddingCache
     from embedkit.evaluation.encoder import MtebEncoder
     from embedkit.evaluation.results import load_finished, task_result_path
-    from embedkit.models import load_model, model_name
+    from embedkit.models import check_model, load_model, model_name
 
+    for model_spec in models:  # a model that cannot load fails now, not after the models before it have run
+        check_model(model_spec)
     log = log or tqdm.write  # lines above the progress bar, not through it
     error_log = error_log or (lambda line: tqdm.write(line, file=sys.stderr))
     out = Path(out)
@@ -174,7 +177,7 @@ def run_suite(suite: Suite, models: list[str], out: str | os.PathLike, *, batch_
 
 def _run_one(encoder, meta, model_spec: str, prepared: PreparedTask, suite: Suite, out: Path, batch_size: int,
              device: str | None, command: list[str] | None) -> TaskOutcome:
-    from embedkit.evaluation._mteb import import_mteb
+    from embedkit.evaluation._mteb import QUIET_ENCODE_KWARGS, import_mteb, no_datasets_bars
     from embedkit.evaluation.results import write_task_result
 
     mteb = import_mteb()
@@ -182,8 +185,10 @@ def _run_one(encoder, meta, model_spec: str, prepared: PreparedTask, suite: Suit
     prepared.recorder.reset()
     started = time.perf_counter()
     try:
-        result = mteb.evaluate(encoder, prepared.task, cache=None, overwrite_strategy="always", co2_tracker=False,
-                               raise_error=True, show_progress_bar=False, encode_kwargs={"batch_size": batch_size})
+        with no_datasets_bars():
+            result = mteb.evaluate(encoder, prepared.task, cache=None, overwrite_strategy="always", co2_tracker=False,
+                                   raise_error=True, show_progress_bar=False,
+                                   encode_kwargs={"batch_size": batch_size, **QUIET_ENCODE_KWARGS})
     except EmbedkitError as exc:
         outcome.error = f"{prepared.spec.source}: task {prepared.label!r}: {exc}"
         return outcome

@@ -5,11 +5,13 @@ the setup with which bm25s reports SciFact nDCG@10 close to the published Lucene
 bm25s cannot add to or remove from a built index, so ``add``/``remove`` re-index the stored texts
 (a few seconds per 100k documents).
 
-Folder layout, beside the FAISS files (same crash-safe generations, see :mod:`embedkit.index.storage`)::
+Kept in an index folder beside the FAISS files, in the same generations and under the same manifest
+(its ``bm25`` section: parameters, count, the files' roles, and ``paired_with``, the SHA-256 of the FAISS
+document table it was saved with), so one manifest switch changes both sides at once (see
+:mod:`embedkit.index.storage` and :class:`embedkit.index.folder.IndexFolder`)::
 
-    bm25.json            manifest: parameters, count, file sizes and checksums
-    bm25-<gen>/          bm25s.BM25.save output (numpy arrays saved with allow_pickle=False, JSON vocab)
-    bm25docs-<gen>.jsonl one {"id", "text"} per indexed document, in index order
+    bm25-<gen>.<name>        bm25s.BM25.save's files (numpy arrays saved with allow_pickle=False, JSON vocab)
+    bm25docs-<gen>.jsonl     one {"id", "text"} per indexed document, in index order
 """
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ import numpy as np
 
 from embedkit.errors import IndexError_
 from embedkit.index import storage
+from embedkit.index.storage import MANIFEST
 from embedkit.index.chunking import full_text
 from embedkit.index.hits import Hit
 
-MANIFEST = "bm25.json"
 FORMAT = "embedkit-bm25-index"
-_PREFIXES = ("bm25-", "bm25docs-")
+# bm25s.BM25.load's file-name parameters (``<role>_name``) and the names bm25s.BM25.save gives those files
+_BM25S_FILES = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy", "indptr": "indptr.csc.index.npy",
+                "vocab": "vocab.index.json", "params": "params.index.json", "nnoc": "nonoccurrence_array.index.npy"}
 
 
 def _stemmer():
@@ -41,7 +45,7 @@ class BM25Index:
         self.k1, self.b, self.method = k1, b, method
         self.ids: list[str] = []
         self.texts: list[str] = []
-        self.paired_with: str | None = None  # checksum of the FAISS documents saved with it
+        self.saved_section: dict | None = None  # its manifest section, while unchanged since loaded or saved
         self._retriever = None
 
     def __len__(self) -> int:
@@ -62,6 +66,7 @@ class BM25Index:
         """(Re)build over exactly these documents."""
         import bm25s
 
+        self.saved_section = None
         ids, texts = [str(i) for i in ids], list(texts)
         if len(ids) != len(texts):
             raise IndexError_(f"bm25: {len(ids)} ids for {len(texts)} texts")
@@ -77,12 +82,25 @@ class BM25Index:
         self.ids, self.texts, self._retriever = ids, texts, retriever
 
     def add(self, documents: Iterable) -> None:
-        new = [(d.id, full_text(d.title, d.text)) for d in documents]
-        present = set(self.ids)
-        clash = [i for i, _ in new if i in present]
-        if clash:
-            raise IndexError_(f"bm25: ids already in the index: {clash[:5]}")
-        self.index(self.ids + [i for i, _ in new], self.texts + [t for _, t in new])
+        """Index more documents (objects with ``id``, ``title``, ``text``); ids already present are refused."""
+        self._add(documents, upsert=False)
+
+    def upsert(self, documents: Iterable) -> None:
+        """Index documents, replacing those whose id is already present."""
+        self._add(documents, upsert=True)
+
+    def _add(self, documents: Iterable, upsert: bool) -> None:
+        new = {}
+        for d in documents:
+            if d.id in new:
+                raise IndexError_(f"bm25: duplicate id {d.id!r} in one add")
+            new[d.id] = full_text(d.title, d.text)
+        if not upsert:
+            clash = [i for i in new if i in set(self.ids)]
+            if clash:
+                raise IndexError_(f"bm25: ids already in the index: {clash[:5]} (upsert replaces them)")
+        kept = [(i, t) for i, t in zip(self.ids, self.texts) if i not in new]
+        self.index([i for i, _ in kept] + list(new), [t for _, t in kept] + list(new.values()))
 
     def remove(self, ids: Sequence[str]) -> None:
         drop = set(map(str, ids))
@@ -108,62 +126,96 @@ class BM25Index:
             out.append([Hit(self.ids[d], float(s)) for d, s in zip(row_docs.tolist(), row_scores.tolist()) if s > 0])
         return out
 
-    def save(self, path: str | Path, paired_with: str | None = None) -> Path:
-        """Crash-safe save. ``paired_with`` identifies the FAISS documents saved beside it
-        (``saved_documents_checksum``): the two manifests are switched one after the other, so a crash
-        between them leaves a BM25 index one save behind the FAISS one, which ``paired_with`` reveals."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        gen = storage.new_generation()
-        arrays, docs = f"bm25-{gen}", f"bm25docs-{gen}.jsonl"
-        try:
-            if self._retriever is not None:
-                self._retriever.save(str(folder / arrays), show_progress=False)
-            else:
-                (folder / arrays).mkdir()
-            with open(folder / docs, "w", encoding="utf-8") as f:
-                for doc_id, text in zip(self.ids, self.texts):
-                    f.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-            files = {docs: storage.file_record(folder / docs)}
-            for p in sorted((folder / arrays).iterdir()):
-                files[f"{arrays}/{p.name}"] = storage.file_record(p)
-            storage.write_json_atomic(folder / MANIFEST, {
-                "format": FORMAT, "k1": self.k1, "b": self.b, "method": self.method, "count": len(self.ids),
-                "tokenizer": "bm25s: stopwords=en, PyStemmer english", "arrays": arrays, "docs": docs,
-                "paired_with": paired_with, "files": files})
-        except BaseException:
-            storage.remove_stale(folder, set(), (arrays, docs))
-            raise
-        storage.remove_stale(folder, {arrays, docs}, _PREFIXES)
-        return folder
+    def write_files(self, out: storage.GenerationWriter, paired_with: str) -> dict:
+        """Write this index's files into a new generation; returns the manifest's ``bm25`` section.
+
+        bm25s writes only by path, so it saves into a scratch folder and the files are copied into the
+        generation through ``out`` (every byte of a save goes through one writer that flushes it)."""
+        gen = out.generation
+        roles = {"docs": f"bm25docs-{gen}.jsonl"}
+        with out.file(roles["docs"]) as f:
+            for doc_id, text in zip(self.ids, self.texts):
+                f.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+                        .encode("utf-8", "surrogatepass"))
+        if self._retriever is not None:
+            with out.scratch(f"bm25-{gen}.scratch") as scratch:
+                self._retriever.save(str(scratch), show_progress=False)
+                made = {p.name for p in scratch.iterdir()}
+                unknown = made - set(_BM25S_FILES.values())
+                if unknown:
+                    raise IndexError_(f"bm25s wrote files this embedkit does not know: {sorted(unknown)}")
+                for role, name in _BM25S_FILES.items():
+                    if name in made:
+                        roles[role] = f"bm25-{gen}.{name}"
+                        with open(scratch / name, "rb") as src, out.file(roles[role]) as f:
+                            while block := src.read(1 << 20):
+                                f.write(block)
+        return {"format": FORMAT, "k1": self.k1, "b": self.b, "method": self.method, "count": len(self.ids),
+                "tokenizer": "bm25s: stopwords=en, PyStemmer english", "paired_with": paired_with, "roles": roles}
 
     @classmethod
-    def exists(cls, path: str | Path) -> bool:
-        return (Path(path) / MANIFEST).is_file()
+    def load(cls, path: str | Path) -> "BM25Index":
+        """The BM25 side of an index folder's current generation (complete even while a writer saves)."""
+        with storage.open_generation(path) as generation:
+            return cls.from_generation(generation)
 
     @classmethod
-    def load(cls, path: str | Path, verify: bool = False) -> "BM25Index":
+    def from_generation(cls, generation: storage.Generation) -> "BM25Index":
+        """The BM25 side of an open generation; refused if it has none, or one out of step with FAISS.
+        Its files are checked against the manifest's sizes and SHA-256 sums before they are parsed."""
         import bm25s
 
-        folder = Path(path)
-        meta = storage.read_manifest(folder, MANIFEST, "embedkit BM25 index")
-        if meta.get("format") != FORMAT:
-            raise IndexError_(f"{folder / MANIFEST}: not an embedkit BM25 manifest")
-        storage.check_files(folder, meta["files"], verify)
-        self = cls(meta["k1"], meta["b"], meta["method"])
-        self.paired_with = meta.get("paired_with")
-        with open(folder / meta["docs"], encoding="utf-8") as f:
-            try:
-                rows = [json.loads(line) for line in f]
-                self.ids, self.texts = [r["id"] for r in rows], [r["text"] for r in rows]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise IndexError_(f"{folder / meta['docs']}: corrupt ({exc})") from None
-        if len(self.ids) != meta["count"]:
-            raise IndexError_(f"{folder}: BM25 documents disagree with the manifest")
+        folder, meta = generation.folder, generation.manifest
+        section = check_section(folder, meta)
+        roles = section["roles"]
+        generation.check(roles.values())
+        self = cls(section["k1"], section["b"], section["method"])
+        shown = folder / roles["docs"]
+        with open(generation.path(roles["docs"]), "rb") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    row = json.loads(line.decode("utf-8", "surrogatepass"))
+                    if not isinstance(row["id"], str) or not isinstance(row["text"], str):
+                        raise TypeError("id and text must be strings")
+                except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                    raise IndexError_(f"{shown}, line {number}: corrupt BM25 document row ({storage.one_line(exc)})") from None
+                self.ids.append(row["id"])
+                self.texts.append(row["text"])
+        if len(self.ids) != section["count"] or len(set(self.ids)) != len(self.ids):
+            raise IndexError_(f"{shown}: {len(self.ids)} documents ({len(set(self.ids))} distinct), the manifest "
+                              f"says {section['count']}; the folder is corrupt")
         if self.ids:
+            paths = {role: Path(generation.path(name)) for role, name in roles.items() if role != "docs"}
             try:
-                self._retriever = bm25s.BM25.load(str(folder / meta["arrays"]), show_progress=False,
-                                                  allow_pickle=False)
-            except Exception as exc:  # bm25s raises ValueError/OSError/JSONDecodeError on damaged files
-                raise IndexError_(f"{folder / meta['arrays']}: corrupt BM25 files ({exc})") from None
+                self._retriever = bm25s.BM25.load(str(paths["params"].parent), show_progress=False,
+                                                  allow_pickle=False,
+                                                  **{f"{role}_name": p.name for role, p in paths.items()})
+            except Exception as exc:  # bm25s raises ValueError/OSError/KeyError/JSONDecodeError on damaged files
+                raise IndexError_(f"{folder}: corrupt BM25 files ({storage.one_line(exc)})") from None
+        self.saved_section = section
         return self
+
+
+def check_section(folder: Path, meta: dict) -> dict:
+    """The manifest's BM25 section, checked: present, well formed, paired with the FAISS documents."""
+    where = folder / MANIFEST
+    section = meta.get("bm25")
+    if section is None:
+        storage.refuse_legacy_bm25(folder)
+        raise IndexError_(f"{folder}: has no BM25 index (it was built with --no-bm25 or from embeddings)")
+    if not isinstance(section, dict) or section.get("format") != FORMAT:
+        raise IndexError_(f"{where}: field 'bm25' is not an embedkit BM25 section")
+    roles = section.get("roles")
+    if not isinstance(roles, dict) or not isinstance(roles.get("docs"), str) or not all(
+            isinstance(name, str) and name in meta["files"] for name in roles.values()):
+        raise IndexError_(f"{where}: field 'bm25.roles' must name files of the manifest")
+    if set(roles) - {"docs", *_BM25S_FILES} or (len(roles) > 1 and not {"params", "vocab", "data"} <= set(roles)):
+        raise IndexError_(f"{where}: field 'bm25.roles' has unknown or missing roles")
+    for key, kinds in (("k1", (int, float)), ("b", (int, float)), ("method", str), ("count", int)):
+        if not isinstance(section.get(key), kinds) or isinstance(section.get(key), bool):
+            raise IndexError_(f"{where}: field 'bm25.{key}' missing or of the wrong type")
+    docs_sha = meta["files"].get((meta.get("roles") or {}).get("docs"), {}).get("sha256")
+    if section.get("paired_with") != docs_sha:
+        raise IndexError_(f"{folder}: the BM25 index is out of step with the FAISS documents (saved with others); "
+                          "search with --mode dense, or rebuild with `embedkit index build --force`")
+    return section

@@ -1,7 +1,9 @@
 """Building an index from a stream of documents: encode in slices, add as they come.
 
 Memory holds the index's vectors plus one slice of texts and vectors at a time (plus, for specs that
-need training, the training sample until it has been used), never the whole corpus twice.
+need training, the training sample until it has been used), never the whole corpus twice. Slices are
+encoded through the embedding cache (:func:`embedkit.encoding.cached_encode`), so a corpus encoded once
+is read back, not encoded again; ``encode_for`` fills the cache ahead of a locked add.
 """
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from embedkit.encoding import encode
 from embedkit.errors import DataError
 from embedkit.index.chunking import Chunker, Passage, full_text
 from embedkit.index.faiss_index import FaissIndex
@@ -42,47 +43,90 @@ def _passages(documents: Iterable, chunker: Chunker | None) -> Iterator[Passage]
             yield from chunker.passages(doc.id, doc.title, doc.text)
 
 
+def encoded_slices(model, documents: Iterable, first_slice: int = ENCODE_SLICE, batch_size: int = 32,
+                   chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
+                   prompt: str | None = None, show_progress: bool = True, total: int | None = None,
+                   backend: str = "torch") -> Iterator[tuple[list[Passage], np.ndarray]]:
+    """Documents as slices of passages (chunks when ``chunk_tokens``) with their vectors (role "document").
+
+    Vectors (encoded by ``backend``) come through the embedding cache, so a corpus encoded once (by a build, an add, an evaluation
+    of the same texts in the same order) is read back rather than encoded again. A document id repeated
+    in the stream is refused."""
+    from tqdm.auto import tqdm
+
+    from embedkit.encoding import cached_encode
+    from embedkit.models import model_fingerprint
+
+    chunker = Chunker(model, chunk_tokens, chunk_overlap) if chunk_tokens else None
+    fingerprint = model_fingerprint(model)  # once, not per slice (hashing MiniLM's weights takes ~0.3 s)
+    buffer: list[Passage] = []
+    seen: set[str] = set()
+    size = first_slice
+
+    def encoded() -> tuple[list[Passage], np.ndarray]:
+        vectors = cached_encode(model, [p.encoded for p in buffer], role="document", prompt=prompt,
+                                batch_size=batch_size, device=device, show_progress=False, fingerprint=fingerprint,
+                                backend=backend)
+        return list(buffer), vectors
+
+    with tqdm(total=total, desc="index", unit="doc", disable=not show_progress) as bar:
+        last_parent = None
+        for passage in _passages(documents, chunker):
+            parent = passage.parent_id or passage.id
+            if parent != last_parent:
+                if parent in seen:
+                    raise DataError(f"document id {parent!r} appears twice in the documents")
+                seen.add(parent)
+                bar.update(1)
+                last_parent = parent
+            buffer.append(passage)
+            if len(buffer) >= size:
+                yield encoded()
+                buffer.clear()
+                size = ENCODE_SLICE
+        if buffer:
+            yield encoded()
+
+
 def add_documents(index: FaissIndex, model, documents: Iterable, batch_size: int = 32,
                   chunk_tokens: int | None = None, chunk_overlap: int = 32, device: str | None = None,
                   prompt: str | None = None, show_progress: bool = True, total: int | None = None,
-                  backend: str | None = None) -> int:
+                  upsert: bool = False, backend: str | None = None) -> int:
     """Encode ``documents`` (objects with ``id``, ``title``, ``text``) slice by slice into ``index``.
 
     ``backend``: the encode backend (default: the one the index was built with, else exact ``torch``).
 
     Returns the number of vectors added (chunks count one each). An untrained index first gathers a
     training sample (see :func:`embedkit.index.specs.training_size`), trains on it, then streams.
+    ``upsert``: documents already in the index are replaced (with all their chunks) instead of refused.
     """
-    from tqdm.auto import tqdm
-
     backend = backend or index.build_params.get("backend") or "torch"
-    chunker = Chunker(model, chunk_tokens, chunk_overlap) if chunk_tokens else None
     first_slice = max(ENCODE_SLICE, training_size(index.faiss_index))
-    buffer: list[Passage] = []
     added = 0
-
-    def flush() -> None:
-        nonlocal added
-        vectors = encode(model, [p.encoded for p in buffer], role="document", prompt=prompt,
-                         batch_size=batch_size, device=device, show_progress=False, backend=backend)
-        index.add([p.id for p in buffer], vectors, texts=[p.text for p in buffer],
-                  titles=[p.title for p in buffer], parents=[p.parent_id for p in buffer])
-        added += len(buffer)
-        buffer.clear()
-
-    with tqdm(total=total, desc="index", unit="doc", disable=not show_progress) as bar:
-        last_parent = None
-        for passage in _passages(documents, chunker):
-            buffer.append(passage)
-            parent = passage.parent_id or passage.id
-            if parent != last_parent:
-                bar.update(1)
-                last_parent = parent
-            if len(buffer) >= (first_slice if not added else ENCODE_SLICE):
-                flush()
-        if buffer:
-            flush()
+    replaced: set[str] = set()
+    for passages, vectors in encoded_slices(model, documents, first_slice, batch_size, chunk_tokens, chunk_overlap,
+                                            device, prompt, show_progress, total, backend):
+        if upsert:  # a document's chunks may span two slices: remove it once, before its first slice
+            parents = [p for p in dict.fromkeys(p.parent_id or p.id for p in passages) if p not in replaced]
+            present = index.documents_present(parents)
+            if present:
+                index.remove_documents(present)
+            replaced.update(parents)
+        index.add([p.id for p in passages], vectors, texts=[p.text for p in passages],
+                  titles=[p.title for p in passages], parents=[p.parent_id for p in passages])
+        added += len(passages)
     return added
+
+
+def encode_for(index_manifest: dict, model, documents: Iterable, batch_size: int = 32, device: str | None = None,
+               show_progress: bool = True, total: int | None = None) -> int:
+    """Encode documents into the embedding cache exactly as ``add_documents`` will for the index described
+    by ``index_manifest`` (its chunking and prompt, slice by slice), keeping no vectors: done before taking
+    an index's writer lock, it leaves the locked add only cache reads. Returns the passages encoded."""
+    built = index_manifest.get("build") or {}
+    return sum(len(passages) for passages, _ in encoded_slices(
+        model, documents, ENCODE_SLICE, batch_size, built.get("chunk_tokens"), built.get("chunk_overlap") or 32,
+        device, built.get("document_prompt"), show_progress, total, built.get("backend") or "torch"))
 
 
 def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "cosine", batch_size: int = 32,

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from embedkit.errors import IndexError_
+from embedkit.index.storage import one_line
 
 
 def _optional_column(values: Sequence | None, n: int, name: str) -> list:
@@ -53,7 +54,8 @@ class DocStore:
             raise IndexError_(f"duplicate ids in one add: {_some(duplicated)}")
         present = [i for i in ids if i in self.label_of]
         if present:
-            raise IndexError_(f"ids already in the index: {_some(present)} (use upsert to replace them)")
+            raise IndexError_(f"ids already in the index: {_some(present)} (use upsert to replace them: "
+                              "`embedkit index upsert`, IndexFolder.add_vectors(upsert=True), FaissIndex.upsert)")
         return ids
 
     def add(self, ids: Sequence[str], texts=None, titles=None, parents=None) -> np.ndarray:
@@ -88,12 +90,14 @@ class DocStore:
     def live_labels(self) -> np.ndarray:
         return np.fromiter(self.label_of.values(), dtype=np.int64, count=len(self.label_of))
 
-    def write(self, path: Path) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            for doc_id, text, title, parent in zip(self.ids, self.texts, self.titles, self.parents):
-                if doc_id is None:
-                    f.write("null\n")
-                    continue
+    def write(self, out) -> None:
+        """JSON lines into ``out`` (a binary writer, :class:`embedkit.index.storage.NewFile`), in ~1 MB blocks."""
+        lines: list[str] = []
+        size = 0
+        for doc_id, text, title, parent in zip(self.ids, self.texts, self.titles, self.parents):
+            if doc_id is None:
+                line = "null"
+            else:
                 row = {"id": doc_id}
                 if text is not None:
                     row["text"] = text
@@ -101,28 +105,42 @@ class DocStore:
                     row["title"] = title
                 if parent is not None:
                     row["parent"] = parent
-                f.write(json.dumps(row, ensure_ascii=False))
-                f.write("\n")
+                line = json.dumps(row, ensure_ascii=False)
+            lines.append(line)
+            size += len(line)
+            if size >= 1 << 20:
+                out.write(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+                lines, size = [], 0
+        if lines:
+            out.write(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
 
     @classmethod
-    def read(cls, path: Path) -> "DocStore":
+    def read(cls, path: str | Path, shown: Path | None = None) -> "DocStore":
+        """Read a document table; errors name ``shown`` (the folder's file name when ``path`` is a pinned
+        ``/proc/self/fd`` path) and the line."""
         store = cls()
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
+        shown = shown or path
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
                 try:
-                    row = json.loads(line)
+                    row = json.loads(raw.decode("utf-8", "surrogatepass"))
                     if row is not None:
                         doc_id = row["id"]
+                        if not isinstance(doc_id, str) or not doc_id:
+                            raise ValueError(f"id must be a non-empty string, got {doc_id!r}")
                         if doc_id in store.label_of:
                             raise ValueError(f"duplicate id {doc_id!r}")
+                        for key in ("text", "title", "parent"):
+                            if row.get(key) is not None and not isinstance(row[key], str):
+                                raise ValueError(f"field {key!r} must be a string")
                         store.label_of[doc_id] = lineno - 1
                         store.ids.append(doc_id)
                         store.texts.append(row.get("text"))
                         store.titles.append(row.get("title"))
                         store.parents.append(row.get("parent"))
                         continue
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise IndexError_(f"{path}, line {lineno}: corrupt document row ({exc})") from None
+                except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+                    raise IndexError_(f"{shown}, line {lineno}: corrupt document row ({one_line(exc)})") from None
                 store.ids.append(None)
                 store.texts.append(None)
                 store.titles.append(None)

@@ -14,16 +14,22 @@ Search parameters: ``nprobe`` (IVF) and ``efSearch`` (HNSW) are set by hand (``s
 ``tune``, and saved. New HNSW indexes start at efSearch 64 (FAISS's 16 loses ~3% recall@10 on real
 embeddings), and a search for more than efSearch hits widens the beam to k, as hnswlib does.
 
-Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe)::
+Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe and reading consistent)::
 
-    meta.json                 manifest: versions, spec, metric, dim, count, model, tuning, file checksums
+    meta.json                 manifest: versions, spec, metric, dim, count, model, tuning, generation, the
+                              BM25 section (see :mod:`embedkit.index.bm25`), size and SHA-256 of every file
     index-<gen>.faiss         the FAISS index (faiss.write_index)
     docs-<gen>.jsonl          row i = the document with label i: {"id", "text", "title", "parent"} or null
     deleted-<gen>.npy         labels marked deleted (HNSW only), int64, loaded with allow_pickle=False
+    writer.lock               the writer lock (:mod:`embedkit.index.lock`); holds the holder's pid and command
+
+Saving takes the folder's writer lock; to change an index that other processes may change too, use
+:class:`embedkit.index.folder.IndexFolder` (``update`` holds the lock from load to save).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -32,13 +38,13 @@ import numpy as np
 
 from embedkit.errors import IndexError_
 from embedkit.index import specs, storage, tuning
+from embedkit.index.lock import DEFAULT_WAIT
+from embedkit.index.storage import MANIFEST
 from embedkit.index.docstore import DocStore
 from embedkit.index.hits import Hit, SearchResults, TuneResult
 
 FORMAT = "embedkit-faiss-index"
-FORMAT_VERSION = 1
-MANIFEST = "meta.json"
-_PREFIXES = ("index-", "docs-", "deleted-")
+FORMAT_VERSION = 2  # 2: one manifest for the FAISS and BM25 sides, a generation tag; 1 is read too
 COMPACT_FRACTION = 0.2
 
 
@@ -68,6 +74,7 @@ class FaissIndex:
         self.tuned: dict | None = None
         self.build_params: dict = {}  # how documents were turned into vectors (chunking, prompt), reused by add
         self.path: Path | None = None
+        self._generation: str | None = None  # the saved generation this object's state is (None: not saved)
         self._docs = DocStore()
         self._deleted: set[int] = set()
         self._read_only = False
@@ -195,17 +202,30 @@ class FaissIndex:
         """The ids held, in insertion order (chunk ids for chunked documents)."""
         return [i for i in self._docs.ids if i is not None]
 
+    def get(self, ids: Sequence[str]) -> list[Hit | None]:
+        """The stored rows of these ids (text, title, parent; score 0.0), None for an id not held."""
+        d = self._docs
+        labels = [d.label_of.get(str(i)) for i in ids]
+        return [None if label is None else Hit(d.ids[label], 0.0, d.texts[label], d.titles[label], d.parents[label])
+                for label in labels]
+
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, texts: Sequence[str] | None = None,
                titles: Sequence[str] | None = None, parents: Sequence[str] | None = None) -> None:
-        """Replace the documents with these ids (adding those that are new)."""
+        """Replace the documents with these ids, with all their chunks (adding those that are new)."""
         self._writable()
         ids = [str(i) for i in ids]
         self._prepare(vectors, "upsert")  # refuse bad vectors before removing anything
         DocStore().check_new_ids(ids)  # duplicates within the batch
-        present = [i for i in ids if i in self._docs]
+        present = self.documents_present(ids)
         if present:
-            self.remove(present)
+            self.remove_documents(present)
         self.add(ids, vectors, texts, titles, parents)
+
+    def documents_present(self, doc_ids: Sequence[str]) -> list[str]:
+        """The ids among ``doc_ids`` held as a document or as the parent of chunks, in the given order."""
+        wanted = {str(i) for i in doc_ids}
+        found = {i for i in wanted if i in self._docs} | {p for p in self._docs.parents if p in wanted}
+        return [i for i in map(str, doc_ids) if i in found]
 
     def compact(self) -> int:
         """Rebuild without vectors marked deleted (HNSW). Returns how many were dropped."""
@@ -380,11 +400,7 @@ class FaissIndex:
 
     def check_model(self, fingerprint: str, name: str | None = None, force: bool = False) -> None:
         """Refuse a model other than the one that made the vectors, unless ``force``."""
-        if force or self.model_fingerprint is None or fingerprint == self.model_fingerprint:
-            return
-        raise IndexError_(f"the index was built with model {self.model_name or '?'} (fingerprint "
-                          f"{self.model_fingerprint}) but the given model {name or '?'} has fingerprint "
-                          f"{fingerprint}; its vectors are not comparable (pass --force / force=True to use it anyway)")
+        check_model(self.model_name, self.model_fingerprint, fingerprint, name, force)
 
     # ----------------------------------------------------------------- info
 
@@ -395,87 +411,109 @@ class FaissIndex:
             "normalized": self.normalized, "trained": self.is_trained, "ntotal": int(self._index.ntotal),
             "marked_deleted": len(self._deleted), "removes_in_place": self._removes_in_place,
             "search_params": self.search_params(), "tuned": self.tuned, "build": self.build_params,
-            "created": self.created,
+            "created": self.created, "generation": self._generation,
             "chunked": any(p is not None for p in self._docs.parents), **_versions(),
             "path": str(self.path) if self.path else None,
         }
 
     # ----------------------------------------------------------------- save / load
 
-    def save(self, path: str | Path, compact: bool | None = None) -> Path:
-        """Write the index folder crash-safely; ``compact=None`` compacts when over 20% is marked deleted."""
+    def save(self, path: str | Path, compact: bool | None = None, wait: float | None = DEFAULT_WAIT) -> Path:
+        """Write the index folder as a new generation, under the folder's writer lock (see :mod:`.storage`).
+
+        An index loaded from ``path`` saves only onto the state it was loaded from: if another writer saved
+        in between, nothing is written and :class:`IndexError_` says so (use :meth:`IndexFolder.update
+        <embedkit.index.folder.IndexFolder.update>` to hold the lock from load to save). A new index replaces
+        what the folder holds. A BM25 index kept in the folder stays if this save leaves the documents as
+        they were (``tune``); otherwise the save is refused, as it would leave BM25 out of step (save both
+        with ``IndexFolder``). ``compact=None`` compacts when over 20% of the vectors are marked deleted;
+        ``wait``: seconds to wait for another writer (None: no limit).
+        """
         folder = Path(path)
-        if folder.exists() and not folder.is_dir():
-            raise IndexError_(f"{folder}: exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
-            raise IndexError_(f"{folder}: not empty and not an embedkit index; refusing to write into it")
+
+        def write(out: storage.GenerationWriter, current: dict | None) -> dict:
+            meta = self.write_files(out, compact)
+            bm25 = current.get("bm25") if current else None
+            if bm25 is not None:
+                if bm25.get("paired_with") != out.records[meta["roles"]["docs"]]["sha256"]:
+                    raise IndexError_(f"{folder}: also holds a BM25 index over the documents as they were; saving "
+                                      "only the FAISS side would leave it behind. Save both with "
+                                      "embedkit.index.IndexFolder (update(), or IndexFolder(index).save() to drop it)")
+                meta["bm25"] = bm25
+                meta["keep_files"] = list(bm25["roles"].values())
+            return meta
+
+        self.saved_to(folder, storage.save_generation(folder, write, self.base_generation(folder), wait))
+        return folder
+
+    def base_generation(self, folder: Path) -> str | None:
+        """The generation this object's state builds on, if it was loaded from or saved to ``folder`` (None: a
+        new index, which replaces what the folder holds)."""
+        if self.path is None or self._generation is None or not folder.exists():
+            return None
+        return self._generation if os.path.samefile(self.path, folder) else None
+
+    def saved_to(self, folder: Path, manifest: dict) -> None:
+        """Remember the generation just saved, so that the next save checks against it."""
+        self.path, self._generation = folder, storage.generation_of(manifest)
+
+    def write_files(self, out: storage.GenerationWriter, compact: bool | None = None) -> dict:
+        """Write this index's files into a new generation; returns its part of the manifest."""
         if compact or (compact is None and self._deleted
                        and len(self._deleted) >= COMPACT_FRACTION * self._index.ntotal):
             self.compact()
-        folder.mkdir(parents=True, exist_ok=True)
-        gen = storage.new_generation()
+        gen = out.generation
         names = {"faiss": f"index-{gen}.faiss", "docs": f"docs-{gen}.jsonl"}
+        with out.file(names["faiss"]) as f:
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write))  # every byte through NewFile
+        with out.file(names["docs"]) as f:
+            self._docs.write(f)
         if self._deleted:
             names["deleted"] = f"deleted-{gen}.npy"
-        try:
-            faiss.write_index(self._index, str(folder / names["faiss"]))
-            self._docs.write(folder / names["docs"])
-            if self._deleted:
-                np.save(folder / names["deleted"], np.array(sorted(self._deleted), dtype=np.int64),
-                        allow_pickle=False)
-            files = {name: storage.file_record(folder / name) for name in names.values()}
-            with open(folder / names["faiss"], "rb") as f:
-                header = f.read(4).decode("latin-1")
-            meta = {
-                "format": FORMAT, "format_version": FORMAT_VERSION, **_versions(),
-                "spec": self.spec, "metric": self.metric, "dim": self.dim, "count": len(self._docs),
-                "ntotal": int(self._index.ntotal), "labels": self._docs.next_label, "normalized": self.normalized,
-                "model": {"name": self.model_name, "fingerprint": self.model_fingerprint, "source": self.model_source},
-                "created": self.created, "saved": _now(), "search_params": self.search_params(),
-                "tuned": self.tuned, "build": self.build_params, "marked_deleted": len(self._deleted), "faiss_header": header,
-                "roles": names, "files": files,
-            }
-            storage.write_json_atomic(folder / MANIFEST, meta)
-        except BaseException:
-            for name in names.values():
-                (folder / name).unlink(missing_ok=True)
-            raise
-        storage.remove_stale(folder, set(names.values()), _PREFIXES)
-        self.path = folder
-        return folder
+            with out.file(names["deleted"]) as f:
+                np.save(f, np.array(sorted(self._deleted), dtype=np.int64), allow_pickle=False)
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, **_versions(),
+            "spec": self.spec, "metric": self.metric, "dim": self.dim, "count": len(self._docs),
+            "ntotal": int(self._index.ntotal), "labels": self._docs.next_label, "normalized": self.normalized,
+            "model": {"name": self.model_name, "fingerprint": self.model_fingerprint, "source": self.model_source},
+            "created": self.created, "saved": _now(), "search_params": self.search_params(),
+            "tuned": self.tuned, "build": self.build_params, "marked_deleted": len(self._deleted),
+            "faiss_header": out.head(names["faiss"]).decode("latin-1"), "roles": names,
+        }
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = False, verify: bool = False) -> "FaissIndex":
-        """Open an index folder. Sizes and headers are always checked; ``verify`` also checks SHA-256 sums.
+        """Open an index folder's current generation (complete even while a writer saves; no lock needed).
 
-        ``mmap``: map the FAISS file instead of reading it (Flat/IVF storage is paged in on use), read-only.
+        Every file is checked against the manifest's size and SHA-256 before it is parsed, so a damaged
+        file is refused in one line rather than half-read (FAISS can exhaust memory on a corrupt length
+        field). ``mmap``: map the FAISS file instead of reading it (Flat/IVF storage is paged in on use),
+        read-only; the mapped file is checksummed only with ``verify`` (reading it all would defeat the map).
         """
-        folder = Path(path)
-        meta = storage.read_manifest(folder, MANIFEST, "embedkit index")
-        if meta.get("format") != FORMAT:
-            raise IndexError_(f"{folder / MANIFEST}: not an embedkit FAISS index manifest")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise IndexError_(f"{folder}: index format {meta['format_version']} is newer than this embedkit "
-                              f"understands ({FORMAT_VERSION}); upgrade embedkit")
-        try:
-            roles, files = meta["roles"], meta["files"]
-            faiss_path = folder / roles["faiss"]
-            expected_header = meta["faiss_header"]
-        except (KeyError, TypeError) as exc:
-            raise IndexError_(f"{folder / MANIFEST}: manifest lacks {exc}") from None
-        storage.check_files(folder, files, verify)
+        with storage.open_generation(path) as generation:
+            return cls.from_generation(generation, mmap, verify)
+
+    @classmethod
+    def from_generation(cls, generation: storage.Generation, mmap: bool = False, verify: bool = False) -> "FaissIndex":
+        """The FAISS side of an open generation (see :func:`embedkit.index.storage.open_generation`)."""
+        folder, meta = generation.folder, check_manifest(generation.folder, generation.manifest)
+        roles = meta["roles"]
+        generation.check([name for role, name in roles.items() if verify or not mmap or role != "faiss"])
+        faiss_path = generation.path(roles["faiss"])
         with open(faiss_path, "rb") as f:
             header = f.read(4).decode("latin-1")
-        if header != expected_header:
-            raise IndexError_(f"{faiss_path}: bad header {header!r} (expected {expected_header!r}); the file is corrupt")
-        index = _read_faiss(faiss_path, mmap)
-        docs = DocStore.read(folder / roles["docs"])
+        if header != meta["faiss_header"]:
+            raise IndexError_(f"{folder / roles['faiss']}: bad header {header!r} (expected {meta['faiss_header']!r}); "
+                              "the file is corrupt")
+        index = _read_faiss(faiss_path, folder / roles["faiss"], mmap)
+        docs = DocStore.read(generation.path(roles["docs"]), folder / roles["docs"])
         deleted: set[int] = set()
         if "deleted" in roles:
             try:
-                deleted = set(np.load(folder / roles["deleted"], allow_pickle=False).tolist())
-            except (ValueError, OSError) as exc:
-                raise IndexError_(f"{folder / roles['deleted']}: corrupt ({exc})") from None
+                deleted = set(np.load(generation.path(roles["deleted"]), allow_pickle=False).astype(np.int64).tolist())
+            except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError, TokenError on damaged headers
+                raise IndexError_(f"{folder / roles['deleted']}: corrupt ({storage.one_line(exc)})") from None
         if index.d != meta["dim"] or len(docs) != meta["count"] or index.ntotal != meta["ntotal"] \
                 or docs.next_label != meta["labels"] or index.ntotal != len(docs) + len(deleted):
             raise IndexError_(f"{folder}: files disagree with the manifest (dim {index.d}/{meta['dim']}, "
@@ -486,33 +524,80 @@ class FaissIndex:
         model = meta.get("model") or {}
         self.model_name, self.model_fingerprint, self.model_source = (model.get("name"), model.get("fingerprint"),
                                                                       model.get("source"))
-        self.created, self.tuned, self.path = meta.get("created"), meta.get("tuned"), folder
+        self.created, self.tuned = meta.get("created"), meta.get("tuned")
+        self.path, self._generation = folder, generation.generation
         self.build_params = meta.get("build") or {}
         self._index, self._docs, self._deleted, self._read_only = index, docs, deleted, mmap
         self._setup()
         if meta.get("search_params"):
-            self.set_search_params(**meta["search_params"])
+            try:
+                self.set_search_params(**meta["search_params"])
+            except (IndexError_, TypeError, ValueError) as exc:
+                raise IndexError_(f"{folder / MANIFEST}: field 'search_params': {exc}") from None
         return self
 
 
-def _read_faiss(path: Path, mmap: bool) -> faiss.Index:
+_FIELDS = {"spec": str, "metric": str, "dim": int, "count": int, "ntotal": int, "labels": int, "faiss_header": str,
+           "roles": dict}
+
+
+def check_manifest(folder: Path, meta: dict) -> dict:
+    """The FAISS side of a manifest, checked field by field (one line naming the field if not)."""
+    where = folder / MANIFEST
+    if meta.get("format") != FORMAT:
+        raise IndexError_(f"{where}: not an embedkit FAISS index manifest")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise IndexError_(f"{where}: field 'format_version' must be a positive integer")
+    if version > FORMAT_VERSION:
+        raise IndexError_(f"{folder}: index format {version} is newer than this embedkit understands "
+                          f"({FORMAT_VERSION}); upgrade embedkit")
+    for key, kind in _FIELDS.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            raise IndexError_(f"{where}: field {key!r} missing or not "
+                              f"{'a non-negative integer' if kind is int else 'a ' + kind.__name__}")
+    roles = meta["roles"]
+    for role in ("faiss", "docs") + (("deleted",) if "deleted" in roles else ()):
+        if not isinstance(roles.get(role), str) or roles[role] not in meta["files"]:
+            raise IndexError_(f"{where}: field 'roles.{role}' does not name a file of the manifest")
+    try:
+        specs.check_metric(meta["metric"])
+    except IndexError_ as exc:
+        raise IndexError_(f"{where}: field 'metric': {exc}") from None
+    for key in ("model", "build", "tuned", "search_params", "bm25"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise IndexError_(f"{where}: field {key!r} must be an object")
+    return meta
+
+
+def _read_faiss(path: str, shown: Path, mmap: bool) -> faiss.Index:
     """``faiss.read_index``; with ``mmap``, the flat-codes mapping (Flat, HNSW storage, PQ, IVF lists) where
     the type takes it, else FAISS's older inverted-list mapping (the two cannot be combined for IVF)."""
     attempts = ([faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY]
                 if mmap else [0])
     for flags in attempts:
         try:
-            return faiss.read_index(str(path), flags)
+            return faiss.read_index(path, flags)
         except RuntimeError as exc:
             error = str(exc).strip().splitlines()[-1]
-    raise IndexError_(f"{path}: corrupt FAISS file ({error})")
+    raise IndexError_(f"{shown}: corrupt FAISS file ({error})")
 
 
-def saved_documents_checksum(path: str | Path) -> str:
-    """SHA-256 of the saved document table: it changes when documents are added or removed, not when
-    only search parameters are (``tune``), so a BM25 index saved with it stays paired across tunes."""
-    meta = storage.read_manifest(Path(path), MANIFEST, "embedkit index")
-    return meta["files"][meta["roles"]["docs"]]["sha256"]
+def check_model(recorded_name: str | None, recorded_fingerprint: str | None, fingerprint: str,
+                name: str | None = None, force: bool = False) -> None:
+    """Refuse a model whose fingerprint differs from the one recorded with the vectors, unless ``force``."""
+    if force or recorded_fingerprint is None or fingerprint == recorded_fingerprint:
+        return
+    raise IndexError_(f"the index was built with model {recorded_name or '?'} (fingerprint {recorded_fingerprint}) "
+                      f"but the given model {name or '?'} has fingerprint {fingerprint}; its vectors are not "
+                      "comparable (pass --force / force=True to use it anyway)")
+
+
+def read_index_manifest(path: str | Path) -> dict:
+    """The checked manifest of an index folder, read without loading the index (model, build settings, ...)."""
+    folder = Path(path)
+    return check_manifest(folder, storage.read_manifest(folder))
 
 
 def _best_per_parent(hits: list[Hit], k: int) -> list[Hit]:

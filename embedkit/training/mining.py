@@ -45,14 +45,17 @@ def mine_hard_negatives(model, dataset, *, window: tuple[int, int] = (10, 60), n
     start, end = window
     pairs = relevant_pairs(dataset)
     doc_ids = list(dataset.corpus)
-    doc_vectors = cached_encode(model, [document_text(dataset.corpus[d]) for d in doc_ids], role="document",
-                                prompt=document_prompt, batch_size=batch_size, show_progress=show_progress)
+    show = None if show_progress else False  # None: a bar only for a long encode
+    # The texts, order and prompt of the evaluation's encode (``full_text`` is what mteb embeds), so a corpus
+    # that was evaluated is read from the embedding cache, not encoded again.
+    doc_vectors = cached_encode(model, [dataset.corpus[d].full_text for d in doc_ids], role="document",
+                                prompt=document_prompt, batch_size=batch_size, show_progress=show)
     index = FaissIndex(doc_vectors.shape[1], spec=index_spec, metric="cosine")
     index.add(doc_ids, doc_vectors)
 
     query_ids = list(dict.fromkeys(q for q, _ in pairs))
     query_vectors = cached_encode(model, [dataset.queries[q] for q in query_ids], role="query", prompt=query_prompt,
-                                  batch_size=batch_size, show_progress=show_progress)
+                                  batch_size=batch_size, show_progress=show)
     most_relevant = max((sum(rel > 0 for rel in dataset.qrels[q].values()) for q in query_ids), default=0)
     k = min(len(doc_ids), end + most_relevant)
     rankings = index.search(query_vectors, k)

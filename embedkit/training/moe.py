@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sentence_transformers.base.evaluation import BaseEvaluator
 from torch import Tensor, nn
 
+from embedkit.data.snli import snli_pairs, snli_triplets
 from embedkit.errors import ConfigError, DataError
 from embedkit.paths import resolve_data_path
 from embedkit.training.recipe import Recipe
@@ -133,38 +134,6 @@ def domain_pairs(spec: DomainSpec) -> list[tuple[str, str]]:
         raise DataError(f"domain {spec.name!r}: no training pairs ({spec.kind}, split {spec.split}, "
                         f"genres {spec.genres or 'all'})", path=path)
     return pairs
-
-
-def _snli_rows(folder: Path, split: str) -> list[tuple[str, str, str]]:
-    from embedkit.data.textio import read_text, split_lines
-
-    files = [folder / f"{name}.{split}" for name in ("s1", "s2", "labels")]
-    for file in files:
-        if not file.is_file():
-            raise DataError(f"no {file.name}: expected a SentEval SNLI folder with s1/s2/labels.{split}", path=folder)
-    columns = [split_lines(read_text(f)) for f in files]
-    if len({len(c) for c in columns}) != 1:
-        raise DataError(f"s1/s2/labels.{split} have different line counts {[len(c) for c in columns]}", path=folder)
-    return [(p.strip(), h.strip(), label.strip()) for p, h, label in zip(*columns)]
-
-
-def snli_pairs(folder: Path, split: str, label: str) -> list[tuple[str, str]]:
-    """(premise, hypothesis) of every pair with gold ``label`` in a SentEval SNLI folder's split."""
-    return [(p, h) for p, h, gold in _snli_rows(folder, split) if gold == label]
-
-
-def snli_triplets(folder: Path, split: str) -> list[tuple[str, str, str]]:
-    """(premise, entailment, contradiction): for each premise with both, each entailment hypothesis
-    paired with that premise's contradictions in round-robin order (SimCSE's construction)."""
-    groups: dict[str, dict[str, list[str]]] = {}
-    for premise, hypothesis, gold in _snli_rows(folder, split):
-        groups.setdefault(premise, {}).setdefault(gold, []).append(hypothesis)
-    triplets = []
-    for premise, by_label in groups.items():
-        entailed, contradicted = by_label.get("entailment", []), by_label.get("contradiction", [])
-        for i, hypothesis in enumerate(entailed if contradicted else []):
-            triplets.append((premise, hypothesis, contradicted[i % len(contradicted)]))
-    return triplets
 
 
 # ------------------------------------------------------------------------------------------- loss

@@ -5,6 +5,7 @@ Loading goes YAML -> dict -> ``--set`` overrides -> pydantic validation. Every f
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import types
@@ -178,13 +179,25 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     """Read ``path``, apply ``--set key=value`` overrides, validate. Any problem raises one ``ConfigError``."""
     path = Path(path)
     try:
-        raw = read_yaml(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = read_yaml(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such recipe file") from None
-    except yaml.YAMLError as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save the "
+                          "recipe as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:  # one line: PyYAML's messages span several, with a context snippet
         mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        line = mark.line + 1 if mark is not None else (
+            text.count("\n", 0, exc.position) + 1 if isinstance(getattr(exc, "position", None), int) else None)
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        where = f", line {line}" if line is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {' '.join(str(problem).split())}") from None
+    except (RecursionError, ValueError) as exc:  # PyYAML: deep nesting, escapes past U+10FFFF (chr() refuses)
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:200]}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -192,14 +205,19 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     raw.setdefault("name", path.stem)
     for item in overrides or []:
         apply_override(raw, item)
-    return validate_recipe(raw, source=str(path))
+    return validate_recipe(raw, source=str(path), overrides=overrides or [])
 
 
-def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
+def validate_recipe(raw: dict, source: str = "recipe", overrides: list[str] = ()) -> Recipe:
+    """Validate a recipe mapping; a problem with a key that a ``--set`` item wrote names that item, not ``source``."""
+    try:
+        _refuse_non_finite(raw, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: not a recipe (nested too deeply)") from None
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_one_line(exc)}") from None
+        raise ConfigError(f"{_blame(exc, source, overrides)}: {_one_line(exc)}") from None
     from embedkit.training.runners import validate_params
 
     try:
@@ -207,6 +225,17 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return recipe
+
+
+def _refuse_non_finite(node: Any, source: str, key: str = "") -> None:
+    """No NaN or infinity anywhere in a recipe (``.inf`` and ``.nan`` are YAML floats that would otherwise
+    pass ``gt=0``-style bounds, or reach a runner's own parameters unchecked)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for name, value in items:
+        dotted = f"{key}.{name}" if key else str(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {dotted}: must be a finite number (got {value})")
+        _refuse_non_finite(value, source, dotted)
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -256,6 +285,17 @@ def _one_line(exc: ValidationError) -> str:
     got = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{key + ': ' if key else ''}{message}{got}{extra}"
+
+
+def _blame(exc: ValidationError, source: str, overrides: list[str]) -> str:
+    """``--set ITEM`` when the failing key is one an override wrote (or lies inside or above it), else ``source``."""
+    shown, _ = _describe_location(exc.errors()[0]["loc"])
+    for item in reversed(overrides):  # the last one to touch a key is what the recipe holds
+        key = item.partition("=")[0].strip().split(".")
+        common = min(len(key), len(shown))
+        if shown and key[:common] == shown[:common]:
+            return f"--set {item}"
+    return source
 
 
 def _at(parent: list[str]) -> str:

@@ -71,14 +71,43 @@ def test_malformed_sts_line_names_file_and_line(tmp_path, capsys):
 
 
 def test_cache_info_and_clear(tiny_model_dir, tmp_path, capsys):
+    """``cache info`` counts every byte under EMBEDKIT_CACHE (the embeddings, mteb's cache, the demo index...);
+    ``cache clear`` empties everything embedkit wrote there and leaves what it did not write."""
+    import os
+
+    from embedkit.paths import cache_dir
+
     path = write_stsb(tmp_path / "sts-test.csv")
     main(["eval", "sts", "--model", str(tiny_model_dir), "--data", str(path)])
+    root = cache_dir()
+    for part, size in (("demo-index", 3_000_000), ("mteb", 1_000_000)):  # as `embedkit demo` and mteb leave them
+        (root / part).mkdir(exist_ok=True)
+        (root / part / "some-file").write_bytes(b"x" * size)
+    (root / "mine").mkdir()
+    (root / "mine" / "notes.txt").write_bytes(b"y" * 200_000)
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(root) for f in fs)
     capsys.readouterr()
     assert main(["cache", "info"]) == 0
-    assert "entries  0" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"size     {total / 1e6:.1f} MB" in out
+    assert {line.split()[0] for line in out.splitlines()[4:]} >= {"embeddings", "mteb", "demo-index", "mine"}
     assert main(["cache", "clear"]) == 0
+    assert "left alone (not written by embedkit): mine" in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == ["mine"]
     main(["cache", "info"])
-    assert "entries  0" in capsys.readouterr().out
+    assert "size     0.2 MB" in capsys.readouterr().out
+
+
+def test_every_cache_folder_is_known_to_cache_clear():
+    """A new folder under ``cache_dir()`` must be added to ``paths.CACHE_PARTS``, or ``cache clear`` would leave it."""
+    import re
+    from pathlib import Path
+
+    from embedkit.paths import CACHE_PARTS
+
+    package = Path(__file__).resolve().parents[2] / "embedkit"
+    used = {m for f in package.rglob("*.py") for m in re.findall(r'cache_dir\(\)\s*/\s*"([^"]+)"', f.read_text())}
+    assert used and used <= set(CACHE_PARTS)
 
 
 def test_domain_on_a_model_without_experts_is_one_line(tiny_model_dir, tmp_path, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from embedkit.cli.main import main
 from embedkit.encoding import encode
@@ -51,5 +52,6 @@ def test_bad_options_are_one_line_errors(tiny_model_dir, tmp_path, capsys):
         assert main(base + extra) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("embedkit: error:") and message in err and "\n" not in err
-    assert main(["encode", "--out", str(tmp_path / "o.npy")]) == 2
-    assert "--input is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # argparse: --input and --merge are one required group
+        main(["encode", "--out", str(tmp_path / "o.npy")])
+    assert info.value.code == 2 and "one of the arguments --input --merge is required" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 
 from embedkit.cli.main import main
 from embedkit.errors import ConfigError
-from embedkit.evaluation.report import build_report, render_markdown, render_table, write_report
+from embedkit.evaluation.report import build_report, chart_figure, render_markdown, render_table, write_report
 from embedkit.evaluation.results import read_results, write_task_result
 from embedkit.evaluation.suite import load_suite
 from embedkit.evaluation.suite_runner import run_suite
@@ -83,11 +83,11 @@ def test_markdown_has_significance_and_provenance(two_models):
     text = render_markdown(build_report(two_models, n_resamples=2000), image="report.png", command="embedkit report x")
     assert "Made by `embedkit report x`" in text and "![scores per task and model](report.png)" in text
     significance = text.split("## Significance")[1].split("## Provenance")[0]
-    # deltas here come from the per-item scores (a Spearman over the pairs, a mean over the queries)
+    # the deltas are the table's (one rounding), the p values come from the per-item scores
     rows = {line.split(" | ")[0]: line for line in significance.splitlines() if line.startswith("| ")}
-    assert rows["| stsb-test"].startswith("| stsb-test | local/model-b | +") and rows["| stsb-test"].endswith(
+    assert rows["| stsb-test"].startswith("| stsb-test | local/model-b | +3.09 |") and rows["| stsb-test"].endswith(
         "† | 200 pairs |")
-    assert "| scifact-test | local/model-b | -30.00 |" in significance and "† | 60 queries |" in significance
+    assert "| scifact-test | local/model-b | -4.51 |" in significance and "† | 60 queries |" in significance
     assert "| same | local/model-b | +0.00 | 1.0000 | 60 queries |" in significance
     provenance = text.split("## Provenance")[1]
     assert "| org/model-a | `aaaaaaaaaaaaaaaa` | model-a |" in provenance
@@ -160,3 +160,33 @@ def test_results_written_by_mteb_itself_are_read_too(tmp_path):
     assert (stored.label, stored.metric, stored.task_type, stored.model_name) == (
         "STS12", "cosine_spearman", "STS", "org/foreign")
     assert render_table(build_report(tmp_path)).splitlines()[2] == "| STS12 | Spearman (cosine) | 70.00 |"
+
+
+def test_one_rounding_for_every_delta_on_the_page(tmp_path):
+    """Scores 86.724 and 87.0849 show as 86.72 and 87.08: the delta is +0.36 everywhere, never +0.36 in the
+    table and +0.35 (the rounded raw difference 0.3609 -> 0.36, or 0.3549 -> 0.35) in the significance table."""
+    rng = np.random.default_rng(1)
+    a = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0.5, 1.0, 40))}
+    ret = lambda scores: {"kind": "retrieval", "metric": "ndcg_at_10", "groups": {"test/default": {"scores": scores}}}  # noqa: E731
+    out = tmp_path / "r"
+    store(out, model_meta("org/a", "a" * 16), "embedkit-t", "t", "ndcg_at_10", 0.86724, 0, ret(a))
+    store(out, model_meta("org/b", "b" * 16), "embedkit-t", "t", "ndcg_at_10", 0.870789, 1,
+          ret({q: v + 0.0035 for q, v in a.items()}))
+    report = build_report(out, n_resamples=200)
+    text = render_markdown(report)
+    assert "| t | nDCG@10 | 86.72 | **87.08** (+0.36" in text
+    assert "| t | org/b | +0.36 |" in text.split("## Significance")[1]
+
+
+def test_chart_zooms_on_each_task_and_marks_significant_deltas(two_models):
+    report = build_report(two_models, n_resamples=2000)
+    figure = chart_figure(report)
+    panels = {a.get_title().split("\n")[0]: a for a in figure.axes}
+    assert list(panels) == ["stsb-test", "scifact-test", "same", "only-a"]
+    low, high = panels["stsb-test"].get_ylim()
+    assert 75 < low < 82.03 and 85.12 < high < 92  # not from 0: a 3-point difference fills the panel
+    labels = {a.get_title().split("\n")[0]: [t.get_text() for t in a.texts] for a in figure.axes}
+    assert labels["stsb-test"] == ["82.03", "85.12\n+3.09†"]
+    assert labels["scifact-test"] == ["64.51", "60.00\n-4.51†"]
+    assert labels["same"] == ["50.00", "50.00\n+0.00"]  # not significant: no mark
+    assert labels["only-a"] == ["30.00"]

@@ -8,7 +8,7 @@ import pytest
 
 from embedkit.cli.main import main
 from embedkit.data import data_checksum, load_beir, load_sts
-from embedkit.errors import ConfigError, DataError
+from embedkit.errors import ConfigError, DataError, ModelError
 from embedkit.evaluation import evaluate_retrieval, evaluate_sts
 from embedkit.evaluation.results import read_results
 from embedkit.evaluation.suite import load_suite
@@ -172,3 +172,17 @@ def test_default_model_reproduces_stsb_and_resumes(shared_data, tmp_path):
     assert first[0].status == "ran" and round(100 * first[0].score, 2) == 82.03
     second = run(suite, ["default"], tmp_path / "out").outcomes
     assert second[0].status == "done before" and second[0].score == pytest.approx(first[0].score)
+
+
+def test_a_model_that_cannot_load_fails_before_any_task_runs(suite_file, tiny_model_dir, tmp_path, monkeypatch):
+    """``--model default --model runs/typo``: the typo is found before the first model's tasks run."""
+    import embedkit.evaluation.suite_runner as runner
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "_run_one", lambda *a, **k: pytest.fail("a task ran before every model was checked"))
+    with pytest.raises(ModelError, match="runs/typo: no such model folder"):
+        run(suite_file, [tiny_model_dir, "runs/typo"], tmp_path / "out")
+    with pytest.raises(ModelError, match="not a model folder"):
+        run(suite_file, [tiny_model_dir, tmp_path / "runs"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -16,3 +16,15 @@ def clustered_vectors(n: int, dim: int = DIM, clusters: int = 20, seed: int = 0)
 
 def ids_for(n: int, prefix: str = "doc") -> list[str]:
     return [f"{prefix}{i}" for i in range(n)]
+
+
+def subprocess_env() -> dict:
+    """The environment for a child process: this checkout's embedkit first, one thread per library."""
+    import os
+    from pathlib import Path
+
+    import embedkit
+
+    root = str(Path(embedkit.__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -6,7 +6,7 @@ import pytest
 
 from embedkit.data import Document
 from embedkit.errors import IndexError_
-from embedkit.index import BM25Index, FaissIndex, HybridSearcher, reciprocal_rank_fusion
+from embedkit.index import BM25Index, FaissIndex, HybridSearcher, IndexFolder, reciprocal_rank_fusion
 
 CORPUS = [Document("cats", "Cats", "Cats purr and chase mice around the house."),
           Document("dogs", "Dogs", "Dogs bark at strangers and love running."),
@@ -20,15 +20,21 @@ def test_bm25_ranks_by_terms_with_stemming(tmp_path):
     assert bm25.search(["migrating birds singing"], 1)[0][0].id == "birds"
     assert bm25.search(["xylophone"], 3) == [[]]  # no matching term: no hit rather than zero-score noise
     assert len(bm25.search(["the sea"], 50)[0]) == 1  # k above the size; stopword "the" ignored
-    bm25.save(tmp_path)
-    loaded = BM25Index.load(tmp_path, verify=True)
+    dense = FaissIndex(2)
+    dense.add([d.id for d in CORPUS], np.eye(4, 2, dtype=np.float32) + 0.1)
+    IndexFolder(dense, bm25).save(tmp_path)  # BM25 is kept beside a FAISS index, under its manifest
+    loaded = BM25Index.load(tmp_path)
     assert [h.id for h in loaded.search(["chase mice"], 4)[0]] == [h.id for h in bm25.search(["chase mice"], 4)[0]]
 
 
-def test_bm25_add_remove():
+def test_bm25_add_remove_upsert():
     bm25 = BM25Index.from_documents(CORPUS[:2])
     bm25.add([CORPUS[2]])
     assert bm25.search(["rivers"], 1)[0][0].id == "fish"
+    bm25.upsert([Document("fish", "", "Fish fly over mountains."), CORPUS[3]])
+    assert bm25.search(["rivers"], 1) == [[]] and bm25.search(["mountains"], 1)[0][0].id == "fish"
+    assert sorted(bm25.ids) == ["birds", "cats", "dogs", "fish"]
+    bm25.remove(["birds"])
     bm25.remove(["fish"])
     assert bm25.search(["rivers"], 1) == [[]]
     with pytest.raises(IndexError_, match="not in the index"):

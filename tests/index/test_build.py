@@ -18,19 +18,51 @@ def docs(n: int, words: int = 12) -> list[Document]:
             for i in range(n)]
 
 
+def count_encodes(monkeypatch) -> list[int]:
+    """Texts per call of the encoder behind the embedding cache (what a cache miss costs)."""
+    import embedkit.encoding.cache as cache
+
+    calls: list[int] = []
+    real = cache.encode
+    monkeypatch.setattr(cache, "encode", lambda model, texts, **kw: calls.append(len(texts)) or real(model, texts, **kw))
+    return calls
+
+
 def test_build_streams_and_records_the_model(tiny_model, monkeypatch):
     import embedkit.index.build as build
+    from embedkit.encoding import encode
 
     monkeypatch.setattr(build, "ENCODE_SLICE", 7)  # several slices even for a small corpus
-    calls = []
-    real = build.encode
-    monkeypatch.setattr(build, "encode", lambda model, texts, **kw: calls.append(len(texts)) or real(model, texts, **kw))
+    calls = count_encodes(monkeypatch)
     index = build_index(tiny_model, iter(docs(20)), show_progress=False)
     assert len(index) == 20 and index.model_fingerprint == model_fingerprint(tiny_model)
     assert index.model_name == "st" and index.dim == 32
-    assert calls and sum(calls) == 20
-    hit = index.search(build.encode(tiny_model, ["title 3 " + docs(20)[3].text]), 1)[0][0]
+    assert calls == [7, 7, 6]
+    hit = index.search(encode(tiny_model, ["title 3 " + docs(20)[3].text]), 1)[0][0]
     assert (hit.id, hit.title, hit.text) == ("d3", "title 3", docs(20)[3].text)
+
+
+def test_builds_and_adds_go_through_the_embedding_cache(tiny_model, monkeypatch):
+    calls = count_encodes(monkeypatch)
+    first = build_index(tiny_model, docs(30), show_progress=False)
+    assert sum(calls) == 30
+    again = build_index(tiny_model, docs(30), show_progress=False)  # the same corpus: read from the cache
+    assert sum(calls) == 30
+    assert np.array_equal(first.faiss_index.reconstruct_n(0, 30), again.faiss_index.reconstruct_n(0, 30))
+    add_documents(again, tiny_model, [Document("new", "", "never seen before")], show_progress=False)
+    assert sum(calls) == 31
+
+
+def test_upsert_replaces_whole_documents_with_their_chunks(tiny_model):
+    long_doc = Document("long", "T", " ".join(WORDS * 10))
+    index = build_index(tiny_model, [long_doc, *docs(3)], chunk_tokens=32, chunk_overlap=4, show_progress=False)
+    before = len(index)
+    added = add_documents(index, tiny_model, [Document("long", "T", "now short"), Document("d9", "", "new")],
+                          chunk_tokens=32, chunk_overlap=4, show_progress=False, upsert=True)
+    assert added == 2 and len(index) == 5 < before
+    assert not [i for i in index.ids() if i.startswith("long#")] and "long" in index and "d9" in index
+    with pytest.raises(DataError, match="'d1' appears twice"):
+        add_documents(index, tiny_model, [docs(3)[1], docs(3)[2], docs(3)[1]], show_progress=False, upsert=True)
 
 
 def test_build_trains_on_a_sample_first(tiny_model):

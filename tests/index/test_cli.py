@@ -151,28 +151,57 @@ def test_model_mismatch_needs_force(built, tmp_path, capsys):
     assert one_json_line(capsys)["count"] == 5
 
 
-def test_crash_between_faiss_and_bm25_saves_is_detected(built, tmp_path, capsys, monkeypatch):
-    """`index add` saves the FAISS folder, then the BM25 one; a crash between them must not let BM25 and
-    hybrid searches mix two saves silently."""
+def test_a_failed_bm25_write_leaves_both_sides_as_they_were(built, tmp_path, capsys, monkeypatch):
+    """Both sides switch with one manifest: a save that fails while writing BM25 changes neither."""
     from embedkit.index import BM25Index
 
     more = tmp_path / "more.txt"
     more.write_text("Bees pollinate flowers in spring.\n", encoding="utf-8")
 
-    class Crash(BaseException):
-        """Stands for the process dying after the FAISS manifest switched."""
-
     def crash(self, *args, **kwargs):
-        raise Crash
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(BM25Index, "save", crash)
-    with pytest.raises(Crash):
-        main(["index", "add", str(built), "--corpus", str(more)])
+    monkeypatch.setattr(BM25Index, "write_files", crash)
+    assert main(["index", "add", str(built), "--corpus", str(more)]) == 2
+    assert "could not save: No space left on device; the index is unchanged" in error_line(capsys)
     monkeypatch.undo()
-    capsys.readouterr()
-    assert main(["index", "search", str(built), "--query", "dogs", "--json"]) == 0  # dense still works
-    capsys.readouterr()
-    for mode in ("bm25", "hybrid"):
-        assert main(["index", "search", str(built), "--query", "dogs", "--mode", mode]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert "one save behind" in err[-1] and not any("Traceback" in line for line in err)
+    for mode in ("dense", "bm25", "hybrid"):
+        assert main(["index", "search", str(built), "--query", "bees pollinate", "--mode", mode, "--json"]) == 0
+        assert "0" not in {h["id"] for h in one_json_line(capsys)["hits"]}
+    assert main(["index", "verify", str(built)]) == 0
+    assert "ok (" in capsys.readouterr().out
+
+
+def test_verify_names_each_problem(built, capsys):
+    assert main(["index", "verify", str(built), "--json"]) == 0
+    report = one_json_line(capsys)
+    assert report["ok"] and report["problems"] == [] and report["files"] >= 7 and report["leftovers"] == []
+    meta = json.loads((built / "meta.json").read_text())
+    docs, bm25_docs = meta["roles"]["docs"], meta["bm25"]["roles"]["docs"]
+    with open(built / docs, "r+b") as f:  # same size, one byte changed
+        f.seek(3)
+        byte = f.read(1)
+        f.seek(3)
+        f.write(bytes([byte[0] ^ 1]))
+    (built / bm25_docs).write_bytes((built / bm25_docs).read_bytes()[:-5])
+    (built / "index-19990101T000000-abcdef.faiss").write_bytes(b"left by a crash")
+    assert main(["index", "verify", str(built)]) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert f"{built / docs}: checksum mismatch (the file is corrupt)" in lines[:2]
+    assert any(line.startswith(f"{built / bm25_docs}: truncated or overwritten (") for line in lines[:2])
+    assert lines[2].startswith(f"{built}: 1 files left by an interrupted save") and len(lines) == 3
+    assert main(["index", "verify", str(built / "absent")]) == 2
+    assert "no such embedkit index folder" in error_line(capsys)
+
+
+def test_upsert_replaces_on_both_sides(built, tmp_path, capsys):
+    changed = write_corpus(tmp_path / "changed.jsonl", [("c1", "Cats", "Cats now juggle oranges."), DOCS[4]])
+    assert main(["index", "add", str(built), "--corpus", str(changed)]) == 2
+    assert "already in the index: 'c1' (use upsert to replace them" in error_line(capsys)
+    assert main(["index", "upsert", str(built), "--corpus", str(changed), "--json"]) == 0
+    assert one_json_line(capsys)["count"] == 5
+    assert main(["index", "search", str(built), "--query", "juggle oranges", "--mode", "bm25", "--json"]) == 0
+    assert [h["id"] for h in one_json_line(capsys)["hits"]] == ["c1"]
+    assert main(["index", "search", str(built), "--query", "chase mice", "--mode", "bm25", "--json"]) == 0
+    assert one_json_line(capsys)["hits"] == []  # the old text of c1 is gone from BM25
+    assert main(["index", "verify", str(built)]) == 0

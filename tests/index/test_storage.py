@@ -9,7 +9,8 @@ import pytest
 from index.ixhelpers import DIM, clustered_vectors, ids_for
 
 from embedkit.errors import IndexError_
-from embedkit.index import BM25Index, FaissIndex
+from embedkit.index import BM25Index, FaissIndex, IndexFolder
+from embedkit.index import storage
 from embedkit.index.docstore import DocStore
 
 
@@ -58,25 +59,26 @@ def test_crash_mid_save_leaves_the_previous_index(tmp_path, monkeypatch, broken)
         raise OSError("simulated crash: disk full")
 
     if broken == "faiss":
-        real = faiss.write_index
+        real_write = storage.NewFile.write
 
-        def half_written(idx, path):  # write part of the file, then die
-            real(idx, path)
-            with open(path, "r+b") as f:
-                f.truncate(10)
-            crash()
-        monkeypatch.setattr(faiss, "write_index", half_written)
+        def half_written(self, data):  # write part of the FAISS file to disk, then die
+            if self.path.name.startswith("index-"):
+                real_write(self, bytes(data)[:10])
+                self._flush_buffer()
+                crash()
+            return real_write(self, data)
+        monkeypatch.setattr(storage.NewFile, "write", half_written)
     elif broken == "docs":
         monkeypatch.setattr(DocStore, "write", crash)
     else:
-        monkeypatch.setattr("embedkit.index.storage.write_json_atomic", crash)
-    with pytest.raises(OSError, match="simulated crash"):
+        monkeypatch.setattr("embedkit.index.storage.switch_manifest", crash)
+    with pytest.raises(IndexError_, match="could not save: simulated crash: disk full; the index is unchanged"):
         index.save(folder)
     monkeypatch.undo()
     loaded = FaissIndex.load(folder, verify=True)
     assert len(loaded) == 50 and "late" not in loaded
     assert [[h.id for h in r] for r in loaded.search(x[:3], 5)] == [[h.id for h in r] for r in before]
-    assert len(files(folder, "index-")) == 1  # the failed generation was cleaned up
+    assert len(files(folder, "index-")) == 1 and not files(folder, ".meta")  # the failed generation was cleaned up
 
 
 def test_truncated_faiss_file_is_refused(tmp_path):
@@ -87,25 +89,29 @@ def test_truncated_faiss_file_is_refused(tmp_path):
         FaissIndex.load(folder)
 
 
-def test_corrupt_header_is_refused_without_verify(tmp_path):
+def test_corrupt_header_is_refused(tmp_path):
     _, _, folder = saved(tmp_path)
     path = files(folder, "index-")[0]
     data = bytearray(path.read_bytes())
     data[:4] = b"XXXX"
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexError_, match="bad header"):
+    with pytest.raises(IndexError_, match="checksum mismatch"):
         FaissIndex.load(folder)
+    with pytest.raises(IndexError_, match="bad header"):
+        FaissIndex.load(folder, mmap=True)
 
 
-def test_corrupt_body_is_caught_by_verify(tmp_path):
+def test_corrupt_body_is_refused_before_faiss_reads_it(tmp_path):
     _, _, folder = saved(tmp_path)
     path = files(folder, "index-")[0]
     data = bytearray(path.read_bytes())
     data[-20] ^= 0xFF  # a flipped bit inside a stored vector: same size, same header
     path.write_bytes(bytes(data))
-    FaissIndex.load(folder)  # the fast check cannot see it ...
     with pytest.raises(IndexError_, match="checksum mismatch"):
-        FaissIndex.load(folder, verify=True)  # ... the full one does
+        FaissIndex.load(folder)  # every file read into memory is checked first
+    FaissIndex.load(folder, mmap=True)  # a mapped file is not read through, unless ...
+    with pytest.raises(IndexError_, match="checksum mismatch"):
+        FaissIndex.load(folder, mmap=True, verify=True)  # ... verify asks for it
 
 
 def test_corrupt_faiss_structure_is_a_clear_error(tmp_path):
@@ -114,8 +120,20 @@ def test_corrupt_faiss_structure_is_a_clear_error(tmp_path):
     data = bytearray(path.read_bytes())
     data[4:40] = b"\xff" * 36  # header intact, dimensions garbage
     path.write_bytes(bytes(data))
-    with pytest.raises(IndexError_, match="corrupt FAISS file|disagree"):
+    with pytest.raises(IndexError_, match="checksum mismatch"):
         FaissIndex.load(folder)
+    with pytest.raises(IndexError_, match="corrupt FAISS file|disagree"):
+        FaissIndex.load(folder, mmap=True)  # mapped without a checksum: FAISS's own checks refuse it
+
+
+def rewrite_consistently(folder, path, data: bytes) -> None:
+    """Replace a data file and its manifest record: damage that checksums cannot see (a writer's bug)."""
+    import hashlib
+
+    path.write_bytes(data)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"][path.name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "meta.json").write_text(json.dumps(meta))
 
 
 def test_corrupt_docs_row(tmp_path):
@@ -123,6 +141,9 @@ def test_corrupt_docs_row(tmp_path):
     path = files(folder, "docs-")[0]
     text = path.read_text()
     path.write_text(text.replace('{"id": "doc3"', '{"iX": "doc3"', 1))
+    with pytest.raises(IndexError_, match="checksum mismatch"):
+        FaissIndex.load(folder)
+    rewrite_consistently(folder, path, text.replace('{"id": "doc3"', '{"iX": "doc3"', 1).encode())
     with pytest.raises(IndexError_, match="line 4: corrupt document row"):
         FaissIndex.load(folder)
 
@@ -159,8 +180,31 @@ def test_save_refuses_a_foreign_folder(tmp_path):
 def test_bm25_lives_beside_and_survives_faiss_saves(tmp_path):
     index, _, folder = saved(tmp_path)
     bm25 = BM25Index()
-    bm25.index(["a", "b"], ["cats purr", "dogs bark"])
-    bm25.save(folder)
-    index.save(folder)  # FAISS generations must not delete BM25 files
-    assert BM25Index.load(folder, verify=True).search(["cat"], 1)[0][0].id == "a"
+    bm25.index(index.ids(), [f"cats purr {i}" if i == "doc7" else "dogs bark" for i in index.ids()])
+    IndexFolder(index, bm25).save(folder)
+    index.set_search_params()
+    index.save(folder)  # a FAISS-only save that keeps the documents keeps the BM25 files (and their pairing)
+    assert BM25Index.load(folder).search(["cat"], 1)[0][0].id == "doc7"
     FaissIndex.load(folder, verify=True)
+    index.add(["extra"], clustered_vectors(1))
+    with pytest.raises(IndexError_, match="also holds a BM25 index"):
+        index.save(folder)  # it would leave BM25 one set of documents behind
+    assert len(BM25Index.load(folder)) == len(FaissIndex.load(folder)) == 50
+
+
+def test_an_interrupt_just_after_the_switch_keeps_the_new_files(tmp_path, monkeypatch):
+    """Ctrl-C between ``os.replace`` and the end of the save: the new manifest names the new files, so they stay."""
+    index, _, folder = saved(tmp_path)
+    index.add(["late"], clustered_vectors(1, seed=9))
+    real_replace = storage.os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage.os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        index.save(folder)
+    monkeypatch.undo()
+    loaded = FaissIndex.load(folder)
+    assert "late" in loaded and len(loaded) == 51

@@ -92,3 +92,18 @@ def test_beir_recipe_trains_on_mined_negatives(recipe_file, tmp_path):
             "hard_negatives": {"range": "0:3", "num_negatives": 1, "sampling": "top"}}
     result = run_recipe(load_recipe(recipe_file(data=data, max_steps=1, batch_size=2)), tmp_path / "out")
     assert result.steps == 1 and (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_mining_reads_the_embeddings_evaluation_cached(tiny_model, tmp_path, monkeypatch):
+    """``embedkit mine`` after ``embedkit eval retrieval`` on the same data encodes nothing again."""
+    import embedkit.encoding.cache as cache_module
+    from embedkit.evaluation import evaluate_retrieval
+
+    docs = {**DOCS, "untitled": ("", " A document without a title, spaces around it. ")}  # encoded as mteb strips it
+    dataset = load_beir(write_beir(tmp_path / "b", docs=docs, queries=QUERIES, qrels=QRELS, split="train"), split="train")
+    evaluate_retrieval(tiny_model, dataset, show_progress=False)
+    encoded = []
+    real_encode = cache_module.encode
+    monkeypatch.setattr(cache_module, "encode", lambda model, texts, **k: encoded.extend(texts) or real_encode(model, texts, **k))
+    examples = mine_hard_negatives(tiny_model, dataset, window=(0, 5), show_progress=False)
+    assert examples and encoded == []

@@ -145,3 +145,17 @@ def test_shipped_recipe_data_loads(path, shared_data):
 def test_shipped_recipes_cover_every_method():
     assert {p.stem for p in RECIPES} >= {"simcse-unsup", "simcse-sup", "debcse", "whitenedcse", "cosent-stsb",
                                          "retrieval-scifact"}
+
+
+@pytest.mark.parametrize("items, start", [
+    (["foo=1"], "--set foo=1: unknown key 'foo'"),
+    (["max_steps=4", "loss.temperature=-1"], "--set loss.temperature=-1: loss.temperature: Input should be"),
+    (["loss={name: infonce, temprature: 2}"], "--set loss={name: infonce, temprature: 2}: unknown key 'loss.temprature'"),
+])
+def test_a_bad_set_item_is_named_not_the_recipe_file(recipe_file, items, start):
+    assert one_line_error(recipe_file(), items).startswith(start)
+
+
+def test_a_bad_key_in_the_file_names_the_file_even_with_set(recipe_file):
+    path = recipe_file(epochz=3)
+    assert one_line_error(path, ["max_steps=4"]).startswith(f"{path}: unknown key 'epochz'")

@@ -1,0 +1,44 @@
+"""results/encode/tables.py: quality merged over several records, and the issue's targets judged from the rows."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+TABLES = Path(__file__).resolve().parents[2] / "results" / "encode" / "tables.py"
+
+
+@pytest.fixture(scope="module")
+def tables():
+    spec = importlib.util.spec_from_file_location("encode_tables", TABLES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _quality(*rows):
+    return {"metrics": {"rows": list(rows)}}
+
+
+def test_quality_rows_merge_records_and_flag_against_the_float32_row_of_any(tables):
+    first = _quality({"method": "sentence-transformers", "stsb_test_spearman": 82.0, "scifact_ndcg@10": 64.5},
+                     {"method": "onnx-int8", "stsb_test_spearman": 81.9, "scifact_ndcg@10": 64.4})
+    second = _quality({"method": "onnx-int8", "stsb_test_spearman": 10.0},  # the first record holding a method wins
+                      {"method": "bf16", "stsb_test_spearman": 81.4},  # 0.6 under: flagged
+                      {"method": "openvino-int8", "stsb_test_spearman": 81.6, "scifact_ndcg@10": 64.1})
+    rows = tables._quality_rows([first, second])
+    assert rows["onnx-int8"]["stsb_test_spearman"] == 81.9
+    assert rows["bf16"]["flagged"] and not rows["onnx-int8"]["flagged"] and not rows["openvino-int8"]["flagged"]
+
+
+def _auto(best_st_ratio, st_ratio):
+    return {"auto": {"ratio_vs_best_st": best_st_ratio, "ratio_vs_st": st_ratio, "best_st": "st-onnx-int8"}}
+
+
+def test_targets_line_says_met_and_not_met(tables):
+    line = tables._targets_line({"kernels": "avx2"}, _auto(1.10, 2.6), _auto(0.95, 1.9), {"auto": {"flagged": False}})
+    assert "STS-B 1.10x" in line and "SciFact 0.95x" in line
+    assert line.count("**not met**") == 1  # SciFact speed only; 2.6x does not count on a CPU without VNNI/AMX
+    assert "applies only to CPUs with VNNI or AMX" in line
+    amx = tables._targets_line({"kernels": "amx"}, _auto(1.2, 2.4), {}, {"auto": {"flagged": True}})
+    assert "2.40x, **not met**" in amx and "quality within 0.5 points of sentence-transformers float32: **not met**" in amx
+    assert "no speed row" in tables._targets_line({"kernels": "avx2"}, {}, {}, {})

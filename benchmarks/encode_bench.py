@@ -3,7 +3,8 @@
 Speed (default): for each data set and batch size, the compared methods run interleaved
 (ST, embedkit backend 1, backend 2, ST, ...) ``--repeats`` times on the same texts and model, each run
 in a fresh process (after an untimed warm-up on 8 texts), so no method inherits another's state; each
-method's throughput is the median over its runs, its best batch size is the one with the highest
+method's throughput is the median over its quiet runs (benchlib.quiet_seconds: other processes used at
+most QUIET_OTHERS_CPU cores; all runs when none was), its best batch size is the one with the highest
 median, and the ratio printed is (method at its best batch size) / (ST at its best batch size). Every
 run records the load of other processes (see benchlib). The minimum cosine between each method's
 embeddings and ST's is printed too (the default backend must stay >= 0.9999 for every text).
@@ -45,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import Run, describe_load, machine, median, timed  # noqa: E402
+from benchlib import Run, describe_load, machine, median, quiet_seconds, timed  # noqa: E402
 
 ST = "sentence-transformers"
 STATIC = "static"  # the --static-model, encoded by embedkit's engine
@@ -173,7 +174,7 @@ def speed(args, model) -> list[dict]:
                     cosines[method] = min(cosines.get(method, 1.0), cosine)
             for method in methods:
                 per_batch[(method, batch_size)] = runs[method]
-                rate = len(texts) / median([r.seconds for r in runs[method]])
+                rate = len(texts) / _quiet_median(runs[method])
                 record = {"data": name, "texts": len(texts), "method": method, "batch_size": batch_size,
                           "texts_per_s": rate, "seconds": [r.seconds for r in runs[method]],
                           "cpu_seconds": [r.cpu_seconds for r in runs[method]],
@@ -186,7 +187,7 @@ def speed(args, model) -> list[dict]:
                       f"{describe_load(runs[method])}", flush=True)
         best = {}
         for method in methods:
-            rates = {bs: len(texts) / median([r.seconds for r in per_batch[(method, bs)]]) for bs in args.batch_sizes}
+            rates = {bs: len(texts) / _quiet_median(per_batch[(method, bs)]) for bs in args.batch_sizes}
             best[method] = max(rates.items(), key=lambda kv: kv[1])
         best_peer = max((m for m in methods if m == ST or is_peer(m)), key=lambda m: best[m][1])
         for method in methods:
@@ -199,6 +200,11 @@ def speed(args, model) -> list[dict]:
                             "texts_per_s": rate, "ratio_vs_st": ratio, "ratio_vs_best_st": rate / best[best_peer][1],
                             "best_st": best_peer})
     return records
+
+
+def _quiet_median(runs: list[Run]) -> float:
+    """Median seconds of the quiet runs (benchlib.quiet_seconds), of all runs when none was quiet."""
+    return median(quiet_seconds([r.seconds for r in runs], [r.others_cpu for r in runs])[0])
 
 
 def child(args, data: str, method: str, batch_size: int) -> tuple[Run, np.ndarray]:

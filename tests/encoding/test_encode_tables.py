@@ -30,8 +30,30 @@ def test_quality_rows_merge_records_and_flag_against_the_float32_row_of_any(tabl
     assert rows["bf16"]["flagged"] and not rows["onnx-int8"]["flagged"] and not rows["openvino-int8"]["flagged"]
 
 
-def _auto(best_st_ratio, st_ratio):
-    return {"auto": {"ratio_vs_best_st": best_st_ratio, "ratio_vs_st": st_ratio, "best_st": "st-onnx-int8"}}
+def _auto(best_st_ratio, st_ratio, unquiet=()):
+    return {"auto": {"ratio_vs_best_st": best_st_ratio, "ratio_vs_st": st_ratio, "best_st": "st-onnx-int8",
+                     "unquiet_st": list(unquiet)}}
+
+
+def _run(method, seconds, others, texts=100):
+    return {"method": method, "batch_size": 32, "texts": texts, "seconds": seconds, "others_cpu": others}
+
+
+def test_summaries_count_only_quiet_runs_and_compare_only_quiet_rows(tables):
+    record = {"metrics": {"rows": [
+        _run("sentence-transformers", [1.0, 9.0, 8.0], [0.0, 1.0, 1.0]),  # one quiet run: 100 texts/s
+        _run("st-onnx-O1", [0.5, 0.6, 0.7], [0.1, 0.2, 0.0]),  # 0.6 s: the fastest quiet peer
+        _run("st-openvino", [0.1, 0.1, 0.1], [0.9, 0.9, 0.9]),  # never quiet: not the best peer, no ratio
+        _run("auto", [0.4, 3.0, 0.2], [0.0, 1.0, 0.2]),  # quiet median of 0.4 and 0.2
+        {"method": "auto", "summary": True, "texts_per_s": 1.0},  # the run's own summary is not used
+    ]}}
+    summaries = tables._summaries(record)
+    assert summaries["sentence-transformers"]["texts_per_s"] == pytest.approx(100.0)
+    assert summaries["auto"]["texts_per_s"] == pytest.approx(100 / 0.3)
+    assert summaries["auto"]["quiet_runs"] == 2 and summaries["st-openvino"]["quiet_runs"] == 0
+    assert summaries["auto"]["best_st"] == "st-onnx-O1" and summaries["auto"]["unquiet_st"] == ["st-openvino"]
+    assert summaries["auto"]["ratio_vs_best_st"] == pytest.approx(0.6 / 0.3)
+    assert summaries["st-openvino"]["ratio_vs_st"] is None
 
 
 def test_targets_line_says_met_and_not_met(tables):
@@ -42,3 +64,5 @@ def test_targets_line_says_met_and_not_met(tables):
     amx = tables._targets_line({"kernels": "amx"}, _auto(1.2, 2.4), {}, {"auto": {"flagged": True}})
     assert "2.40x, **not met**" in amx and "quality within 0.5 points of sentence-transformers float32: **not met**" in amx
     assert "no speed row" in tables._targets_line({"kernels": "avx2"}, {}, {}, {})
+    partial = tables._targets_line({"kernels": "avx2"}, _auto(1.2, 1.5, ["st-openvino"]), {}, {"auto": {"flagged": False}})
+    assert "met among the rows with a quiet run" in partial and "`openvino`, float32" in partial

@@ -1,8 +1,8 @@
 """``embedkit encode``: one text a line in, a float32 .npy out (one row a line, in order).
 
-Small inputs are read whole and encoded in memory. ``--stream`` (implied by ``--window``, the shard
-options and ``--processes``) reads the input lazily and writes the output window by window, resuming
-an interrupted run. ``--merge`` joins shard files written on several machines.
+Small inputs are read whole and encoded in memory. ``--stream`` (implied by ``--window`` and
+``--processes``) reads the input lazily and writes the output window by window, resuming an interrupted
+run. ``--ray`` encodes on a Ray cluster instead (one machine or many; see :mod:`embedkit.cli.distributed`).
 """
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ from pathlib import Path
 
 from embedkit.atomic import save_npy_atomic, write_text_atomic
 from embedkit.cli.common import add_model_args, load_routed_model
+from embedkit.cli.distributed import add_ray_args, check_ray_args
+from embedkit.cli.distributed import run_encode as run_ray_encode
 from embedkit.errors import ConfigError, DataError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from embedkit.encoding.backends import AUTO, BACKENDS
 
-    p = sub.add_parser("encode", help="embed a text file (one text a line) into a .npy array")
+    p = sub.add_parser("encode", help="embed a text file (one text a line) into a .npy array, or a corpus on a "
+                                      "Ray cluster (--ray) into Parquet shards")
     add_model_args(p)
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", help="UTF-8 text file, one text a line (relative paths: the working directory, "
-                                        "then EMBEDKIT_DATA)")
-    source.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
-                        help="instead of encoding: concatenate these shard .npy files, in order, into --out")
-    p.add_argument("--out", required=True, help="output .npy file (float32, one row a line)")
+    p.add_argument("--input", required=True,
+                   help="UTF-8 text file, one text a line (relative paths: the working directory, then EMBEDKIT_DATA); "
+                        "with --ray also a BEIR corpus (folder or .jsonl) or Parquet (file or folder)")
+    p.add_argument("--out", required=True, help="output .npy file (float32, one row a line); with --ray, a folder "
+                                                "of Parquet shards of (id, embedding)")
     p.add_argument("--role", choices=["query", "document"], default=None,
                    help="encode as queries or documents: applies the model's prompt for that role (default: none)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
@@ -43,24 +45,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="read the input lazily and write the output window by window; resumes an interrupted run")
     p.add_argument("--window", type=int, default=None, help="lines per streaming window (default 16384; implies --stream)")
     p.add_argument("--no-resume", action="store_true", help="with --stream: start over even if a partial run matches")
-    p.add_argument("--num-shards", type=int, default=None, help="split the input into this many shards ...")
-    p.add_argument("--shard-index", type=int, default=None, help="... and encode only this one (0-based) into --out")
     p.add_argument("--processes", type=int, default=None,
                    help="encode with this many processes, one shard each, then merge into --out")
     p.add_argument("--devices", default=None, help="with --processes: comma list of devices, one per process in turn "
                                                    "(e.g. cuda:0,cuda:1)")
+    add_ray_args(p)
     p.set_defaults(func=run)
 
 
 def _check(args: argparse.Namespace) -> None:
-    if (args.num_shards is None) != (args.shard_index is None):
-        raise ConfigError("--num-shards and --shard-index go together")
-    if args.num_shards is not None and not 0 <= args.shard_index < args.num_shards:
-        raise ConfigError(f"--shard-index must be in 0..{args.num_shards - 1}, got {args.shard_index}")
     if args.processes is not None and args.processes < 1:
         raise ConfigError(f"--processes must be >= 1, got {args.processes}")
-    if args.processes is not None and args.num_shards is not None:
-        raise ConfigError("--processes shards the input itself; leave out --num-shards/--shard-index")
     for name in ("workers", "threads", "window", "batch_size", "max_seq_length"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -69,21 +64,18 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    check_ray_args(args)
+    prompt = {"query": args.query_prompt, "document": args.document_prompt}.get(args.role) if args.role else None
+    if args.ray is not None:
+        return run_ray_encode(args, prompt)
     out = Path(args.out)
     if out.suffix != ".npy":
         raise DataError("output must be a .npy file", path=args.out)
-    if args.merge is not None:
-        from embedkit.encoding.shards import merge_npy
-
-        rows, dim = merge_npy(args.merge, out)
-        print(f"wrote {rows} x {dim} float32 embeddings to {out} (merged {len(args.merge)} files)")
-        return 0
-    prompt = {"query": args.query_prompt, "document": args.document_prompt}.get(args.role) if args.role else None
     if args.processes is not None:
         if args.domain is not None:
             raise ConfigError("--domain is not supported with --processes (each worker loads its own model)")
         return _run_parallel(args, out, prompt)
-    if args.stream or args.window is not None or args.num_shards is not None:
+    if args.stream or args.window is not None:
         return _run_stream(args, out, prompt)
 
     from embedkit.data import read_lines
@@ -114,9 +106,6 @@ def _announce_backend(model, args: argparse.Namespace) -> str:
     if args.backend == AUTO:
         print(f"backend auto -> {backend} (embedkit info lists the choices; --backend torch for exact float32)",
               file=sys.stderr)
-        if args.num_shards is not None:
-            print(f"note: shards encoded on other kinds of CPU may pick another backend; to merge them, give every "
-                  f"shard the same --backend (here: --backend {backend})", file=sys.stderr)
     return backend
 
 
@@ -147,28 +136,21 @@ def _input_file(args) -> Path:
 
 
 def _run_stream(args: argparse.Namespace, out: Path, prompt: str | None) -> int:
-    from embedkit.encoding.shards import shard_range
     from embedkit.encoding.stream import DEFAULT_WINDOW, encode_file, scan_input
 
     source = _input_file(args)
     scan = scan_input(source)
     if scan.rows == 0:
         raise DataError("empty file (no lines)", path=source)
-    start, stop = 0, scan.rows
-    if args.num_shards is not None:
-        start, stop = shard_range(scan.rows, args.num_shards, args.shard_index)
-        if start == stop:
-            raise DataError(f"shard {args.shard_index} of {args.num_shards} is empty ({scan.rows} lines)", path=source)
     with ExitStack() as stack:
         model = load_routed_model(args, stack)
         args.backend = _announce_backend(model, args)
         result = encode_file(model, source, out, role=args.role, prompt=prompt, batch_size=args.batch_size,
                              normalize=args.normalize, device=args.device, backend=args.backend,
                              workers=args.workers, threads=args.threads, window=args.window or DEFAULT_WINDOW,
-                             start=start, stop=stop, resume=not args.no_resume, scan=scan)
+                             resume=not args.no_resume, scan=scan)
     resumed = f", resumed after {result.resumed_windows} finished window(s)" if result.resumed_windows else ""
-    lines = f" (lines {start + 1}-{stop})" if args.num_shards is not None else ""
-    print(f"wrote {result.rows} x {result.dim} float32 embeddings to {out}{lines}{resumed}")
+    print(f"wrote {result.rows} x {result.dim} float32 embeddings to {out}{resumed}")
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 from contextlib import ExitStack
 
 from embedkit.cli.common import DATA_PATHS, add_model_args, load_routed_model, print_json_line, print_table
+from embedkit.cli.distributed import add_ray_args, check_ray_args, documents_on_ray
 from embedkit.cli.suite import add_suite_parser
 
 
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "bm25, or hybrid (dense + BM25, reciprocal rank fusion); default: mteb's exact search")
     ret.add_argument("--tune-recall", type=float, default=None, metavar="R",
                      help="with a FAISS spec: tune nprobe/efSearch to this recall@10 against exact search first")
+    add_ray_args(ret, encode_options=False)
     ret.set_defaults(func=run_retrieval)
 
     add_suite_parser(groups)
@@ -54,12 +56,14 @@ def run_retrieval(args: argparse.Namespace) -> int:
     from embedkit.data import load_beir
     from embedkit.evaluation import evaluate_retrieval
 
+    check_ray_args(args)
     dataset = load_beir(args.data, split=args.split)
     with ExitStack() as stack:
         model = load_routed_model(args, stack)
+        documents = documents_on_ray(args, dataset, model) if args.ray is not None else None
         result = evaluate_retrieval(model, dataset, batch_size=args.batch_size, device=args.device,
                                     query_prompt=args.query_prompt, document_prompt=args.document_prompt,
-                                    index=args.index, tune_recall=args.tune_recall)
+                                    index=args.index, tune_recall=args.tune_recall, document_embeddings=documents)
     rows = [(k, v) for k, v in result.items() if isinstance(v, float)]
     print_table(rows + [("queries", result["n_queries"]), ("search", args.index or "exact (mteb)")], ("metric", "value"))
     print_json_line(result)

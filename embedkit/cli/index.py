@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from embedkit.cli.common import add_model_args, load_routed_model
+from embedkit.cli.distributed import add_index_ray_args, embeddings_folder, run_index_build
 from embedkit.errors import DataError, IndexError_
 
 
@@ -20,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     b = isub.add_parser("build", help="build an index over a corpus (or precomputed embeddings)")
     b.add_argument("--corpus", help="BEIR folder, corpus.jsonl, or text file with one document a line")
-    b.add_argument("--embeddings", help="precomputed float32 .npy (one row a document) instead of encoding")
+    b.add_argument("--embeddings", help="precomputed float32 .npy (one row a document) instead of encoding, or the "
+                                        "folder of Parquet shards `embedkit encode --ray` writes")
     b.add_argument("--ids", help="with --embeddings and no --corpus: text file with one id a line, row order")
     b.add_argument("--out", required=True, help="index folder to write")
     add_model_args(b)
@@ -32,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--force", action="store_true", help="replace an existing index at --out")
     _add_wait_arg(b)
     b.add_argument("--json", action="store_true", help="print one JSON line with the index info")
+    add_index_ray_args(b)
     b.set_defaults(func=run_build)
 
     s = isub.add_parser("search", help="query an index with text")
@@ -54,7 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--json", action="store_true", help="one JSON line (count, dim, spec, metric, model, ...)")
     i.set_defaults(func=run_info)
 
-    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)")
+    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)",
+                        description="Check every file of an index folder against its manifest (size and SHA-256); "
+                                    "one line per problem. Exit status: 0 when every file matches, 1 when a "
+                                    "problem is found, 2 when DIR is not an index folder.")
     v.add_argument("dir", help="index folder")
     v.add_argument("--json", action="store_true", help='one JSON line: {"ok", "problems", "files", "bytes", "leftovers"}')
     v.set_defaults(func=run_verify)
@@ -208,6 +214,8 @@ def run_build(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_out(out, args.force)  # before the slow part; checked again under the lock
+    if embeddings_folder(args):
+        return run_index_build(args, _summary, _print_json)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
     with ExitStack() as stack:
@@ -339,12 +347,14 @@ def run_add(args: argparse.Namespace) -> int:
     """``index add`` and ``index upsert``: encode before taking the lock (into the embedding cache), then
     load, change and save both sides under it."""
     from embedkit.index import IndexFolder
-    from embedkit.index.faiss_index import read_index_manifest
+    from embedkit.index.faiss_index import LISTS_READ_ONLY, read_index_manifest
     from embedkit.models import model_fingerprint, model_name
 
     meta = read_index_manifest(args.dir)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
+    if "lists" in meta["roles"]:  # before encoding anything
+        raise IndexError_(f"{args.dir}: {LISTS_READ_ONLY}")
     model = None
     if args.embeddings:
         ids, vectors, texts, titles = _precomputed(args)

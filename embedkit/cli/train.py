@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import time
 from pathlib import Path
 
 
@@ -18,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the value is read as YAML; repeatable")
     p.add_argument("--out", default=None, help="output folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --out")
+    p.add_argument("--record", default=None, metavar="PATH",
+                   help="write the run's record here (resolved recipe, before/after metrics, train time, commit, "
+                        "packages, CPU; see results/README.md); default: OUT/record.json")
     p.add_argument("--check", action="store_true",
                    help="validate the recipe and read its data, print the resolved recipe, train nothing")
     p.add_argument("--no-eval", action="store_true",
@@ -50,13 +55,20 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / recipe.name
     if os.environ.get("RANK", "0") == "0":
         print(evaluation_cost(recipe), flush=True)
+    started, load_before = time.perf_counter(), os.getloadavg()
     result = run_recipe(recipe, out, resume=args.resume)
     if result.after:
         from embedkit.training.result import results_table
 
         print(results_table(result))
     if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process saved anything
-        print(f"saved to {out} ({result.steps} steps, {result.train_seconds:.0f} s of training)")
+        from embedkit.training.result import write_training_record
+
+        record = write_training_record(result, args.record or out / "record.json",
+                                       command_line(args), time.perf_counter() - started,
+                                       details={"load_average_1m": {"start": load_before[0],
+                                                                    "end": os.getloadavg()[0]}})
+        print(f"saved to {out} ({result.steps} steps, {result.train_seconds:.0f} s of training); record {record}")
     return 0
 
 
@@ -110,3 +122,12 @@ def evaluation_cost(recipe) -> str:
     unknown = " (plus every evaluation during training)" if during_runs is None and any(d for _, _, d in sets) else ""
     return (f"evaluation {when}: {listed}; up to {total:,} texts to encode in all{unknown} (the base model's may "
             "be in the embedding cache). --no-eval skips them")
+def command_line(args: argparse.Namespace) -> str:
+    """The ``embedkit train`` command that reproduces this run, as the record quotes it."""
+    words = ["embedkit", "train", args.recipe]
+    for item in args.overrides:
+        words += ["--set", item]
+    words += ["--out", str(args.out)] if args.out else []
+    words += ["--resume"] if args.resume else []
+    words += ["--no-eval"] if args.no_eval else []
+    return shlex.join(words)

@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -87,6 +87,7 @@ def cached_encode(
     cache: EmbeddingCache | None = None,
     fingerprint: str | None = None,
     backend: str = DEFAULT_BACKEND,
+    encode_missing: Callable[[list[str]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Like :func:`embedkit.encoding.encode`, reading and writing the embedding cache chunk by chunk
     (``backend="auto"`` is resolved first, so entries are keyed by the backend that made them).
@@ -95,6 +96,9 @@ def cached_encode(
     moves batch by batch. Cached texts count as done from the start, so its rate and time estimate are the
     encoding's own; the rate is the average since the start (tqdm ``smoothing=0``), not that of the last
     batches, which longest-first batching makes slowest at the start of every chunk.
+
+    ``encode_missing(texts)`` computes the chunks the cache lacks when given (e.g. a lookup into
+    embeddings made on a Ray cluster, with the same model, prompt and options), instead of the engine.
     """
     from tqdm.auto import tqdm
 
@@ -115,8 +119,12 @@ def cached_encode(
               disable=not (show and missing)) as bar:
         for i, (chunk, key) in enumerate(zip(chunks, keys)):
             if parts[i] is None:
-                parts[i] = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                                  device=device, backend=backend, progress=bar.update)
+                if encode_missing is not None:
+                    parts[i] = encode_missing(chunk)
+                    bar.update(len(chunk))
+                else:
+                    parts[i] = encode(model, chunk, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
+                                      device=device, backend=backend, progress=bar.update)
                 cache.put(key, parts[i])
     if not parts:
         return encode(model, [], normalize=normalize)

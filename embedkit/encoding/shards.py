@@ -1,12 +1,11 @@
-"""Sharded encoding: split a text file's lines into contiguous shards, encode each (in its own process,
-on its own device, or on another machine), resume per shard, and merge the shard files into one ``.npy``.
+"""Sharded encoding on one machine: split a text file's lines into contiguous shards, encode each in its
+own process (on its own device), resume per shard, and merge the shard files into one ``.npy``.
 
-On one machine, :func:`encode_file_parallel` starts one process per shard (``spawn``: no state is
-inherited from the parent); each loads the model, takes its device from ``devices`` (round robin, e.g.
-``cuda:0,cuda:1``) and, on CPUs, an equal share of the usable cores as torch threads. Each shard is a
-streaming encode (:mod:`embedkit.encoding.stream`), so an interrupted run resumes every shard where it
-stopped, and a shard that finished is not redone. Across machines, run ``embedkit encode --num-shards N
---shard-index I`` on each and merge the files with :func:`merge_npy` (``embedkit encode --merge``).
+:func:`encode_file_parallel` starts one process per shard (``spawn``: no state is inherited from the
+parent); each loads the model, takes its device from ``devices`` (round robin, e.g. ``cuda:0,cuda:1``)
+and, on CPUs, an equal share of the usable cores as torch threads. Each shard is a streaming encode
+(:mod:`embedkit.encoding.stream`), so an interrupted run resumes every shard where it stopped, and a
+shard that finished is not redone. Across machines, :mod:`embedkit.distributed` encodes on Ray.
 """
 from __future__ import annotations
 

@@ -48,8 +48,9 @@ def make_index(dim: int, spec: str, metric: str) -> faiss.Index:
     if faiss.try_extract_index_ivf(base) is not None:
         return base
     if isinstance(inner, faiss.IndexHNSW):
-        # FAISS's default efSearch of 16 loses about 3% of recall@10 on real sentence embeddings (SciFact:
-        # 0.966, costing 1.8 nDCG@10 points); 64 gives 0.996 there. ``tune`` can still lower it.
+        # FAISS's default efSearch of 16 loses recall@10 on real sentence embeddings; 64 is the smallest with
+        # recall@10 >= 0.99 against exact search and nDCG@10 within 0.1 of it on SciFact dev
+        # (benchmarks/dev_choices.py hnsw, results/choices/). ``tune`` can still lower it.
         inner.hnsw.efSearch = DEFAULT_EF_SEARCH
     return faiss.IndexIDMap2(base)
 

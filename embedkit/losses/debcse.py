@@ -1,49 +1,44 @@
-"""DebCSE: debiased contrastive sentence embeddings by inverse-propensity weighting (Miao et al., CIKM 2023).
+"""DebCSE: debiased contrastive sentence embeddings (Miao et al., CIKM 2023), the loss half.
 
 The paper's diagnosis: the rules that build contrastive pairs make the label predictable from surface
-features. SimCSE's positive is the sentence itself (same length, full word overlap) and its in-batch
-negatives are unrelated sentences (other lengths, little overlap), so a model can separate positives
+features. SimCSE's positive is the sentence itself (same length, every word shared) and its in-batch
+negatives are unrelated sentences (other lengths, few shared words), so a model can separate positives
 from negatives by length and word overlap instead of meaning; random in-batch negatives also contain
-false negatives. DebCSE selects positive and negative pairs with inverse-propensity weights computed
-from the surface similarity and the semantic similarity of the two sentences.
+false negatives. DebCSE selects positive and negative pairs by inverse-propensity weighted sampling that
+takes both the surface and the semantic similarity of two sentences into account.
 
-What this module implements, per batch, on the pairs (anchor i, candidate j) where the candidates are
-all positives and all hard negatives of the batch (i's own positive is the labelled positive pair,
-every other candidate a negative):
+The sampling is data, not loss: :mod:`embedkit.training.debcse` (the recipe's ``data.debcse`` block) builds
+candidate pairs over the training corpus (each sentence's dropout view and its nearest neighbours by the
+encoder, labelled by their semantic similarity), fits the propensity ``P(positive | surface)`` and draws
+every row's positive and hard negative with inverse-propensity probabilities. What is left for the loss
+are the pairs no sampler chose: every anchor against the *other* rows' positives and negatives, formed at
+random by batching. This module weights those, per batch:
 
-1. Surface features of every pair (:func:`surface_features`), from the token ids (special tokens and
-   padding removed): Jaccard overlap of the two token sets, and the relative length difference
-   ``|len_i - len_j| / max(len_i, len_j)``.
-2. Propensity model (:func:`fit_propensity`): a logistic regression of "is the labelled positive" on the
-   standardised surface features, with an L2 penalty on the slopes (the intercept is free) and the two
-   classes given equal total weight, fitted by Newton's method on the batch. Its output
-   ``e_ij = P(positive | surface features)`` is how much the surface alone gives the label away; the
-   balanced class weights make ``e`` independent of the 1 : (candidates - 1) class ratio of in-batch
-   pairs, and the penalty keeps it finite when the surface separates the classes perfectly (SimCSE).
-3. Inverse-propensity weights (:func:`debcse_pair_weights`): a positive pair gets ``1 / e``, a negative
-   ``1 / (1 - e)``, trimmed at ``max_weight``. Positives that look like positives (same words, same
-   length) are down-weighted relative to positives that share few words; negatives that look like
-   negatives are down-weighted relative to negatives with high overlap or similar length. Under these
-   weights the surface features are (approximately: trimming, penalty) balanced between positive and
-   negative pairs, so they no longer predict the label and the model cannot lower the loss with them.
-4. Semantic selection, with similarities from a frozen ``guide`` model when given, else the training
-   model's own embeddings (detached): an unlabelled in-batch negative more similar to the anchor than the
-   anchor's positive (minus ``false_negative_margin``) is treated as a false negative and dropped (the
-   labelled hard negatives are kept); with ``min_positive_similarity``, positive pairs less similar than
-   that are dropped as noisy.
-5. Loss: weighted InfoNCE. For anchor i, with ``s`` the cosine similarities and T the temperature,
-   ``loss_i = -s_ii/T + log(exp(s_ii/T) + sum_j w_ij exp(s_ij/T))`` where the negative weights ``w_ij``
-   are normalised to mean 1 over each anchor's kept negatives, and the batch loss is
-   ``sum_i v_i loss_i / sum_i v_i`` with ``v_i`` the positive pair's weight. All weights are computed
-   without gradient.
+1. Surface features of every (anchor, candidate) pair of the batch (:func:`surface_features`, from the
+   token ids without special tokens and padding): Jaccard overlap of the token sets and the relative length
+   difference ``|len_i - len_j| / max(len_i, len_j)``.
+2. Propensity (:func:`fit_propensity`): a logistic regression of "is the row's own positive" on the
+   standardised features, the two classes given equal total weight and the slopes an L2 penalty, fitted by
+   Newton's method on the batch (also used by the sampler, on the whole candidate pool).
+3. Weights (:func:`debcse_pair_weights`): an in-batch negative gets ``1 / (1 - e)``, trimmed at
+   ``max_weight`` and normalised to mean 1 over each anchor's in-batch negatives, so negatives that share
+   many words with the anchor count more than those that share none. The row's own positive and its own
+   sampled hard negative(s) keep weight 1: the sampler already drew them by their propensity.
+4. False negatives: an in-batch negative whose semantic similarity to the anchor (a frozen ``guide`` model,
+   else the training model's detached embeddings) exceeds the anchor's positive's minus
+   ``false_negative_margin`` is dropped (its weight is 0). The row's own hard negatives are never dropped.
+5. Weighted InfoNCE: ``loss_i = -s_ii/T + log(exp(s_ii/T) + sum_j w_ij exp(s_ij/T))``, averaged over rows,
+   the weights entering as log biases on the logits and computed without gradient.
 
-Deviations from the paper, stated precisely: the paper applies inverse-propensity weighted *sampling*
-when building training pairs; here the same weights are applied to the in-batch pairs inside the loss
-(the expectation of IPW sampling is the IPW-weighted objective), which needs no extra corpus pass or
-encoding and runs on the CPU. The concrete propensity model (class-balanced penalised logistic
-regression on two surface features, refitted per batch), the trimming and the false-negative rule are
-this implementation's choices; the paper's exact estimator is not reproduced. Not gathered across
-processes: each process weights and scores its own batch.
+Deviations from the paper, stated precisely. Its text could not be read here (only the abstract), so the
+estimator details are this implementation's: the candidate construction (nearest neighbours of the base
+encoder, cosine thresholds for positives and negatives), the surface features (word Jaccard and length
+difference), the propensity model (class-balanced penalised logistic regression), the trimming (drawing
+only pairs within the common support ``trim <= e <= 1 - trim``, after Crump et al. 2009, since dropout
+views have propensity ~1 and no negative shares their surface), weights capped at ``max_weight``, one draw
+of rows before training (not re-drawn each epoch), the semantic similarities of the frozen base encoder,
+and the in-batch weighting and false-negative rule of this module. Not gathered across processes: each
+process weights and scores its own batch.
 """
 from __future__ import annotations
 
@@ -150,10 +145,9 @@ def fit_propensity(features: Tensor, is_positive: Tensor, l2: float = 0.01, iter
 
 @dataclass(frozen=True)
 class PairWeights:
-    """What the DebCSE loss needs: per-anchor weights and log weights on the candidate logits."""
+    """What the DebCSE loss needs: log weights on the candidate logits, and the propensities behind them."""
 
-    anchor_weights: Tensor  # (rows,) weight of each anchor's positive pair, 0 = dropped
-    logit_bias: Tensor  # (rows, candidates) log of the normalised negative weights; 0 on own positive
+    logit_bias: Tensor  # (rows, candidates) log of each pair's weight; 0 for the row's own pairs, -inf dropped
     propensity: Tensor  # (rows, candidates) e_ij, for inspection
 
 
@@ -164,14 +158,13 @@ def debcse_pair_weights(
     max_weight: float = 10.0,
     l2: float = 0.01,
     false_negative_margin: float | None = 0.0,
-    min_positive_similarity: float | None = None,
 ) -> PairWeights:
-    """Inverse-propensity pair weights with semantic selection (steps 2-4 of the module docstring).
+    """Weights of the batch's in-batch pairs (steps 2-4 of the module docstring).
 
     ``features``: ``(rows, candidates, F)`` from :func:`surface_features`, candidates ordered as
     ``[positives (rows), negative column 1 (rows), ...]``, so pair ``(i, i)`` is i's positive and
-    ``(i, (k + 1) * rows + i)`` its k-th labelled hard negative. ``semantic_similarity``: same
-    ``(rows, candidates)`` layout, or ``None`` to skip semantic selection.
+    ``(i, (k + 1) * rows + i)`` its k-th sampled hard negative. ``semantic_similarity``: same
+    ``(rows, candidates)`` layout, or ``None`` to keep every negative.
     """
     rows, candidates = features.shape[:2]
     if candidates != rows * (1 + hard_negative_columns):
@@ -180,44 +173,28 @@ def debcse_pair_weights(
     own = torch.arange(rows, device=device)
     is_positive = torch.zeros(rows, candidates, dtype=torch.bool, device=device)
     is_positive[own, own] = True
-    labelled_negative = torch.zeros_like(is_positive)
+    own_negative = torch.zeros_like(is_positive)
     for k in range(hard_negative_columns):
-        labelled_negative[own, (k + 1) * rows + own] = True
+        own_negative[own, (k + 1) * rows + own] = True
 
     propensity = fit_propensity(features, is_positive, l2=l2)(features).clamp(1e-6, 1 - 1e-6)
-    weights = torch.where(is_positive, 1 / propensity, 1 / (1 - propensity)).clamp(max=max_weight)
-
-    kept_negative = ~is_positive
-    anchor_weights = weights[own, own].clone()
-    if semantic_similarity is not None:
+    in_batch = ~is_positive & ~own_negative
+    kept = in_batch.clone()
+    if semantic_similarity is not None and false_negative_margin is not None:
         positive_similarity = semantic_similarity[own, own]
-        if false_negative_margin is not None:
-            false_negative = semantic_similarity > (positive_similarity - false_negative_margin)[:, None]
-            kept_negative &= ~(false_negative & ~labelled_negative)
-        if min_positive_similarity is not None:
-            anchor_weights = torch.where(positive_similarity >= min_positive_similarity, anchor_weights,
-                                         torch.zeros_like(anchor_weights))
-
-    negative_weights = torch.where(kept_negative, weights, torch.zeros_like(weights))
-    kept_count = kept_negative.sum(1, keepdim=True).clamp_min(1)
-    negative_weights = negative_weights * kept_count / negative_weights.sum(1, keepdim=True).clamp_min(1e-12)
-    logit_bias = torch.where(kept_negative, negative_weights.clamp_min(1e-12).log(),
-                             torch.full_like(weights, -torch.inf))
-    logit_bias[own, own] = 0.0
-    if anchor_weights.sum() > 0:
-        anchor_weights = anchor_weights * (anchor_weights > 0).sum() / anchor_weights.sum()
-    return PairWeights(anchor_weights.detach(), logit_bias.detach(), propensity.detach())
+        kept &= ~(semantic_similarity > (positive_similarity - false_negative_margin)[:, None])
+    weights = torch.where(kept, (1 / (1 - propensity)).clamp(max=max_weight), torch.zeros_like(propensity))
+    weights = weights * kept.sum(1, keepdim=True).clamp_min(1) / weights.sum(1, keepdim=True).clamp_min(1e-12)
+    logit_bias = torch.where(kept, weights.clamp_min(1e-12).log(), torch.full_like(weights, -torch.inf))
+    logit_bias[~in_batch] = 0.0  # the row's own positive and hard negatives: weight 1
+    return PairWeights(logit_bias.detach(), propensity.detach())
 
 
 def debcse_loss(anchors: Tensor, positives: Tensor, negatives: Sequence[Tensor], weights: PairWeights,
                 temperature: float = 0.05) -> Tensor:
-    """Weighted InfoNCE of step 5 of the module docstring."""
-    per_anchor = info_nce_per_anchor(anchors, positives, negatives, temperature=temperature,
-                                     logit_bias=weights.logit_bias)
-    total = weights.anchor_weights.sum()
-    if total == 0:  # every positive pair was dropped: no signal, but keep the graph for backward()
-        return per_anchor.sum() * 0.0
-    return (per_anchor * weights.anchor_weights).sum() / total
+    """Weighted InfoNCE of step 5 of the module docstring, averaged over rows."""
+    return info_nce_per_anchor(anchors, positives, negatives, temperature=temperature,
+                               logit_bias=weights.logit_bias).mean()
 
 
 class DebCSELoss(nn.Module):
@@ -228,22 +205,21 @@ class DebCSELoss(nn.Module):
         max_weight: float = 10.0,
         l2: float = 0.01,
         false_negative_margin: float | None = 0.0,
-        min_positive_similarity: float | None = None,
         guide=None,
     ) -> None:
-        """DebCSE (Miao et al., CIKM 2023): inverse-propensity weighted InfoNCE (see the module docstring).
+        """DebCSE (Miao et al., CIKM 2023): InfoNCE with inverse-propensity weighted in-batch pairs (see the
+        module docstring).
 
-        Batch columns: ``(anchor, positive)`` or ``(anchor, positive, negative_1, ...)``, no labels; for
-        the unsupervised setting the positive is the anchor text itself (dropout noise), as in SimCSE.
+        Batch columns: ``(anchor, positive, negative_1, ...)`` as drawn by the DebCSE sampler
+        (``data.debcse`` in a recipe, :mod:`embedkit.training.debcse`), or ``(anchor, positive)``; no labels.
 
         Args:
             model: the ``SentenceTransformer`` being trained.
             temperature: InfoNCE temperature.
-            max_weight: trimming of the inverse-propensity weights (before normalisation).
+            max_weight: cap on the inverse-propensity weights (before normalisation).
             l2: L2 penalty on the propensity model's slopes (standardised features).
-            false_negative_margin: drop an unlabelled in-batch negative whose semantic similarity to the
-                anchor exceeds the positive's minus this margin; ``None`` keeps all negatives.
-            min_positive_similarity: drop positive pairs whose semantic similarity is below this.
+            false_negative_margin: drop an in-batch negative whose semantic similarity to the anchor
+                exceeds the positive's minus this margin; ``None`` keeps all negatives.
             guide: optional frozen ``SentenceTransformer`` for the semantic similarities (default: the
                 training model's own embeddings, detached).
         """
@@ -257,7 +233,6 @@ class DebCSELoss(nn.Module):
         self.max_weight = max_weight
         self.l2 = l2
         self.false_negative_margin = false_negative_margin
-        self.min_positive_similarity = min_positive_similarity
         self.guide = guide
         if guide is not None:
             guide.requires_grad_(False)
@@ -296,8 +271,7 @@ class DebCSELoss(nn.Module):
         similarity = cos_sim(semantic[0], torch.cat(list(semantic[1:]))).float()
         weights = debcse_pair_weights(surface, similarity, hard_negative_columns=len(embeddings) - 2,
                                       max_weight=self.max_weight, l2=self.l2,
-                                      false_negative_margin=self.false_negative_margin,
-                                      min_positive_similarity=self.min_positive_similarity)
+                                      false_negative_margin=self.false_negative_margin)
         return debcse_loss(embeddings[0], embeddings[1], embeddings[2:], weights, self.temperature)
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -306,7 +280,6 @@ class DebCSELoss(nn.Module):
             "max_weight": self.max_weight,
             "l2": self.l2,
             "false_negative_margin": self.false_negative_margin,
-            "min_positive_similarity": self.min_positive_similarity,
             "guide": None if self.guide is None else type(self.guide).__name__,
         }
 

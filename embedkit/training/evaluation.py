@@ -35,7 +35,7 @@ def load_eval_sets(spec: EvalSpec, seed: int = 0) -> list[LoadedEvalSet]:
     from embedkit import data
 
     loaded = []
-    for item in spec.sets:
+    for item in spec.active_sets():
         path = resolve_data_path(item.path)
         if item.kind == "sts":
             dataset = data.load_sts(path, split=item.split)

@@ -64,7 +64,6 @@ class DebCSESpec(_LossSpec):
     max_weight: float = Field(10.0, ge=1)
     l2: float = Field(0.01, ge=0)
     false_negative_margin: Optional[float] = 0.0
-    min_positive_similarity: Optional[float] = None
     guide: Optional[str] = None  # a frozen model for the semantic similarities ('default', folder, hub id)
 
     def build(self, model):

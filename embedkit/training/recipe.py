@@ -53,6 +53,19 @@ def parse_range(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+class DebCSESamplingSpec(StrictModel):
+    """DebCSE's inverse-propensity sampling of training pairs over a sentence corpus (``embedkit.training.debcse``)."""
+
+    encoder: Optional[str] = None  # embeds the corpus for neighbours and semantic similarity; None: the base model
+    neighbours: int = Field(64, ge=1)  # nearest sentences per sentence considered as candidates
+    positive_threshold: float = Field(0.8, gt=-1, le=1)  # cosine at or above: candidate positive
+    negative_threshold: float = Field(0.5, ge=-1, lt=1)  # cosine at or below: candidate negative
+    trim: float = Field(0.1, ge=0, lt=0.5)  # draw only pairs with trim <= propensity <= 1 - trim
+    max_weight: float = Field(20.0, ge=1)  # cap on the inverse-propensity weights
+    rows: Optional[int] = Field(None, ge=1)  # rows drawn (None: one per sentence)
+    batch_size: int = Field(64, ge=1)  # encoding batch
+
+
 DataKind = Literal["sentences", "pairs", "triplets", "nli", "sts", "beir"]
 
 
@@ -64,6 +77,7 @@ class DataSpec(StrictModel):
     split: Optional[str] = None  # sts: train/dev/test; beir: the qrels split (default train)
     limit: Optional[int] = Field(None, ge=1)  # keep the first N examples
     hard_negatives: Optional[MiningSpec] = None  # beir only
+    debcse: Optional[DebCSESamplingSpec] = None  # sentences only: rows become (anchor, positive, negative)
 
     @model_validator(mode="after")
     def _kind_options(self) -> "DataSpec":
@@ -71,6 +85,8 @@ class DataSpec(StrictModel):
             self.split = "train"
         if self.hard_negatives is not None and self.kind != "beir":
             raise ValueError(f"hard_negatives is only for kind beir, not {self.kind}")
+        if self.debcse is not None and self.kind != "sentences":
+            raise ValueError(f"debcse sampling is only for kind sentences, not {self.kind}")
         return self
 
     def resolved_path(self) -> Path:
@@ -82,7 +98,7 @@ class EvalSet(StrictModel):
 
     kind: Literal["sts", "beir"]
     path: str
-    split: str = "test"
+    split: str = "dev"
     name: Optional[str] = None  # default: "<folder>-<split>"
     during: bool = True  # also run every ``eval.steps`` during training (False: only before and after)
     max_queries: Optional[int] = Field(None, ge=1)  # beir: a seeded subset of the queries
@@ -97,20 +113,38 @@ class EvalSet(StrictModel):
         return self
 
 
+TEST_SPLIT = "test"
+
+
 class EvalSpec(StrictModel):
+    """What a run evaluates. Choose on dev, report test once: ``sets`` are the sets a run is judged and
+    chosen by (dev splits; a ``test`` split is refused here), ``test_sets`` are scored only in the final run
+    of a recipe (``final: true``, e.g. ``--set eval.final=true``), before and after training, never during."""
+
     sets: list[EvalSet] = []
+    test_sets: list[EvalSet] = []
+    final: bool = False  # also score ``test_sets``: the one run whose test figures are reported
     steps: Optional[int] = Field(None, ge=1)  # evaluate the ``during`` sets every N steps (None: never during)
     before: bool = True  # evaluate the base model first, for the model card's before/after table
     batch_size: int = Field(64, ge=1)
     max_seq_length: Optional[int] = Field(None, ge=1)  # None: the base model's own (training length is separate)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "EvalSpec":
-        names = [s.name for s in self.sets]
+    def _dev_and_test(self) -> "EvalSpec":
+        for n, item in enumerate(self.sets):
+            if item.split == TEST_SPLIT:
+                raise ValueError(f"sets.{n} ({item.name}): a test split is scored only in the final run; "
+                                 "move it to eval.test_sets (scored with --set eval.final=true) and select on dev")
+        names = [s.name for s in self.sets + self.test_sets]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"evaluation set names must differ; {', '.join(repeated)} repeats (set name: ...)")
         return self
+
+    def active_sets(self) -> list[EvalSet]:
+        """``sets``, then ``test_sets`` (never during training) when the run is final."""
+        tests = [s.model_copy(update={"during": False}) for s in self.test_sets] if self.final else []
+        return [*self.sets, *tests]
 
 
 class Recipe(StrictModel):
@@ -132,6 +166,8 @@ class Recipe(StrictModel):
     max_grad_norm: float = Field(1.0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 42
+    # WiSE-FT: after training, weights become (1 - a) * base + a * trained (embedkit.training.interpolation)
+    wise_ft_alpha: Optional[float] = Field(None, ge=0, le=1)
     save_steps: int = Field(500, ge=1)
     save_total_limit: Optional[int] = Field(2, ge=1)
     logging_steps: int = Field(10, ge=1)
@@ -141,6 +177,8 @@ class Recipe(StrictModel):
     def _consistent(self) -> "Recipe":
         if self.warmup_ratio and self.warmup_steps:
             raise ValueError("give warmup_ratio or warmup_steps, not both")
+        if self.wise_ft_alpha is not None and self.method != "contrastive":
+            raise ValueError(f"wise_ft_alpha is supported by method contrastive only, not {self.method}")
         if self.method == "contrastive":
             if self.loss is None:
                 raise ValueError("method contrastive needs a loss")

@@ -1,7 +1,13 @@
-"""What a finished run reports, and the files it leaves next to the model: results.json and README.md."""
+"""What a finished run reports: results.json and README.md next to the model, and the run's record.
+
+The record (``embedkit.records``) is what gets committed: model folders stay out of git, so it carries
+the resolved recipe, before/after metrics of every evaluation set, training time and steps, the whole
+results.json and recipe.yaml, plus the commit, packages, CPU and device of the run.
+"""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,10 +26,28 @@ class TrainResult:
     after: dict = field(default_factory=dict)  # {eval set: metrics} of the trained model
     during: list = field(default_factory=list)  # the trainer's evaluation log entries
     headline: dict = field(default_factory=dict)  # {eval set: metric name} shown in tables
+    data: dict = field(default_factory=dict)  # what building the training rows reported (DebCSE's sampling)
 
 
 def write_results(result: TrainResult) -> None:
     write_text_atomic(Path(result.out_dir) / "results.json", json.dumps(asdict(result), indent=2) + "\n")
+
+
+def write_training_record(result: TrainResult, path: str | os.PathLike, command: str, wall_seconds: float,
+                          details: dict | None = None) -> Path:
+    """The run's record at ``path``: metrics ``before``/``after`` ({eval set: metrics}), ``train_seconds``
+    and ``steps``; ``recipe`` the resolved recipe; ``details`` results.json and recipe.yaml as written."""
+    import yaml
+
+    from embedkit.records import make_record, write_record
+
+    recipe = yaml.safe_load(result.recipe_yaml)
+    metrics = {"before": result.before, "after": result.after, "train_seconds": result.train_seconds,
+               "steps": result.steps}
+    details = {**(details or {}), "seed": recipe.get("seed"), "headline": result.headline,
+               "results_json": asdict(result), "recipe_yaml": result.recipe_yaml}
+    return write_record(path, make_record(recipe.get("name") or Path(result.out_dir).name, metrics, command,
+                                          wall_seconds, recipe=recipe, details=details))
 
 
 def results_table(result: TrainResult) -> str:

@@ -44,6 +44,10 @@ def train_contrastive(recipe: Recipe, params: None, out_dir: Path, resume: bool 
     if recipe.data.hard_negatives is not None:
         with args.main_process_first(desc="mining hard negatives"):
             data.columns = with_hard_negatives(model, recipe, data)
+    sampling = {}
+    if recipe.data.debcse is not None:
+        with args.main_process_first(desc="DebCSE sampling"):
+            data.columns, sampling = debcse_rows(model, recipe, data.columns["anchor"])
     train_dataset = to_dataset(recipe.loss.batch_columns(data.columns))
 
     # 4. The recipe's evaluation of the base model (kept in the out folder, so a resumed run reuses it).
@@ -65,13 +69,17 @@ def train_contrastive(recipe: Recipe, params: None, out_dir: Path, resume: bool 
     seconds = time.perf_counter() - started
     guard.check(out_dir)
     model.max_seq_length = inference_length
+    if recipe.wise_ft_alpha is not None:
+        from embedkit.training.interpolation import interpolate_weights
+
+        interpolate_weights(load_model(recipe.model), model, recipe.wise_ft_alpha)
 
     # 6. Evaluate the trained model and save it with its recipe, results and model card.
     result = TrainResult(
         out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model, steps=trainer.state.global_step,
         train_seconds=round(seconds, 1), resumed_from=str(resume_from) if resume_from else None, before=before,
         during=[e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)],
-        headline={s.name: s.headline for s in eval_sets},
+        headline={s.name: s.headline for s in eval_sets}, data=sampling,
     )
     if args.should_save:
         result.after = evaluate_sets(model, eval_sets, recipe.eval.batch_size)
@@ -147,6 +155,21 @@ def with_hard_negatives(model, recipe: Recipe, data) -> dict[str, list]:
     if not kept:
         raise ConfigError(f"data.hard_negatives: no query has {spec.num_negatives} negatives in ranks {spec.range}")
     return mined_columns(kept)
+
+
+def debcse_rows(model, recipe: Recipe, sentences: list[str]) -> tuple[dict[str, list], dict]:
+    """``(anchor, positive, negative)`` columns drawn by DebCSE's sampler over the corpus, and its statistics."""
+    from embedkit.encoding import cached_encode
+    from embedkit.models import load_model
+    from embedkit.training.debcse import debcse_pairs
+
+    spec = recipe.data.debcse
+    encoder = model if spec.encoder is None else load_model(spec.encoder)
+    embeddings = cached_encode(encoder, sentences, batch_size=spec.batch_size)
+    drawn = debcse_pairs(sentences, embeddings, neighbours=spec.neighbours, positive_threshold=spec.positive_threshold,
+                         negative_threshold=spec.negative_threshold, max_weight=spec.max_weight, trim=spec.trim,
+                         rows=spec.rows, seed=recipe.seed)
+    return drawn.columns, {"debcse_sampling": drawn.stats}
 
 
 def evaluate_before(model, recipe: Recipe, eval_sets, out_dir: Path) -> dict:

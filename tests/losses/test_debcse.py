@@ -71,17 +71,15 @@ def test_propensity_rises_with_surface_similarity():
         fit_propensity(features, torch.zeros(6, 6, dtype=torch.bool))
 
 
-def test_weights_down_weight_pairs_that_are_easy_by_surface():
+def test_in_batch_negatives_that_look_like_positives_count_more():
     weights = debcse_pair_weights(_constructed_batch(), semantic_similarity=None, max_weight=50.0)
-    anchor = weights.anchor_weights
-    assert anchor[:3].max() < anchor[3:].min()  # copies count less than paraphrases
-    assert anchor.mean().item() == pytest.approx(1.0)
     negative = weights.logit_bias.exp()
     assert negative[0, 4] > negative[0, [1, 2, 3, 5]].max()  # the overlapping negative counts more
     assert negative[5, 1] > negative[5, [0, 2, 3, 4]].max()
+    assert negative[0, 4] > 1.5 * negative[0, [1, 2, 3, 5]].mean()
     off_diagonal = ~torch.eye(6, dtype=torch.bool)
     assert negative[off_diagonal].view(6, 5).mean(1).tolist() == pytest.approx([1.0] * 6)  # mean 1 per anchor
-    assert torch.all(weights.logit_bias.diagonal() == 0)
+    assert torch.all(weights.logit_bias.diagonal() == 0)  # the row's own positive: weight 1
 
 
 def test_weighting_balances_surface_features_between_positives_and_negatives():
@@ -98,19 +96,19 @@ def test_weighting_balances_surface_features_between_positives_and_negatives():
     assert abs(weighted_gap) < unweighted_gap / 10
 
 
-def test_semantic_selection_drops_false_negatives_and_noisy_positives():
+def test_false_negatives_are_dropped_and_sampled_hard_negatives_kept():
     features = _constructed_batch()[:, :6]
     features = torch.cat([features, features], dim=1)  # a hard-negative column: candidates 6..11
     similarity = torch.full((6, 12), 0.1)
     similarity[torch.arange(6), torch.arange(6)] = 0.8  # positives
     similarity[0, 2] = 0.95  # an in-batch candidate closer than the positive: a false negative
-    similarity[0, 6] = 0.95  # anchor 0's own labelled hard negative, equally close: kept (it is labelled)
-    similarity[4, 4] = 0.05  # a positive pair the semantic model disagrees with
-    weights = debcse_pair_weights(features, similarity, hard_negative_columns=1, min_positive_similarity=0.5)
+    similarity[0, 6] = 0.95  # anchor 0's own sampled hard negative, equally close: kept, weight 1
+    weights = debcse_pair_weights(features, similarity, hard_negative_columns=1)
     assert weights.logit_bias[0, 2] == -math.inf
-    assert torch.isfinite(weights.logit_bias[0, 6])
+    assert weights.logit_bias[0, 6] == 0.0 and torch.all(weights.logit_bias[torch.arange(6), 6 + torch.arange(6)] == 0)
     assert torch.isfinite(weights.logit_bias[1, 2])  # only anchor 0 considers candidate 2 a false negative
-    assert weights.anchor_weights[4] == 0 and (weights.anchor_weights[[0, 1, 2, 3, 5]] > 0).all()
+    kept = torch.isfinite(weights.logit_bias[0]) & (torch.arange(12) != 0) & (torch.arange(12) != 6)
+    assert weights.logit_bias[0, kept].exp().mean().item() == pytest.approx(1.0)  # renormalised without it
     no_filter = debcse_pair_weights(features, similarity, hard_negative_columns=1, false_negative_margin=None)
     assert torch.isfinite(no_filter.logit_bias).all()
 
@@ -119,35 +117,40 @@ def test_weighted_loss_by_hand():
     a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     p = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     r, e = 1 / math.sqrt(2), math.exp
-    weights = PairWeights(anchor_weights=torch.tensor([1.0, 3.0]),
-                          logit_bias=torch.tensor([[0.0, math.log(2.0)], [math.log(0.5), 0.0]]),
+    weights = PairWeights(logit_bias=torch.tensor([[0.0, math.log(2.0)], [math.log(0.5), 0.0]]),
                           propensity=torch.zeros(2, 2))
-    # cos(a0, p)=[1, r], cos(a1, p)=[0, r]; anchor 1's positive is p1, its negative p0 has weight 0.5
+    # cos(a0, p)=[1, r], cos(a1, p)=[0, r]; anchor 0's negative p1 has weight 2, anchor 1's negative p0 0.5
     loss0 = -1 + math.log(e(1) + 2.0 * e(r))
     loss1 = -r + math.log(e(r) + 0.5 * e(0))
-    value = debcse_loss(a, p, [], weights, temperature=1.0).item()
-    assert value == pytest.approx((1.0 * loss0 + 3.0 * loss1) / 4.0, abs=1e-6)
-    uniform = PairWeights(torch.ones(2), torch.zeros(2, 2), torch.zeros(2, 2))
+    assert debcse_loss(a, p, [], weights, temperature=1.0).item() == pytest.approx((loss0 + loss1) / 2, abs=1e-6)
+    uniform = PairWeights(torch.zeros(2, 2), torch.zeros(2, 2))
     assert debcse_loss(a, p, [], uniform, 1.0).item() == pytest.approx(info_nce(a, p, temperature=1.0).item())
-    dropped = PairWeights(torch.zeros(2), torch.zeros(2, 2), torch.zeros(2, 2))
-    assert debcse_loss(a, p, [], dropped, 1.0).item() == 0.0
 
 
-def test_debcse_loss_on_the_model(tiny_model, tiny_model_dir):
+def test_debcse_loss_on_the_model_equals_its_parts(tiny_model, tiny_model_dir):
     from embedkit.models import load_model
 
-    tiny_model.train()
-    sentences = ["a cat sat on the mat", "dogs run in the park today", "the sun is hot", "rain falls at night"]
-    others = ["a cat is sitting", "in the park dogs are running", "it is hot", "at night it rains a lot"]
+    tiny_model.eval()  # no dropout: the module's forward and the hand computation see the same embeddings
+    anchors = ["a cat sat on the mat", "dogs run in the park today", "the sun is hot", "rain falls at night"]
+    positives = ["a cat is sitting", "in the park dogs are running", "it is hot", "at night it rains a lot"]
     negatives = ["a cat stood on the mat", "dogs sleep in the park today", "the sun is cold", "snow falls"]
-    for columns in ([sentences, sentences], [sentences, others, negatives]):
-        loss = DebCSELoss(tiny_model)([tiny_model.tokenize(c) for c in columns], None)
-        assert torch.isfinite(loss)
-        loss.backward()
+    features = [tiny_model.tokenize(c) for c in (anchors, positives, negatives)]
+    module = DebCSELoss(tiny_model, false_negative_margin=None)
+    value = module(features, None)
+    embeddings = [tiny_model(dict(f))["sentence_embedding"] for f in features]
+    surface = surface_features(features[0], features[1:], tiny_model.tokenizer.all_special_ids)
+    expected = debcse_loss(*embeddings[:2], embeddings[2:],
+                           debcse_pair_weights(surface, None, hard_negative_columns=1, max_weight=10.0), 0.05)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    plain = info_nce(embeddings[0], embeddings[1], [embeddings[2]], temperature=0.05)
+    assert abs(value.item() - plain.item()) > 1e-4  # the in-batch weights are not uniform here
+    value.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tiny_model.parameters())
+
     guide = load_model(str(tiny_model_dir), device="cpu")
     guided = DebCSELoss(tiny_model, guide=guide)
-    assert torch.isfinite(guided([tiny_model.tokenize(c) for c in (sentences, others)], None))
+    assert torch.isfinite(guided(features, None))
     assert not any(p.requires_grad for p in guide.parameters())
     assert guided.get_config_dict()["guide"] == "SentenceTransformer" and "DebCSE" in guided.citation
     with pytest.raises(ValueError, match="columns"):
-        DebCSELoss(tiny_model)([tiny_model.tokenize(sentences)], None)
+        DebCSELoss(tiny_model)([tiny_model.tokenize(anchors)], None)

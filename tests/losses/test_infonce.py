@@ -85,10 +85,18 @@ def test_matches_sentence_transformers_mnrl(tiny_model):
 
 
 def test_simcse_unsupervised_and_supervised_recipes(tiny_model):
-    tiny_model.train()
     sentences = ["a cat sat on the mat", "dogs run in the park", "the sun is hot today", "rain falls at night"]
-    unsup = InfoNCELoss(tiny_model)([tiny_model.tokenize(sentences), tiny_model.tokenize(sentences)], None)
-    assert torch.isfinite(unsup) and unsup.item() > 0  # dropout makes the two views differ
+    columns = lambda: [tiny_model.tokenize(sentences), tiny_model.tokenize(sentences)]  # noqa: E731
+    tiny_model.eval()  # no dropout: both views are the same embedding, the positive's cosine is exactly 1
+    identical = InfoNCELoss(tiny_model, temperature=0.05)(columns(), None)
+    with torch.no_grad():
+        e = torch.nn.functional.normalize(tiny_model(tiny_model.tokenize(sentences))["sentence_embedding"], dim=-1)
+    by_hand = (-1 / 0.05 + torch.logsumexp(e @ e.T / 0.05, dim=1)).mean()
+    assert identical.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    tiny_model.train()
+    torch.manual_seed(0)
+    unsup = InfoNCELoss(tiny_model, temperature=0.05)(columns(), None)
+    assert unsup.item() > identical.item()  # dropout makes the views differ: the positive's logit drops below 1/T
     unsup.backward()
     with torch.no_grad():  # the augmentation: two forward passes of the same text differ by dropout only
         view1, view2 = (tiny_model(tiny_model.tokenize(sentences))["sentence_embedding"] for _ in range(2))

@@ -119,6 +119,25 @@ def test_repeated_eval_set_names_are_refused(recipe_file):
     assert "stsb-dev repeats" in one_line_error(recipe_file(eval={"sets": sets}))
 
 
+def test_a_test_split_is_refused_where_runs_are_chosen(recipe_file):
+    sets = [{"kind": "sts", "path": "stsb", "split": "dev"}, {"kind": "sts", "path": "stsb", "split": "test"}]
+    message = one_line_error(recipe_file(eval={"sets": sets}))
+    assert "eval: sets.1 (stsb-test): a test split is scored only in the final run" in message
+    assert "eval.test_sets" in message and "eval.final=true" in message
+
+
+def test_test_sets_are_scored_only_in_the_final_run(recipe_file):
+    spec = {"steps": 2, "sets": [{"kind": "sts", "path": "stsb", "split": "dev"}],
+            "test_sets": [{"kind": "sts", "path": "stsb", "split": "test", "during": True}]}
+    chosen = load_recipe(recipe_file(eval=spec))
+    assert [s.name for s in chosen.eval.active_sets()] == ["stsb-dev"]
+    final = load_recipe(recipe_file(eval=spec), ["eval.final=true"])
+    assert [(s.name, s.during) for s in final.eval.active_sets()] == [("stsb-dev", True), ("stsb-test", False)]
+    clash = {"sets": [{"kind": "sts", "path": "stsb", "split": "dev", "name": "x"}],
+             "test_sets": [{"kind": "sts", "path": "stsb", "split": "test", "name": "x"}]}
+    assert "x repeats" in one_line_error(recipe_file(eval=clash))
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_shipped_recipe_validates(path):
     recipe = load_recipe(path)
@@ -140,6 +159,8 @@ def test_shipped_recipe_data_loads(path, shared_data):
     else:
         assert next(iter(load_training_data(recipe.data).columns.values()))
     assert len(load_eval_sets(recipe.eval)) == len(recipe.eval.sets)
+    final = recipe.eval.model_copy(update={"final": True})
+    assert len(load_eval_sets(final)) == len(recipe.eval.sets) + len(recipe.eval.test_sets)
 
 
 def test_shipped_recipes_cover_every_method():

@@ -47,6 +47,32 @@ def test_run_writes_loadable_model_with_card_and_results(recipe_file, tmp_path):
     assert load_recipe(out / "recipe.yaml") == recipe
 
 
+def test_train_writes_a_record_and_scores_test_sets_only_when_final(recipe_file, data_dir, tmp_path):
+    (data_dir / "stsb" / "sts-test.csv").write_text((data_dir / "stsb" / "sts-dev.csv").read_text())
+    spec = {"sets": [{"kind": "sts", "path": "stsb", "split": "dev"}],
+            "test_sets": [{"kind": "sts", "path": "stsb", "split": "test"}]}
+    recipe = recipe_file(max_steps=1, eval=spec)
+    assert cli_main(["train", str(recipe), "--out", str(tmp_path / "chosen")]) == 0
+    chosen = json.loads((tmp_path / "chosen" / "record.json").read_text())
+    assert set(chosen["metrics"]["before"]) == set(chosen["metrics"]["after"]) == {"stsb-dev"}
+
+    record_path = tmp_path / "records" / "final.json"
+    assert cli_main(["train", str(recipe), "--out", str(tmp_path / "final"), "--set", "eval.final=true",
+                     "--record", str(record_path)]) == 0
+    record = json.loads(record_path.read_text())
+    out = tmp_path / "final"
+    assert not (out / "record.json").exists()
+    assert set(record["metrics"]["after"]) == {"stsb-dev", "stsb-test"}
+    results = json.loads((out / "results.json").read_text())
+    assert record["metrics"]["after"] == results["after"] and record["metrics"]["before"] == results["before"]
+    assert record["metrics"]["steps"] == 1 and record["metrics"]["train_seconds"] == results["train_seconds"]
+    assert record["details"]["results_json"] == results
+    assert record["details"]["recipe_yaml"] == (out / "recipe.yaml").read_text()
+    assert record["recipe"]["eval"]["final"] is True and record["details"]["seed"] == 7
+    assert record["command"].startswith("embedkit train ") and "--set eval.final=true" in record["command"]
+    assert record["cpu"]["model"] and record["packages"]["torch"] and record["commit"]
+
+
 def test_out_folder_with_checkpoints_needs_resume(recipe_file, tmp_path):
     out = tmp_path / "out"
     (out / "checkpoint-2").mkdir(parents=True)

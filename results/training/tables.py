@@ -1,0 +1,197 @@
+"""Tables of the training records (``embedkit train ... --record results/training/<group>/<name>.json``).
+
+Every training record holds the run's before/after metrics on each evaluation set (x100), its steps, its
+training time and its resolved recipe. Figures are formatted by ``embedkit.records.fmt``; a 3-seed cell
+is ``mean (min-max)``, the spread being max - min.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from embedkit.records import fmt, load_record, load_records
+
+HERE = Path(__file__).resolve().parent
+HEADLINE = {"sts": "spearman", "beir": "ndcg@10"}
+
+
+def _records(group: str, pattern: str = "*.json") -> list[dict]:
+    folder = HERE / group
+    return load_records(folder, pattern) if folder.is_dir() else []
+
+
+def _score(record: dict, side: str, name: str) -> float | None:
+    metrics = record["metrics"].get(side, {}).get(name)
+    if metrics is None:
+        return None
+    metric = record["details"]["headline"].get(name) if "headline" in record.get("details", {}) else None
+    return metrics.get(metric or ("spearman" if "spearman" in metrics else "ndcg@10"))
+
+
+def _change(record: dict, name: str) -> str:
+    before, after = _score(record, "before", name), _score(record, "after", name)
+    if after is None:
+        return "–"
+    return f"{fmt(before)} → **{fmt(after)}**" if before is not None else f"**{fmt(after)}**"
+
+
+def _seeds(values: list[float | None]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.mean(values))} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def _seconds(record: dict) -> str:
+    return f"{fmt(record['metrics']['train_seconds'], 0)} s"
+
+
+def _load(record: dict) -> str:
+    load = record.get("details", {}).get("load_average_1m")
+    return f"{fmt(load['start'], 1)} / {fmt(load['end'], 1)}" if load else "–"
+
+
+def _command(record: dict) -> str:
+    words = record["command"].split(" --out ")[0].split(" --record ")[0]
+    return f"`{words}`"
+
+
+# ------------------------------------------------------------------------------------------ retrieval
+
+
+def _screen(group: str) -> str:
+    """One seed per change (``screen-*.json``), on SciFact dev and STS-B dev."""
+    rows = ["| run | command | steps | training time | load (start / end) | STS-B dev | SciFact dev nDCG@10 |",
+            "|---|---|---|---|---|---|---|"]
+    for record in _records(group, "screen-*.json"):
+        name = Path(record["path"]).stem.removeprefix("screen-")
+        rows.append(f"| {name} | {_command(record)} | {record['metrics']['steps']} | {_seconds(record)} | "
+                    f"{_load(record)} | {_change(record, 'stsb-dev')} | {_change(record, 'scifact-dev')} |")
+    return "\n".join(rows)
+
+
+def retrieval_screen() -> str:
+    """Training on train-fit, chosen on SciFact dev and STS-B dev."""
+    return _screen("retrieval-scifact")
+
+
+def wise_ft() -> str:
+    """WiSE-FT alphas of a trained run, scored on the dev sets (alpha 0 = the base model, 1 = the run)."""
+    rows = ["| run | alpha | STS-B dev | SciFact dev nDCG@10 |", "|---|---|---|---|"]
+    for record in _records("retrieval-scifact", "wise-ft-*.json"):
+        run = Path(record["path"]).stem.removeprefix("wise-ft-")
+        for alpha, metrics in record["metrics"]["alphas"].items():
+            rows.append(f"| {run} | {alpha} | {fmt(metrics['stsb-dev']['spearman'])} | "
+                        f"{fmt(metrics['scifact-dev']['ndcg@10'])} |")
+    return "\n".join(rows)
+
+
+def _final_table(group: str, pattern: str, sets: list[tuple[str, str]]) -> str:
+    records = _records(group, pattern)
+    header = "| seed | training time | " + " | ".join(label for _, label in sets) + " |"
+    rows = [header, "|---|---|" + "---|" * len(sets)]
+    for record in records:
+        rows.append(f"| {record['details']['seed']} | {_seconds(record)} | "
+                    + " | ".join(_change(record, name) for name, _ in sets) + " |")
+    if len(records) > 1:
+        def cell(name: str) -> str:
+            return (f"{_seeds([_score(r, 'before', name) for r in records])} → "
+                    f"**{_seeds([_score(r, 'after', name) for r in records])}**")
+        times = _seeds([r["metrics"]["train_seconds"] for r in records]).replace(".00", "")
+        rows.append(f"| mean (min-max) of {len(records)} | {times} s | "
+                    + " | ".join(cell(name) for name, _ in sets) + " |")
+    return "\n".join(rows)
+
+
+def retrieval_final() -> str:
+    """The final recipe, 3 seeds: before → after on dev and test (test scored once, in these runs)."""
+    return _final_table("retrieval-scifact", "final-*.json",
+                        [("stsb-dev", "STS-B dev"), ("scifact-dev", "SciFact dev nDCG@10"),
+                         ("stsb-test", "STS-B test"), ("scifact-test", "SciFact test nDCG@10")])
+
+
+def retrieval_hybrid() -> str:
+    """The final runs' models through the dense + BM25 hybrid (``evaluation/record_eval.py``), a separate row."""
+    rows = ["| seed | SciFact dev nDCG@10, hybrid | SciFact test nDCG@10, hybrid |", "|---|---|---|"]
+    seeds = sorted({p.stem.split("-")[2] for p in (HERE / "retrieval-scifact").glob("hybrid-final-*.json")})
+    values = {"dev": [], "test": []}
+    for seed in seeds:
+        cells = []
+        for split in ("dev", "test"):
+            path = HERE / "retrieval-scifact" / f"hybrid-final-{seed}-scifact-{split}-hybrid.json"
+            value = load_record(path)["metrics"]["ndcg@10"] if path.exists() else None
+            values[split].append(value)
+            cells.append(fmt(value))
+        rows.append(f"| {seed.removeprefix('s')} | " + " | ".join(cells) + " |")
+    if len(seeds) > 1:
+        rows.append(f"| mean (min-max) of {len(seeds)} | {_seeds(values['dev'])} | {_seeds(values['test'])} |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------------------- DebCSE against SimCSE
+
+
+def simcse_vs_debcse() -> str:
+    """Unsupervised SimCSE and DebCSE at the same steps and batch size, 3 seeds each, STS-B dev and test."""
+    rows = ["| recipe | seeds | steps × batch | training time | STS-B dev | STS-B test | sampled pairs' surface AUC (unweighted → drawn) |",
+            "|---|---|---|---|---|---|---|"]
+    for method in ("simcse-unsup", "debcse"):
+        records = _records("simcse-vs-debcse", f"{method}-s*.json")
+        if not records:
+            continue
+        seeds = ", ".join(str(r["details"]["seed"]) for r in records)
+        steps = {f"{r['metrics']['steps']} × {r['recipe']['batch_size']}" for r in records}
+        times = _seeds([r["metrics"]["train_seconds"] for r in records])
+        sampling = [r["details"]["results_json"].get("data", {}).get("debcse_sampling") for r in records]
+        auc = (f"{_seeds([s['surface_auc_uniform'] for s in sampling])} → {_seeds([s['surface_auc_sampled'] for s in sampling])}"
+               if all(sampling) else "–")
+        rows.append(f"| {method} | {seeds} | {', '.join(sorted(steps))} | {times} s | "
+                    f"{_seeds([_score(r, 'before', 'stsb-dev') for r in records])} → "
+                    f"**{_seeds([_score(r, 'after', 'stsb-dev') for r in records])}** | "
+                    f"{_seeds([_score(r, 'before', 'stsb-test') for r in records])} → "
+                    f"**{_seeds([_score(r, 'after', 'stsb-test') for r in records])}** | {auc} |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------------------------------------ CCP
+
+
+def ccp_screen() -> str:
+    """SciFact dev on the full corpus (no labels used in training) and STS-B dev."""
+    return _screen("ccp-scifact")
+
+
+def ccp_steps() -> str:
+    """The evaluations during the longest screen run: SciFact dev on a 1,000-document cut (dev queries'
+    judged abstracts and others), every 30 steps."""
+    rows = ["| run | step | SciFact dev nDCG@10 (1,000-document cut) |", "|---|---|---|"]
+    for record in _records("ccp-scifact", "screen-*.json"):
+        results = record["details"]["results_json"]
+        points = [(0, results["before"].get("scifact-dev-cut", {}).get("ndcg@10"))]
+        points += [(e["step"], e.get("eval_scifact-dev-cut_ndcg@10")) for e in results["during"]]
+        points += [(results["steps"], results["after"].get("scifact-dev-cut", {}).get("ndcg@10"))]
+        name = Path(record["path"]).stem.removeprefix("screen-")
+        for step, value in dict(points).items():
+            if value is not None:
+                rows.append(f"| {name} | {step} | {fmt(value)} |")
+    return "\n".join(rows)
+
+
+def ccp_final() -> str:
+    return _final_table("ccp-scifact", "final-*.json",
+                        [("stsb-dev", "STS-B dev"), ("scifact-dev", "SciFact dev nDCG@10"),
+                         ("stsb-test", "STS-B test"), ("scifact-test", "SciFact test nDCG@10")])
+
+
+TABLES = {
+    "training-retrieval-screen": retrieval_screen,
+    "training-retrieval-wise-ft": wise_ft,
+    "training-retrieval-final": retrieval_final,
+    "training-retrieval-hybrid": retrieval_hybrid,
+    "training-simcse-vs-debcse": simcse_vs_debcse,
+    "training-ccp-screen": ccp_screen,
+    "training-ccp-steps": ccp_steps,
+    "training-ccp-final": ccp_final,
+}

@@ -1,14 +1,16 @@
 """Tables of the encode benchmark records (``benchmarks/encode_bench.py --record``): one table per CPU.
 
 Records are named ``<kernels>-speed-stsb.json``, ``<kernels>-speed-scifact.json`` and
-``<kernels>-quality*.json`` (quality may come from several runs: their rows are merged, the first record
-holding a method wins, and each row's loss is taken against the sentence-transformers float32 row of
-any of them, as every run scores the same model on the same test sets), where ``<kernels>`` is the CPU's best matrix-product instruction set
+``<kernels>-quality*.json``, where ``<kernels>`` is the CPU's best matrix-product instruction set
 (``embedkit.machine.CpuInfo.kernels``: avx2, avx512, avx512_vnni, avx_vnni, amx), so runs on different
-kinds of CPU sit side by side: ``encode-cpu-avx2``, ``encode-cpu-amx``, ... Each table has one row per
-method: its best batch size and throughput on each data set, the ratio to sentence-transformers float32
-and to the best sentence-transformers row (any backend), the lowest cosine to sentence-transformers'
-embeddings, STS-B test Spearman and SciFact test nDCG@10, and a flag for a loss over 0.5 points.
+kinds of CPU sit side by side: ``encode-cpu-avx2``, ``encode-cpu-amx``, ... Quality may come from several
+runs: their rows are merged, the first record holding a method wins, and each row's loss is taken against
+the sentence-transformers float32 row of any of them (every run scores the same model on the same test
+sets). Each table has one row per method: its best batch size and throughput on each data set (quiet runs
+only, see ``benchlib.quiet_seconds``), the ratio to sentence-transformers float32 and to the best
+sentence-transformers row (any backend), the lowest cosine to sentence-transformers' embeddings, STS-B
+test Spearman and SciFact test nDCG@10, and a flag for a loss over 0.5 points; below it, the load during
+the runs and whether ``auto`` meets the issue's targets on this CPU.
 """
 from __future__ import annotations
 

@@ -4,10 +4,10 @@ Records are named ``<kernels>-speed-stsb.json``, ``<kernels>-speed-scifact.json`
 ``<kernels>-quality*.json``, where ``<kernels>`` is the CPU's best matrix-product instruction set
 (``embedkit.machine.CpuInfo.kernels``: avx2, avx512, avx512_vnni, avx_vnni, amx), so runs on different
 kinds of CPU sit side by side: ``encode-cpu-avx2``, ``encode-cpu-amx``, ... Quality may come from several
-runs: their rows are merged, the first record holding a method wins, and each row's loss is taken against
-the sentence-transformers float32 row of any of them (every run scores the same model on the same test
-sets). Each table has one row per method: its best batch size and throughput on each data set (quiet runs
-only, see ``benchlib.quiet_seconds``), the ratio to sentence-transformers float32 and to the best
+runs: their rows are merged, each metric of a method from the first record (by name) that has it, and each
+row's loss is taken against the sentence-transformers float32 row (every run scores the same model on the
+same test sets). Each table has one row per method: its best batch size and throughput on each data set
+(quiet runs only, see ``benchlib.quiet_seconds``), the ratio to sentence-transformers float32 and to the best
 sentence-transformers row (any backend), the lowest cosine to sentence-transformers' embeddings, STS-B
 test Spearman and SciFact test nDCG@10, and a flag for a loss over 0.5 points; below it, the load during
 the runs and whether ``auto`` meets the issue's targets on this CPU.
@@ -60,7 +60,10 @@ def _quality_rows(records: list[dict]) -> dict:
     rows: dict = {}
     for record in records:
         for row in record["metrics"]["rows"]:
-            rows.setdefault(row["method"], row)
+            merged = rows.setdefault(row["method"], dict(row))
+            for metric in METRICS:  # a metric the first record lacks comes from a later one
+                if metric in row:
+                    merged.setdefault(metric, row[metric])
     reference = rows.get(ST, {})
     out = {}
     for method, row in rows.items():

@@ -22,11 +22,13 @@ def _quality(*rows):
 def test_quality_rows_merge_records_and_flag_against_the_float32_row_of_any(tables):
     first = _quality({"method": "sentence-transformers", "stsb_test_spearman": 82.0, "scifact_ndcg@10": 64.5},
                      {"method": "onnx-int8", "stsb_test_spearman": 81.9, "scifact_ndcg@10": 64.4})
-    second = _quality({"method": "onnx-int8", "stsb_test_spearman": 10.0},  # the first record holding a method wins
+    second = _quality({"method": "sentence-transformers", "stsb_test_spearman": 82.0},  # no SciFact: kept from first
+                      {"method": "onnx-int8", "stsb_test_spearman": 10.0},  # the first record holding a metric wins
                       {"method": "bf16", "stsb_test_spearman": 81.4},  # 0.6 under: flagged
                       {"method": "openvino-int8", "stsb_test_spearman": 81.6, "scifact_ndcg@10": 64.1})
     rows = tables._quality_rows([first, second])
     assert rows["onnx-int8"]["stsb_test_spearman"] == 81.9
+    assert tables._quality_rows([second, first])["sentence-transformers"]["scifact_ndcg@10"] == 64.5
     assert rows["bf16"]["flagged"] and not rows["onnx-int8"]["flagged"] and not rows["openvino-int8"]["flagged"]
 
 

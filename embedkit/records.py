@@ -138,7 +138,10 @@ def render_document(path: str | Path, tables: Mapping[str, Callable[[], str]], c
         name = m["name"]
         if name not in tables:
             raise DataError(f"marker names an unknown table {name!r}", path=path)
-        body = tables[name]().rstrip("\n") + "\n"
+        try:
+            body = tables[name]().rstrip("\n") + "\n"
+        except DataError as exc:  # a record the table needs is missing or unreadable: name the table too
+            raise DataError(f"table {name!r}: {exc}", path=path) from None
         if body != m["body"]:
             stale.append(name)
         return m.group(1) + body + m.group(4)

@@ -44,6 +44,15 @@ def test_unknown_table_marker_is_an_error(tmp_path):
         render_document(doc, {})
 
 
+def test_a_table_whose_record_is_missing_is_named(tmp_path):
+    from embedkit.records import load_record
+
+    doc = tmp_path / "d.md"
+    doc.write_text("<!-- table: t -->\nx\n<!-- /table: t -->\n")
+    with pytest.raises(DataError, match=r"d.md: table 't': .*gone.json: not a readable record"):
+        render_document(doc, {"t": lambda: load_record(tmp_path / "gone.json")})
+
+
 def test_documents_agree_with_records():
     """Every generated table in the README, training/, benchmarks/, evaluation/ and docs/ matches its records."""
     import importlib.util

@@ -10,16 +10,22 @@ What it measures, on an index of SciFact abstracts (default model, Flat, with BM
    request), 1, 8 and 32 concurrent clients for ``--seconds`` each: requests per second, p50/p95/p99
    latency, errors; the CPU the server and the load generator took; the server's resident memory
    every second;
-3. searches during a stream of upserts (micro-batching on): 8 clients search while a writer upserts
+3. the strongest peer the issue names that runs here, txtai's API (FastAPI + uvicorn over a txtai
+   index: the same model, the same documents, FAISS ``IDMap,Flat``), at its defaults, under the same
+   load: ``GET /search?query=...&limit=10`` and ``GET /transform?text=...`` (one text). (The other
+   anchors, text-embeddings-inference and infinity, do not run here: TEI is a Rust binary shipped as a
+   container image, and infinity-emb's server extra cannot be installed beside this environment's
+   pinned packages; see docs/serve.md.)
+4. searches during a stream of upserts (micro-batching on): 8 clients search while a writer upserts
    batches of 4 documents as fast as it is acknowledged and a checker searches BM25 for each batch's
    tag (a batch must show all 4 documents or none): search latency while writing, upsert latency,
-   errors, partial results.
+   errors, partial results. The server checkpoints (saves a generation) every second of writing.
 
 The load generator is wrk (C, one thread, a Lua script that rotates request bodies), a process of its
 own; it shares the machine's cores with the server, and its CPU time is reported beside the server's.
 Records: results/serve/load.json and results/serve/writes.json (tables: results/serve/tables.py).
 
-    flock /work/cpu.lock python benchmarks/serve_bench.py            # about 15 minutes
+    flock /work/cpu.lock python benchmarks/serve_bench.py            # about 20 minutes
     python benchmarks/serve_bench.py --seconds 5 --clients 1,8 --docs 500 --no-record   # a quick look
 """
 from __future__ import annotations
@@ -37,6 +43,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import psutil
 
@@ -63,6 +70,16 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.mean, latency.max))
 end
 """
+LUA_GET = r"""
+local paths, i = {}, 0
+init = function(args)
+  for line in io.lines(args[1]) do paths[#paths + 1] = line end
+end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+""" + LUA[LUA.index("done = function"):]
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -86,9 +103,8 @@ def short_texts(root: Path) -> list[str]:
 def build_index(folder: Path, docs) -> None:
     """Flat cosine index + BM25 over ``docs``, vectors through the embedding cache (a rerun reads them)."""
     from embedkit.encoding import cached_encode
-    from embedkit.index import BM25Index, build_from_vectors
+    from embedkit.index import BM25Index, IndexFolder, build_from_vectors
     from embedkit.index.chunking import full_text
-    from embedkit.index.faiss_index import saved_documents_checksum
     from embedkit.models import load_model, model_fingerprint, model_name
 
     model = load_model("default")
@@ -100,8 +116,38 @@ def build_index(folder: Path, docs) -> None:
     index.build_params.update(max_seq_length=model.max_seq_length, chunk_tokens=None, document_prompt=None)
     if folder.exists():
         shutil.rmtree(folder)
-    index.save(folder)
-    BM25Index.from_documents(docs).save(folder, paired_with=saved_documents_checksum(folder))
+    IndexFolder(index, BM25Index.from_documents(docs)).save(folder)
+
+
+def build_txtai(folder: Path, docs) -> None:
+    """The same documents in a txtai index (same model, exact FAISS search, texts stored for the hits)."""
+    from txtai import Embeddings
+
+    from embedkit.index.chunking import full_text
+    from embedkit.models import default_model_path
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    embeddings = Embeddings(path=str(default_model_path()), content=True, backend="faiss",
+                            faiss={"components": "IDMap,Flat"})
+    embeddings.index((d.id, full_text(d.title, d.text), None) for d in docs)
+    embeddings.save(str(folder))
+
+
+def txtai_peer(folder: Path, work: Path) -> tuple[list[str], dict, int]:
+    """Command, environment and port of txtai's API serving ``folder`` (one uvicorn worker, its default)."""
+    import socket
+
+    from embedkit.models import default_model_path
+
+    config = work / "txtai.yml"
+    config.write_text(f"path: {folder}\nwritable: false\nembeddings:\n  path: {default_model_path()}\n"
+                      "  content: true\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return ([sys.executable, "-m", "uvicorn", "txtai.api:app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning"], {"CONFIG": str(config)}, port)
 
 
 # ---------------------------------------------------------------------------------------------- in-process
@@ -138,27 +184,38 @@ def in_process(folder: Path, queries: list[str], texts: list[str], seconds: floa
 
 
 class Server:
-    def __init__(self, folder: Path, extra: list[str], log: Path):
+    """A server process on 127.0.0.1 (``embedkit serve``, or a peer given its command and port), its
+    resident memory sampled every second."""
+
+    def __init__(self, folder: Path, extra: list[str], log: Path, peer: tuple[list[str], dict, int] | None = None):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-        token = log.parent / "token"
-        token.write_text(TOKEN + "\n")
-        self.proc = subprocess.Popen([sys.executable, "-m", "embedkit.cli.main", "serve", f"scifact={folder}",
-                                      "--port", "0", "--token-file", str(token), *extra],
-                                     stdout=subprocess.PIPE, stderr=open(log, "wb"), env=env, cwd=ROOT)
-        for line in self.proc.stdout:
-            if b"listening on" in line:
-                self.base = line.split(b"listening on ")[1].split()[0].decode()
-                break
+        if peer is None:
+            token = log.parent / "token"
+            token.write_text(TOKEN + "\n")
+            command, ready = [sys.executable, "-m", "embedkit.cli.main", "serve", f"scifact={folder}", "--port", "0",
+                              "--token-file", str(token), *extra], "/health"
         else:
-            raise SystemExit(f"the server did not start; see {log}")
+            command, peer_env, port = peer
+            env.update(peer_env)
+            ready, self.base = "/count", f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(log, "wb"), env=env, cwd=ROOT)
+        if peer is None:
+            for line in self.proc.stdout:
+                if b"listening on" in line:
+                    self.base = line.split(b"listening on ")[1].split()[0].decode()
+                    break
+            else:
+                raise SystemExit(f"the server did not start; see {log}")
         import httpx
 
         self.http = httpx.Client(base_url=self.base, timeout=120)
         while True:
             try:
-                if self.http.get("/health").status_code == 200:
+                if self.http.get(ready).status_code == 200:
                     break
             except httpx.TransportError:
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"the server did not start; see {log}") from None
                 time.sleep(0.1)
         self.ps = psutil.Process(self.proc.pid)
         self.rss: list[tuple[float, float, str]] = []  # (time, MiB, phase)
@@ -197,6 +254,7 @@ def wrk(url: str, bodies: Path, clients: int, seconds: float, script: Path) -> d
 
 
 def load_run(server: Server, endpoint: str, bodies: Path, clients: int, seconds: float, script: Path) -> dict:
+    """``endpoint``: the path posted to, or ``"/"`` with a GET script whose lines are the paths."""
     server.phase = f"{endpoint}@{clients}"
     busy0, cpu0, own0 = _busy_seconds(), server.cpu(), time.process_time()
     rss0 = server.ps.memory_info().rss / 2**20
@@ -283,10 +341,13 @@ def writes_phase(server: Server, bodies: Path, script: Path, seconds: float, cor
 
 # ---------------------------------------------------------------------------------------------- main
 
+ENDPOINT_OF = (("search", "/search"), ("embeddings", "/v1/embeddings"))
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--docs", type=int, default=None, help="SciFact abstracts to index (default: all 5,183)")
+    p.add_argument("--no-peer", action="store_true", help="skip txtai's API")
     p.add_argument("--seconds", type=int, default=30, help="length of each load run (default 30)")
     p.add_argument("--clients", default="1,8,32", help="concurrent clients, comma list (default 1,8,32)")
     p.add_argument("--inprocess-seconds", type=float, default=20, help="length of each in-process run (default 20)")
@@ -334,6 +395,26 @@ def main(argv=None) -> int:
                 print(f"  {json.dumps({k: v for k, v in writes.items() if k != 'search'})}", flush=True)
         finally:
             server.stop()
+    peer = None
+    if not args.no_peer:
+        print("peer: txtai API (building its index)", flush=True)
+        build_txtai(work / "txtai-index", docs)
+        get = {"search": work / "txtai-search.txt", "embeddings": work / "txtai-transform.txt"}
+        get["search"].write_text("".join(f"/search?{urlencode({'query': q, 'limit': 10})}\n" for q in queries))
+        get["embeddings"].write_text("".join(f"/transform?{urlencode({'text': t})}\n" for t in texts))
+        get_script = work / "get.lua"
+        get_script.write_text(LUA_GET)
+        server = Server(work / "txtai-index", [], work / "server-txtai.log", peer=txtai_peer(work / "txtai-index", work))
+        try:
+            hits = server.http.get("/search", params={"query": queries[0], "limit": 10}).json()
+            if len(hits) != 10 or not all(h.get("text") for h in hits):  # the peer returns what ours does
+                raise SystemExit(f"txtai's /search gave {str(hits)[:300]}")
+            wrk(server.base + "/", get["search"], 8, 3, get_script)  # warm-up
+            peer = {key: {str(c): load_run(server, "/", get[key], c, args.seconds, get_script) for c in clients}
+                    for key in ("search", "embeddings")}
+            peer["rss_mib"] = [round(m, 1) for _, m, _ in server.rss]
+        finally:
+            server.stop()
     print("in-process (after)", flush=True)
     ceilings.append(in_process(folder, queries, texts, args.inprocess_seconds))
     print(f"  {ceilings[1]}", flush=True)
@@ -341,12 +422,18 @@ def main(argv=None) -> int:
     top = str(max(clients))
     metrics = {"docs": len(docs), "seconds_per_run": args.seconds, "clients": clients,
                "in_process_before": ceilings[0], "in_process_after": ceilings[1]}
-    for endpoint, key in (("/search", "search"), ("/v1/embeddings", "embeddings")):
+    for key, endpoint in ENDPOINT_OF:
         ceiling = max(c[key]["texts_per_s"] for c in ceilings)
         metrics[f"{key}_in_process_per_s"] = ceiling
         for mode in ("on", "off"):
             metrics[f"{key}_{mode}"] = results[mode][endpoint]
             metrics[f"{key}_ratio_{mode}_at_{top}"] = results[mode][endpoint][top]["qps"] / ceiling
+    if peer is not None:
+        from importlib.metadata import version
+
+        metrics["txtai"] = {**peer, "version": version("txtai")}
+        for key in ("search", "embeddings"):
+            metrics[f"{key}_on_vs_txtai_at_{top}"] = results["on"][dict(ENDPOINT_OF)[key]][top]["qps"] / peer[key][top]["qps"]
     for mode in ("on", "off"):
         rss = results[mode]["rss_mib"]
         metrics[f"rss_mib_{mode}"] = rss
@@ -358,7 +445,9 @@ def main(argv=None) -> int:
         command = ["python", "benchmarks/serve_bench.py", *(argv if argv is not None else sys.argv[1:])]
         details = {"server_options": {"on": "--max-batch 32 --max-wait-ms 2", "off": "--max-batch 1"},
                    "load_generator": "wrk -t1 -cN, Lua script rotating request bodies",
-                   "search_request": "SciFact queries, dense, k=10", "embeddings_request": "one STS-B test sentence"}
+                   "search_request": "SciFact queries, dense, k=10", "embeddings_request": "one STS-B test sentence",
+                   "peer": None if peer is None else "txtai API (uvicorn txtai.api:app, one worker), FAISS IDMap,Flat, "
+                   "content stored; GET /search?query=..&limit=10 and GET /transform?text=.."}
         write_record(out / "load.json", make_record("serve-load", metrics, command, time.perf_counter() - started,
                                                     details=details))
         if writes is not None:

@@ -8,7 +8,14 @@ DATA_PATHS = ("a relative path is looked up in the working directory, then in EM
               "beside the embedkit checkout, whatever the working directory; `embedkit data list` shows it)")
 
 
+def check_model_first(parser: argparse.ArgumentParser) -> None:
+    """Mark ``parser``'s ``--model`` (one name or a list) as an embedding model that embedkit.cli.main checks
+    before the command runs (embedkit.models.check_model: a mistyped folder, an offline hub id)."""
+    parser.set_defaults(check_model_first=True)
+
+
 def add_model_args(parser: argparse.ArgumentParser, model_required: bool = False) -> None:
+    check_model_first(parser)
     parser.add_argument("--model", default=None if model_required else "default", required=model_required,
                         help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub id")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")

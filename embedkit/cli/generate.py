@@ -1,6 +1,6 @@
 """``embedkit generate`` (sample from a causal LM, optionally reranked or beam-searched with RankGen) and
-``embedkit rankgen negatives|suffix-id|compare`` (LM negatives cache, suffix identification, decoding
-comparison)."""
+``embedkit rankgen negatives|suffix-id|compare`` (LM negatives cache, suffix identification with
+several scorers, decoding comparison)."""
 from __future__ import annotations
 
 import argparse
@@ -36,24 +36,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("rankgen", help="RankGen data and measurements (LM negatives, suffix identification, decoding)")
     rs = r.add_subparsers(dest="rankgen_command", required=True, metavar="SUBCOMMAND")
     n = rs.add_parser("negatives", help="generate (or resume) the cached LM negatives of a rankgen recipe")
-    n.add_argument("recipe", help="a recipe with method: rankgen, e.g. training/rankgen-wiki.yaml")
+    n.add_argument("recipe", help="a recipe with method: rankgen, e.g. training/rankgen-scifact.yaml")
     n.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     n.set_defaults(func=run_negatives)
 
-    s = rs.add_parser("suffix-id", help="suffix identification accuracy on a recipe's held-out prefixes")
+    s = rs.add_parser("suffix-id", help="suffix identification accuracy on a recipe's dev or held-out prefixes")
     s.add_argument("recipe")
-    s.add_argument("--scorer", default="default", help="RankGen folder, or 'default' (untrained all-MiniLM-L6-v2)")
+    s.add_argument("--scorer", dest="scorers", action="append", default=None,
+                   help="RankGen folder, an embedding model ('default': untrained all-MiniLM-L6-v2 with the markers), "
+                        "or lm:NAME (the LM's own likelihood, e.g. lm:default); repeatable (default: default)")
+    s.add_argument("--split", default="held-out", choices=["dev", "held-out"])
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     s.set_defaults(func=run_suffix_id)
 
-    c = rs.add_parser("compare", help="nucleus sampling vs RankGen reranking on the same held-out prefixes")
+    c = rs.add_parser("compare", help="nucleus sampling vs RankGen reranking (and beam search) on held-out prefixes")
     c.add_argument("recipe")
     c.add_argument("--lm", default="default")
     c.add_argument("--scorer", required=True, help="RankGen folder")
     c.add_argument("--prefixes", type=int, default=24, help="held-out prefixes to continue (24)")
     c.add_argument("--samples", type=int, default=8)
+    c.add_argument("--beam", action="store_true", help="also RankGen beam search (--samples per beam)")
+    c.add_argument("--beam-size", type=int, default=2)
+    c.add_argument("--rescore-every", type=int, default=16, help="beam search: tokens between RankGen rescorings")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    _add_sampling_args(c)
+    _add_sampling_args(c, max_new_tokens=64)
     c.set_defaults(func=run_compare)
 
 
@@ -111,37 +117,31 @@ def run_negatives(args: argparse.Namespace) -> int:
     import embedkit.generative.rankgen_train as rt
 
     recipe, params = _recipe(args)
-    train, held = rt.build_examples(recipe, params)
-    train_negs, held_negs = rt.lm_negatives(recipe, params, train, held)
-    print(f"LM negatives: {len(train_negs)} training + {len(held_negs)} held-out prefixes, "
-          f"{params.lm_negatives} each, in {rt.negatives_folder(recipe, params, 'train').parent}")
+    data = rt.load_data(recipe, params)
+    counts = ", ".join(f"{split} {len(negs)}" for split, negs in data.lm_negatives.items())
+    print(f"LM negatives cached for the prefixes of each split: {counts}")
     return 0
 
 
 def run_suffix_id(args: argparse.Namespace) -> int:
-    import embedkit.generative.rankgen_train as rt
-    from embedkit.generative.rankgen import load_scorer
+    from embedkit.generative.rankgen_eval import suffix_id_report
 
     recipe, params = _recipe(args)
-    train, held = rt.build_examples(recipe, params)
-    _, held_negs = rt.lm_negatives(recipe, params, train, held)  # cached: read, or generated once
-    result = rt.suffix_identification(load_scorer(args.scorer), held, held_negs)
-    print(json.dumps({"scorer": args.scorer, **{k: round(v, 2) if isinstance(v, float) else v
-                                                  for k, v in result.items()}}, indent=2))
+    report = suffix_id_report(recipe, params, args.scorers or ["default"], args.split)
+    print(json.dumps({spec: {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+                      for spec, result in report.items()}, indent=2))
     return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    import embedkit.generative.rankgen_train as rt
-    from embedkit.generative.decoding_eval import compare_decoding
-    from embedkit.generative.lm import load_causal_lm
-    from embedkit.generative.rankgen import load_scorer
+    from embedkit.generative.beam import BeamConfig
+    from embedkit.generative.rankgen_eval import decoding_report
 
     recipe, params = _recipe(args)
-    _, held = rt.build_examples(recipe, params)
-    prefixes = [e.prefix for e in held[:args.prefixes]]
-    lm = load_causal_lm(args.lm, device=args.device)
-    report = compare_decoding(lm, load_scorer(args.scorer, device=args.device), prefixes, args.samples,
-                              _sampling(args), seed=args.seed)
+    beam = BeamConfig(beam_size=args.beam_size, samples_per_beam=args.samples, rescore_every=args.rescore_every)
+    sampling = params.sampling.model_copy(update={"max_new_tokens": args.max_new_tokens, "top_p": args.top_p,
+                                                  "temperature": args.temperature})
+    report = decoding_report(recipe, params, args.scorer, args.lm, args.prefixes, args.samples,
+                             beam if args.beam else None, args.seed, sampling=sampling, device=args.device)
     print(json.dumps(report, indent=2))
     return 0

@@ -57,7 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--json", action="store_true", help="one JSON line (count, dim, spec, metric, model, ...)")
     i.set_defaults(func=run_info)
 
-    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)")
+    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)",
+                        description="Check every file of an index folder against its manifest (size and SHA-256); "
+                                    "one line per problem. Exit status: 0 when every file matches, 1 when a "
+                                    "problem is found, 2 when DIR is not an index folder.")
     v.add_argument("dir", help="index folder")
     v.add_argument("--json", action="store_true", help='one JSON line: {"ok", "problems", "files", "bytes", "leftovers"}')
     v.set_defaults(func=run_verify)
@@ -344,12 +347,14 @@ def run_add(args: argparse.Namespace) -> int:
     """``index add`` and ``index upsert``: encode before taking the lock (into the embedding cache), then
     load, change and save both sides under it."""
     from embedkit.index import IndexFolder
-    from embedkit.index.faiss_index import read_index_manifest
+    from embedkit.index.faiss_index import LISTS_READ_ONLY, read_index_manifest
     from embedkit.models import model_fingerprint, model_name
 
     meta = read_index_manifest(args.dir)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
+    if "lists" in meta["roles"]:  # before encoding anything
+        raise IndexError_(f"{args.dir}: {LISTS_READ_ONLY}")
     model = None
     if args.embeddings:
         ids, vectors, texts, titles = _precomputed(args)

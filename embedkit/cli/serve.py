@@ -27,8 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--max-texts", type=int, default=256, help="texts or documents per request (default 256): 413")
     g.add_argument("--max-text-chars", type=int, default=20_000, help="characters per text (default 20000): 413")
     g.add_argument("--max-k", type=int, default=100, help="largest k a search may ask for (default 100): 422")
-    p.add_argument("--checkpoint-bytes", type=int, default=64 * 2**20,
-                   help="fold the write-ahead log into the index folder once it is this large (default 64 MiB)")
+    g = p.add_argument_group("writes and other writers of the folder (docs/serve.md#durability)")
+    g.add_argument("--checkpoint-seconds", type=float, default=1.0,
+                   help="save the logged writes as a new generation of the folder, and let its writer lock go, "
+                        "this long after the first unsaved write (default 1 s)")
+    g.add_argument("--checkpoint-bytes", type=int, default=64 * 2**20,
+                   help="... or once the write-ahead log is this large (default 64 MiB)")
+    g.add_argument("--wait", type=float, default=5.0, metavar="SECONDS",
+                   help="how long a write waits for another writer of the folder (`embedkit index add`) before "
+                        "it gets a 503 (default 5 s)")
+    g.add_argument("--poll-seconds", type=float, default=1.0,
+                   help="how often to look for a generation another writer saved, and serve it (default 1 s)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=run)
 
@@ -41,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_texts=args.max_texts,
                          max_text_chars=args.max_text_chars, max_k=args.max_k, max_batch=args.max_batch,
                          max_wait_ms=args.max_wait_ms, encode_workers=args.encode_workers,
-                         checkpoint_bytes=args.checkpoint_bytes)
+                         checkpoint_bytes=args.checkpoint_bytes, checkpoint_seconds=args.checkpoint_seconds,
+                         lock_wait=args.wait, poll_seconds=args.poll_seconds)
     serve(config, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -1,7 +1,8 @@
 """RankGen beam search (RankGen, section 3, Algorithm 1): every ``rescore_every`` tokens, each beam
 is extended by ``samples_per_beam`` nucleus samples of that many tokens, every extension is scored by
 RankGen against the prefix (the whole generation so far is the continuation), and the best
-``beam_size`` survive. A beam that the LM ended stays a candidate without being extended.
+``beam_size`` survive. A beam that the LM ended (or, with ``one_sentence``, whose sentence ended)
+stays a candidate without being extended.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def rankgen_beam_search(lm: CausalLM, scorer: RankGenScorer, prefix: str, beam: 
         open_beams = [b for b in beams if not b.finished]
         step_seed = None if seed is None else seed + step
         samples = sample_token_continuations(lm, [context + b.ids for b in open_beams], beam.samples_per_beam,
-                                             n_tokens, sampling, seed=step_seed)
+                                             n_tokens, sampling, seed=step_seed, continued=[len(b.ids) for b in open_beams])
         pool = [b for b in beams if b.finished]
         for parent, extensions in zip(open_beams, samples):
             pool.extend(_Beam(parent.ids + ext.ids, ext.finished) for ext in extensions)

@@ -1,9 +1,13 @@
-"""Nucleus sampling versus RankGen reranking on the same prefixes and the same samples.
+"""Nucleus sampling, RankGen reranking and RankGen beam search on the same prefixes, with the true
+continuation measured alongside as the reference.
 
-For each prefix the LM samples ``samples`` continuations once; "nucleus" keeps the first sample (a
-plain nucleus draw), "rankgen" keeps the sample with the highest RankGen score. Both are measured on
-repetition (rep-n), diversity across prefixes (distinct-n), RankGen score and the LM's own mean token
-log-probability.
+For each prefix the LM samples ``samples`` continuations once: "nucleus" keeps the first sample (a
+plain nucleus draw), "rankgen_rerank" the sample the scorer ranks first; "rankgen_beam" runs
+:func:`embedkit.generative.beam.rankgen_beam_search`. Every method (and "gold", the document's own
+continuation) is measured on repetition (rep-n), diversity across prefixes (distinct-n), length, the
+RankGen score, the LM's own mean token log-probability, and how often its text out-scores the gold
+continuation under RankGen (``above_gold``: a scorer that prefers generations over real text is being
+gamed, not satisfied).
 """
 from __future__ import annotations
 
@@ -11,37 +15,45 @@ from typing import Sequence
 
 import numpy as np
 
+from embedkit.generative.beam import BeamConfig, rankgen_beam_search
 from embedkit.generative.lm import CausalLM
 from embedkit.generative.metrics import distinct_n, rep_n, words
 from embedkit.generative.rankgen import RankGenScorer
-from embedkit.generative.rerank import score_candidates
-from embedkit.generative.sampling import SamplingConfig, sample_continuations
+from embedkit.generative.sampling import SamplingConfig, continuation_logprobs, sample_continuations
 
 
-def describe(texts: Sequence[str], rankgen: Sequence[float], lm: Sequence[float]) -> dict:
+def describe(texts: Sequence[str], rankgen: Sequence[float], lm: Sequence[float], gold: Sequence[float]) -> dict:
     finite = [s for s in lm if np.isfinite(s)]
     return {"rep_2": 100 * rep_n(texts, 2), "rep_3": 100 * rep_n(texts, 3), "distinct_2": 100 * distinct_n(texts, 2),
             "distinct_3": 100 * distinct_n(texts, 3), "rankgen_score": float(np.mean(rankgen)),
+            "above_gold": 100 * float(np.mean(np.asarray(rankgen) > np.asarray(gold))),
             "lm_logprob": float(np.mean(finite)) if finite else float("nan"),
             "words": float(np.mean([len(words(t)) for t in texts]))}
 
 
-def compare_decoding(lm: CausalLM, scorer: RankGenScorer, prefixes: Sequence[str], samples: int,
-                     sampling: SamplingConfig, seed: int = 0) -> dict:
+def compare_decoding(lm: CausalLM, scorer: RankGenScorer, prefixes: Sequence[str], golds: Sequence[str], samples: int,
+                     sampling: SamplingConfig, beam: BeamConfig | None = None, seed: int = 0) -> dict:
+    """``{method: metrics}`` for nucleus, rankgen_rerank, rankgen_beam (when ``beam``) and gold."""
     from tqdm.auto import tqdm
 
     drawn = sample_continuations(lm, list(prefixes), samples, sampling, seed=seed)
-    picks = {"nucleus": ([], [], []), "rankgen_rerank": ([], [], [])}
-    for prefix, texts in tqdm(list(zip(prefixes, drawn)), desc="score", unit="prefix"):
-        candidates = score_candidates(lm, prefix, texts, scorer, sampling.max_prefix_tokens)
-        first = next(c for c in candidates if c.text == texts[0])
-        for name, c in (("nucleus", first), ("rankgen_rerank", candidates[0])):
-            picks[name][0].append(c.text)
-            picks[name][1].append(c.rankgen_score)
-            picks[name][2].append(c.lm_score)
-    report = {name: describe(*values) for name, values in picks.items()}
+    picks: dict[str, list[str]] = {"gold": list(golds), "nucleus": [], "rankgen_rerank": []}
+    if beam is not None:
+        picks["rankgen_beam"] = []
+    for i, (prefix, texts) in enumerate(tqdm(list(zip(prefixes, drawn)), desc="rerank / beam", unit="prefix")):
+        scores = scorer.score_candidates(prefix, texts)
+        picks["nucleus"].append(texts[0])
+        picks["rankgen_rerank"].append(texts[int(np.argmax(scores))])
+        if beam is not None:
+            picks["rankgen_beam"].append(rankgen_beam_search(lm, scorer, prefix, beam, sampling, seed=seed + i)[0].text)
+    methods = list(picks)
+    rankgen = {m: [float(s) for s in scorer.score_pairs(prefixes, picks[m])] for m in methods}
+    per_prefix = [continuation_logprobs(lm, p, [picks[m][i] for m in methods], sampling.max_prefix_tokens)
+                  for i, p in enumerate(prefixes)]  # one pass over each prefix for all its picks
+    lm_scores = {m: [row[j] for row in per_prefix] for j, m in enumerate(methods)}
+    report = {m: describe(picks[m], rankgen[m], lm_scores[m], rankgen["gold"]) for m in methods}
     report["settings"] = {"prefixes": len(prefixes), "samples": samples, "lm": lm.name, "seed": seed,
-                          **sampling.model_dump()}
-    report["examples"] = [{"prefix": p[-300:], "nucleus": n, "rankgen_rerank": r}
-                          for p, n, r in list(zip(prefixes, picks["nucleus"][0], picks["rankgen_rerank"][0]))[:3]]
+                          **sampling.model_dump(), **({"beam": beam.model_dump()} if beam else {})}
+    report["examples"] = [{"prefix": p[-300:], **{m: picks[m][i] for m in methods}}
+                          for i, p in enumerate(prefixes[:3])]
     return report

@@ -86,7 +86,13 @@ class GraceEncoder:
         return int(self.lm.model.config.hidden_size)
 
     def state_dict(self):
-        return self.lm.model.state_dict()
+        """The policy's weights plus its settings (instruction, lengths, pooling): the embedding cache's
+        fingerprint hashes the state dict, and two encoders on the same weights with other settings
+        give other embeddings."""
+        import torch
+
+        settings = json.dumps(self.settings.model_dump(mode="json"), sort_keys=True).encode()
+        return {**self.lm.model.state_dict(), "embedkit_grace_settings": torch.tensor(list(settings), dtype=torch.uint8)}
 
     def rollouts(self, texts: Sequence[str], **sampling):
         s = self.settings

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from embedkit.generative.grace import GraceEncoder, GraceSettings, LoraSettings, create_grace_encoder
 from embedkit.generative.grace_reward import RewardSettings, grace_rewards
@@ -30,18 +30,26 @@ from embedkit.generative.grpo import group_relative_advantages, grpo_loss
 from embedkit.generative.rationale import Rollout, forward_states, pool
 
 TRAIN_LOG = "train_log.jsonl"
+REWARD_CURVE = "reward_curve.jsonl"  # the held-out reward entries of TRAIN_LOG, written as they come
 STATE_FILE = "trainer_state.json"  # written last in a checkpoint: its presence marks the checkpoint complete
 
 
-class ExtraPairs(BaseModel):
-    """More training pairs besides ``data`` (e.g. NLI premise/entailment pairs)."""
+class PairSource(BaseModel):
+    """A set of (query, positive) pairs: kind ``sts`` keeps the pairs scored at least ``min_score``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["pairs", "triplets", "nli", "beir"]
+    kind: Literal["pairs", "triplets", "nli", "beir", "sts"]
     path: str
     split: Optional[str] = None
     limit: Optional[int] = Field(None, ge=1)
+    min_score: Optional[float] = None  # sts only: e.g. 4.0 keeps near-paraphrases as positives
+
+    @model_validator(mode="after")
+    def _min_score_for_sts(self) -> "PairSource":
+        if (self.min_score is None) != (self.kind != "sts"):
+            raise ValueError("min_score is required for kind sts (e.g. 4.0) and only for it")
+        return self
 
 
 class GraceParams(BaseModel):
@@ -59,10 +67,11 @@ class GraceParams(BaseModel):
     clip_eps: float = Field(0.2, gt=0)
     normalize_advantages: bool = True
     reward: RewardSettings = RewardSettings()
-    extra_pairs: list[ExtraPairs] = []
-    held_out_pairs: int = Field(32, ge=0)  # kept out of training; mean greedy-rationale reward on them is logged
-    held_out_every: int = Field(10, ge=1)  # steps between held-out reward measurements
-    eval_sts_pairs: Optional[int] = Field(500, ge=1)  # evaluate STS sets on a seeded sample of this many pairs
+    extra_pairs: list[PairSource] = []  # more training pairs besides ``data``
+    held_out: list[PairSource] = []  # pairs never trained on (dev splits) for the held-out reward curve
+    held_out_pairs: int = Field(16, ge=2)  # a fixed sample of this many pairs from each held-out source
+    held_out_every: int = Field(20, ge=1)  # steps between held-out reward measurements
+    eval_sts_pairs: Optional[int] = Field(None, ge=1)  # evaluate STS sets on a seeded sample (None: all pairs)
 
     def settings(self, base_lm: str) -> GraceSettings:
         return GraceSettings(base_lm=base_lm, instruction=self.instruction, max_input_tokens=self.max_input_tokens,
@@ -72,65 +81,67 @@ class GraceParams(BaseModel):
 # ------------------------------------------------------------------------------------------- data
 
 
-def load_pairs(recipe, params: GraceParams) -> list[tuple[str, str]]:
+def load_pair_source(source) -> list[tuple[str, str]]:
+    """(query, positive) pairs of a recipe ``data`` spec or a :class:`PairSource`."""
     from embedkit.training.datasets import load_training_data
     from embedkit.training.recipe import DataSpec
 
-    specs = [recipe.data] + [DataSpec(kind=e.kind, path=e.path, split=e.split, limit=e.limit)
-                             for e in params.extra_pairs]
-    pairs = []
-    for spec in specs:
-        columns = load_training_data(spec).columns
-        first = "query" if "query" in columns else "anchor"
-        pairs.extend(zip(columns[first], columns["positive"]))
-    return pairs
+    spec = DataSpec(kind=source.kind, path=source.path, split=source.split, limit=source.limit)
+    columns = load_training_data(spec).columns
+    if source.kind == "sts":
+        min_score = getattr(source, "min_score", None)
+        return [(a, b) for a, b, score in zip(columns["sentence1"], columns["sentence2"], columns["score"])
+                if min_score is None or score >= min_score]
+    first = "query" if "query" in columns else "anchor"
+    return list(zip(columns[first], columns["positive"]))
 
 
-def split_pairs(pairs, held_out: int, seed: int):
-    """Seeded shuffle; the first ``held_out`` pairs are held out. Pairs sharing a query stay on one side."""
-    rng = random.Random(seed)
-    pairs = list(pairs)
-    rng.shuffle(pairs)
-    held_queries = []
-    for query, _ in pairs:
-        if len(held_queries) >= held_out:
-            break
-        if query not in held_queries:
-            held_queries.append(query)
-    held_set = set(held_queries)
-    seen, held = set(), []
-    for q, p in pairs:
-        if q in held_set and q not in seen:
-            held.append((q, p))
-            seen.add(q)
-    train = [(q, p) for q, p in pairs if q not in held_set]
-    return train, held
+def load_pairs(recipe, params: GraceParams) -> list[list[tuple[str, str]]]:
+    """Training pairs, one list per source (``data`` first, then ``extra_pairs``)."""
+    return [load_pair_source(source) for source in [recipe.data, *params.extra_pairs]]
 
 
-def batches(pairs, batch_size: int, seed: int, epoch: int):
-    """Shuffled batches without a repeated query or positive inside a batch (a duplicate would be a
-    false in-batch negative); the last short batch is dropped."""
+def held_out_sample(params: GraceParams) -> list[tuple[str, str]]:
+    """A fixed (seed-independent) sample of ``held_out_pairs`` pairs from each held-out source, so the
+    reward curves of runs with different seeds are measured on the same pairs."""
+    held = []
+    for index, source in enumerate(params.held_out):
+        pairs = load_pair_source(source)
+        rng = random.Random(f"held-out:{index}")
+        held.extend(rng.sample(pairs, min(params.held_out_pairs, len(pairs))))
+    return held
+
+
+def batches(sources: list[list[tuple[str, str]]], batch_size: int, seed: int, epoch: int):
+    """Shuffled batches, each from one source (in-batch negatives from the same kind of text are the
+    informative ones: an STS sentence among SciFact abstracts is told apart whatever the rationale),
+    without a repeated query or positive inside a batch (a duplicate would be a false in-batch
+    negative); a source's last short batch is dropped. The batch order mixes the sources."""
     rng = random.Random(seed * 1000 + epoch)
-    order = list(pairs)
-    rng.shuffle(order)
-    batch, texts, out = [], set(), []
-    for pair in order:
-        if pair[0] in texts or pair[1] in texts:  # left out of this epoch's batches
-            continue
-        batch.append(pair)
-        texts.update(pair)
-        if len(batch) == batch_size:
-            out.append(batch)
-            batch, texts = [], set()
+    out = []
+    for pairs in sources:
+        order = list(pairs)
+        rng.shuffle(order)
+        batch, texts = [], set()
+        for pair in order:
+            if pair[0] in texts or pair[1] in texts:  # left out of this epoch's batches
+                continue
+            batch.append(pair)
+            texts.update(pair)
+            if len(batch) == batch_size:
+                out.append(batch)
+                batch, texts = [], set()
+    rng.shuffle(out)
     return out
 
 
 # ------------------------------------------------------------------------------------------- one step
 
 
-def rollout_pairs(encoder: GraceEncoder, pairs, samples: int, do_sample: bool, params: GraceParams) -> Rollout:
+def rollout_pairs(encoder: GraceEncoder, pairs, samples: int, do_sample: bool, params: GraceParams,
+                  keep_hidden: bool = False) -> Rollout:
     texts = [q for q, _ in pairs] + [p for _, p in pairs]
-    sampling = dict(do_sample=do_sample, num_samples=samples)
+    sampling = dict(do_sample=do_sample, num_samples=samples, keep_hidden=keep_hidden)
     if do_sample:
         sampling.update(temperature=params.sampling_temperature, top_p=params.top_p)
     return encoder.rollouts(texts, **sampling)
@@ -165,7 +176,7 @@ def policy_step(encoder: GraceEncoder, optimizer, pairs, params: GraceParams, ma
         emb = pool(hidden.detach(), rollout, encoder.settings.pooling)
         rewards = rewards_for(emb, rollout, len(pairs), g, params)
         advantages = group_relative_advantages(rewards.total, params.normalize_advantages).reshape(-1)
-    mask = rollout.policy_mask[:, 1:].to(logprobs.device)
+    mask = rollout.policy_mask[:, rollout.rationale_start:].to(logprobs.device)
     parts = grpo_loss(logprobs, logprobs.detach(), ref_logprobs, advantages, mask, params.kl_coef, params.clip_eps)
     optimizer.zero_grad(set_to_none=True)
     parts.loss.backward()
@@ -191,9 +202,9 @@ def held_out_reward(encoder: GraceEncoder, held, batch_size: int, params: GraceP
         if len(chunk) < 2:
             break
         with torch.no_grad():
-            rollout = rollout_pairs(encoder, chunk, 1, False, params)
-            _, hidden = forward_states(encoder.lm.model, rollout)
-            rewards = rewards_for(pool(hidden, rollout, encoder.settings.pooling), rollout, len(chunk), 1, params)
+            rollout = rollout_pairs(encoder, chunk, 1, False, params, keep_hidden=True)
+            rewards = rewards_for(pool(rollout.hidden, rollout, encoder.settings.pooling), rollout, len(chunk), 1,
+                                  params)
         totals.append(float(rewards.total.mean()))
         contrastive.append(float(rewards.contrastive.mean()))
     return {"held_out_reward": sum(totals) / len(totals), "held_out_contrastive": sum(contrastive) / len(contrastive)}
@@ -242,6 +253,18 @@ def _restore(encoder, optimizer, checkpoint: Path) -> tuple[int, list]:
     return int(state["global_step"]), list(state["log_history"])
 
 
+def _write_lines(path: Path, entries: list) -> None:
+    from embedkit.training.result import write_text_atomic
+
+    write_text_atomic(path, "".join(json.dumps(e) + "\n" for e in entries))
+
+
+def _append_line(path: Path, entry: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+        f.flush()
+
+
 def train_grace(recipe, params: GraceParams, out_dir: Path, resume: bool = False):
     import torch
     from tqdm.auto import tqdm
@@ -254,47 +277,51 @@ def train_grace(recipe, params: GraceParams, out_dir: Path, resume: bool = False
 
     out_dir = Path(out_dir)
     resume_from = prepare_out_dir(out_dir, resume)
-    pairs = load_pairs(recipe, params)
-    train_pairs, held = split_pairs(pairs, params.held_out_pairs, recipe.seed)
+    sources = load_pairs(recipe, params)
+    held = held_out_sample(params)
     eval_sets = eval_sets_for(recipe, params)
     set_seed(recipe.seed)
     encoder = create_grace_encoder(params.settings(recipe.model), name=out_dir.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
     before = evaluate_before(encoder, recipe, eval_sets, out_dir)
 
-    steps_per_epoch = max(1, len(train_pairs) // recipe.batch_size)
+    steps_per_epoch = max(1, len(batches(sources, recipe.batch_size, recipe.seed, 0)))
     total = recipe.max_steps or max(1, int(recipe.epochs * steps_per_epoch))
     trainable = [p for p in encoder.lm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     step, log = (0, [])
     if resume_from is not None:
         step, log = _restore(encoder, optimizer, resume_from)
-    log_path = out_dir / TRAIN_LOG
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if step == 0:
-        entry = {"step": 0, **held_out_reward(encoder, held, recipe.batch_size, params)}
-        log.append(entry)
+    # The per-step log and the held-out reward curve are written as the run goes (a resumed run first
+    # drops what came after its checkpoint); ``tail -f reward_curve.jsonl`` follows a long run.
+    log_path, curve_path = out_dir / TRAIN_LOG, out_dir / REWARD_CURVE
+    if step == 0 and held:
+        log = [{"step": 0, **held_out_reward(encoder, held, recipe.batch_size, params)}]
+    _write_lines(log_path, log)
+    _write_lines(curve_path, [e for e in log if "held_out_reward" in e])
     started = time.perf_counter()
     epoch_batches: dict[int, list] = {}
     with tqdm(total=total, initial=step, desc="GRACE", unit="step") as bar:
         while step < total:
             epoch, index = divmod(step, steps_per_epoch)
             if epoch not in epoch_batches:
-                epoch_batches = {epoch: batches(train_pairs, recipe.batch_size, recipe.seed, epoch)}
+                epoch_batches = {epoch: batches(sources, recipe.batch_size, recipe.seed, epoch)}
             current = epoch_batches[epoch]
             set_seed(recipe.seed + step)  # a resumed run samples what the uninterrupted one would have
             stats = policy_step(encoder, optimizer, current[index % len(current)], params, recipe.max_grad_norm)
             step += 1
             entry = {"step": step, **{k: round(v, 5) for k, v in stats.items()}}
-            if step % params.held_out_every == 0 or step == total:
+            if held and (step % params.held_out_every == 0 or step == total):
                 entry.update(held_out_reward(encoder, held, recipe.batch_size, params))
+                _append_line(curve_path, entry)
             log.append(entry)
+            _append_line(log_path, entry)
             if step % recipe.logging_steps == 0 or "held_out_reward" in entry:
                 tqdm.write(json.dumps(entry))
             bar.update(1)
-            if step % recipe.save_steps == 0 and step < total:
+            if step % recipe.save_steps == 0 or step == total:  # the last one too: evaluation may be cut short
                 _save_checkpoint(encoder, optimizer, out_dir, step, log)
     seconds = time.perf_counter() - started
-    write_text_atomic(log_path, "".join(json.dumps(e) + "\n" for e in log))
 
     result = TrainResult(out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model, steps=step,
                          train_seconds=round(seconds, 1), resumed_from=str(resume_from) if resume_from else None,
@@ -303,7 +330,6 @@ def train_grace(recipe, params: GraceParams, out_dir: Path, resume: bool = False
     result.after = evaluate_sets(encoder, eval_sets, recipe.eval.batch_size) if eval_sets else {}
     encoder.save(out_dir)
     write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
-    write_text_atomic(out_dir / TRAIN_LOG, "".join(json.dumps(e) + "\n" for e in log))
     write_results(result)
     write_text_atomic(out_dir / "README.md", _model_card(result, log, results_table(result)))
     return result
@@ -334,10 +360,16 @@ Training: {result.steps} policy steps, {result.train_seconds:.0f} s. Per-step lo
 """
 
 
+def read_data(recipe, params: GraceParams) -> tuple[int, int]:
+    """For ``embedkit train --check``: training pairs over all sources, and the evaluation sets."""
+    held_out_sample(params)  # reads (and checks) the held-out sources too
+    return sum(len(pairs) for pairs in load_pairs(recipe, params)), len(eval_sets_for(recipe, params))
+
+
 def _register() -> None:
     from embedkit.training.runners import register_runner
 
-    register_runner("grace", GraceParams, train_grace)
+    register_runner("grace", GraceParams, train_grace, read_data=read_data)
 
 
 _register()

@@ -1,4 +1,4 @@
-"""Text-generation metrics used to compare decoding methods, and RankGen's suffix identification.
+"""Text-generation metrics used to compare decoding methods (suffix identification: ``suffix_id.py``).
 
 - ``rep_n``: the fraction of a generation's word n-grams that repeat an earlier n-gram of the same
   generation, ``1 - |unique n-grams| / |n-grams|``, averaged over generations (Welleck et al., 2020;
@@ -37,17 +37,3 @@ def rep_n(texts: Sequence[str], n: int) -> float:
 def distinct_n(texts: Sequence[str], n: int) -> float:
     grams = [g for text in texts for g in ngrams(words(text), n)]
     return len(set(grams)) / len(grams) if grams else 0.0
-
-
-def suffix_identification_accuracy(scorer, prefixes: Sequence[str], candidates: Sequence[Sequence[str]],
-                                   true_index: int = 0) -> float:
-    """Fraction of prefixes whose true continuation (at ``true_index`` among its candidates) gets the
-    highest score, strictly (a tie with a wrong candidate counts as a miss)."""
-    if not prefixes:
-        return float("nan")
-    correct = 0
-    for prefix, options in zip(prefixes, candidates):
-        scores = scorer.score_candidates(prefix, list(options))
-        others = np.delete(scores, true_index)
-        correct += int(others.size == 0 or scores[true_index] > others.max())
-    return correct / len(prefixes)

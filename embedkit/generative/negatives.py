@@ -62,16 +62,26 @@ def _check_manifest(folder: Path, manifest: dict) -> None:
         _write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True))
 
 
+def negatives_manifest(examples: Sequence[Example], lm_name: str, num_per_prefix: int, sampling: SamplingConfig,
+                       seed: int, shard_size: int) -> dict:
+    """Everything the cached negatives depend on."""
+    return {"lm": lm_name, "sampling": sampling.model_dump(), "num_per_prefix": num_per_prefix, "seed": seed,
+            "shard_size": shard_size, "examples": len(examples), "examples_hash": examples_hash(examples)}
+
+
+def manifest_key(manifest: dict) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def generate_negatives(examples: Sequence[Example], lm: CausalLM, folder: str | os.PathLike, *, num_per_prefix: int = 2,
                        sampling: SamplingConfig | None = None, seed: int = 0, shard_size: int = 16,
-                       batch_size: int = 8, show_progress: bool = True) -> dict[str, list[str]]:
+                       batch_size: int = 16, show_progress: bool = True) -> dict[str, list[str]]:
     """Generate (or finish generating) ``num_per_prefix`` LM continuations per example; returns them by id."""
     from tqdm.auto import tqdm
 
     sampling = sampling or SamplingConfig()
     folder = Path(folder)
-    manifest = {"lm": lm.name, "sampling": sampling.model_dump(), "num_per_prefix": num_per_prefix, "seed": seed,
-                "shard_size": shard_size, "examples": len(examples), "examples_hash": examples_hash(examples)}
+    manifest = negatives_manifest(examples, lm.name, num_per_prefix, sampling, seed, shard_size)
     _check_manifest(folder, manifest)
     shards = range(0, (len(examples) + shard_size - 1) // shard_size)
     missing = [i for i in shards if not _shard_path(folder, i).exists()]
@@ -81,7 +91,8 @@ def generate_negatives(examples: Sequence[Example], lm: CausalLM, folder: str | 
             chunk = examples[index * shard_size:(index + 1) * shard_size]
             texts = sample_continuations(lm, [e.prefix for e in chunk], num_per_prefix, sampling,
                                          seed=seed * 1_000_003 + index, batch_size=batch_size)
-            lines = [json.dumps({"id": e.id, "negatives": negs}, ensure_ascii=False) for e, negs in zip(chunk, texts)]
+            lines = [json.dumps({"id": e.id, "negatives": [t.strip() for t in negs]}, ensure_ascii=False)
+                     for e, negs in zip(chunk, texts)]
             _write_atomic(_shard_path(folder, index), "\n".join(lines) + "\n")
             bar.update(len(chunk))
     return load_negatives(folder)

@@ -4,7 +4,7 @@ paper's markers ``pre``/``suffi`` (stored as the sentence-transformers prompts `
 and a (prefix, continuation) pair scores the dot product of the two vectors.
 
 Any sentence-transformers model becomes a (not yet trained) RankGen scorer by adding the two
-prompts; ``embedkit train training/rankgen-wiki.yaml`` trains one (``embedkit.generative.rankgen_train``).
+prompts; ``embedkit train training/rankgen-scifact.yaml`` trains one (``embedkit.generative.rankgen_train``).
 """
 from __future__ import annotations
 
@@ -44,23 +44,35 @@ class RankGenScorer:
         self.model = model
         self.batch_size = batch_size
 
-    def embed_prefixes(self, prefixes: Sequence[str]) -> np.ndarray:
+    def embed_prefixes(self, prefixes: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return encode(self.model, [prefix_tail(p) for p in prefixes], prompt=self.model.prompts[PREFIX_PROMPT_NAME],
-                      batch_size=self.batch_size, show_progress=False)
+                      batch_size=self.batch_size, show_progress=show_progress)
 
-    def embed_suffixes(self, suffixes: Sequence[str]) -> np.ndarray:
+    def embed_suffixes(self, suffixes: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return encode(self.model, [s.strip() for s in suffixes], prompt=self.model.prompts[SUFFIX_PROMPT_NAME],
-                      batch_size=self.batch_size, show_progress=False)
+                      batch_size=self.batch_size, show_progress=show_progress)
 
     def score_pairs(self, prefixes: Sequence[str], suffixes: Sequence[str]) -> np.ndarray:
         """One score per (prefix, suffix) pair."""
         return np.einsum("ij,ij->i", self.embed_prefixes(prefixes), self.embed_suffixes(suffixes))
 
+    def score_candidate_lists(self, prefixes: Sequence[str], candidates: Sequence[Sequence[str]],
+                              show_progress: bool = False) -> list[np.ndarray]:
+        """Scores of each prefix's candidate continuations (all texts embedded in large batches)."""
+        flat = [c for options in candidates for c in options]
+        if not flat:
+            return [np.zeros(0, dtype=np.float32) for _ in prefixes]
+        pre = self.embed_prefixes(prefixes, show_progress)
+        suf = self.embed_suffixes(flat, show_progress)
+        out, start = [], 0
+        for row, options in enumerate(candidates):
+            out.append(suf[start:start + len(options)] @ pre[row])
+            start += len(options)
+        return out
+
     def score_candidates(self, prefix: str, candidates: Sequence[str]) -> np.ndarray:
         """One score per candidate continuation of ``prefix``."""
-        if not candidates:
-            return np.zeros(0, dtype=np.float32)
-        return self.embed_suffixes(candidates) @ self.embed_prefixes([prefix])[0]
+        return self.score_candidate_lists([prefix], [candidates])[0]
 
 
 def load_scorer(name_or_path: str | os.PathLike | None = "default", device: str | None = None) -> RankGenScorer:

@@ -1,129 +1,174 @@
 """The ``rankgen`` training method (``method: rankgen``): a RankGen scorer trained with InfoNCE where a
-prefix's candidates are its true continuation, continuations from elsewhere in its document, LM
-continuations of the prefix (cached, see :mod:`embedkit.generative.negatives`) and every other
+prefix's candidates are its true continuation, continuations from elsewhere in its document (INBOOK),
+LM continuations of the prefix (GEN, cached, see :mod:`embedkit.generative.negatives`) and every other
 continuation in the batch.
 
 The loss is sentence-transformers' ``MultipleNegativesRankingLoss`` with dot-product similarity (the
 RankGen score) on columns ``anchor`` (prefix, prompt ``pre``), ``positive`` and ``negative_1..k``
-(prompt ``suffi``); training is ``SentenceTransformerTrainer``. Before and after training, the
-runner measures suffix identification on held-out documents (:func:`suffix_identification`).
+(prompt ``suffi``); training is ``SentenceTransformerTrainer`` (checkpoints, ``--resume``, progress
+bars). Before, during (every ``eval.steps``) and after training the runner measures suffix
+identification on the **dev** slice (training documents set aside by a hash of their id), where the
+learning rate and the negatives mix are chosen; the held-out documents are for the final report
+(``embedkit rankgen suffix-id RECIPE --split held-out``).
 
 Recipe fields used: ``model`` (the encoder: ``default`` is the packaged all-MiniLM-L6-v2), ``data``
-(kind ``sentences``: a one-sentence-per-line file read as consecutive-sentence documents),
-``batch_size``, ``learning_rate``, ``warmup_ratio``/``warmup_steps``, ``epochs``/``max_steps``,
-``max_seq_length``, ``seed``, ``save_steps``, ``logging_steps``, ``eval``. ``params`` below.
+(kind ``beir``: a corpus whose abstracts are split into sentences; kind ``sentences``: windows of a
+one-sentence-per-line file), ``batch_size``, ``learning_rate``, ``warmup_ratio``/``warmup_steps``,
+``epochs``/``max_steps``, ``max_seq_length``, ``seed`` (training only: the data and the LM negatives
+depend on ``params.data_seed``), ``save_steps``, ``logging_steps``, ``eval.steps``, ``eval.sets``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sentence_transformers.base.evaluation import BaseEvaluator
 
 from embedkit.errors import ConfigError
-from embedkit.generative.documents import (Example, corpus_documents, make_examples, split_examples,
+from embedkit.generative.documents import (Example, Split, corpus_documents, make_examples, split_documents,
                                            wiki_documents)
-from embedkit.generative.rankgen import (PREFIX_MARKER, SUFFIX_MARKER, RankGenScorer, add_rankgen_prompts,
-                                         prefix_tail)
+from embedkit.generative.rankgen import PREFIX_MARKER, SUFFIX_MARKER, RankGenScorer, add_rankgen_prompts, prefix_tail
 from embedkit.generative.sampling import SamplingConfig
-from embedkit.paths import cache_dir, resolve_data_path
+from embedkit.generative.suffix_id import CandidateSet, candidate_sets, suffix_identification
+from embedkit.paths import cache_dir
+
+
+
+class NegativeCounts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    in_document: int = Field(ge=0)
+    lm_generated: int = Field(ge=0)
 
 
 class RankGenParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    corpus: Optional[str] = "scifact"  # more documents: a BEIR folder or corpus file (abstracts split into sentences)
-    sentences_per_document: int = Field(12, ge=4)  # wiki: consecutive lines per document
+    sentences_per_document: int = Field(12, ge=4)  # data kind sentences: consecutive lines per document
+    min_sentences: int = Field(5, ge=2)
     prefix_sentences: int = Field(3, ge=1)
     suffix_sentences: int = Field(1, ge=1)
-    examples_per_document: int = Field(1, ge=1)
-    in_doc_negatives: int = Field(2, ge=0)
-    lm_negatives: int = Field(2, ge=0)
-    lm: str = "default"  # the LM that writes negatives: default = packaged SmolLM2-135M-Instruct
-    sampling: SamplingConfig = SamplingConfig(max_new_tokens=32)
-    negatives_dir: Optional[str] = None  # default: <cache>/rankgen-negatives/<hash of the settings>
-    held_out_fraction: float = Field(0.1, gt=0, lt=1)
-    max_train_examples: Optional[int] = Field(None, ge=1)  # a seeded sample, to bound LM generation time
-    max_held_out_examples: Optional[int] = Field(200, ge=1)
+    train_examples_per_document: int = Field(3, ge=1)  # dev and held-out documents give one prefix each
+    held_out_fraction: float = Field(0.15, gt=0, lt=1)  # of all documents, by a hash of the id
+    dev_fraction: float = Field(0.1, gt=0, lt=1)  # of the remaining (training) documents
+    # seeded samples of each split's prefixes, to bound LM generation time
+    max_train_examples: Optional[int] = Field(None, ge=1)
+    max_dev_examples: Optional[int] = Field(None, ge=1)
+    max_held_out_examples: Optional[int] = Field(None, ge=1)
+    negatives: NegativeCounts = NegativeCounts(in_document=2, lm_generated=1)  # per training row: the mix
+    eval_candidates: NegativeCounts = NegativeCounts(in_document=3, lm_generated=3)  # per dev/held-out prefix
+    lm_negatives_per_training_prefix: int = Field(2, ge=0)  # generated and cached; the mix uses the first ones
+    lm: str = "default"  # the LM that writes GEN negatives: default = packaged SmolLM2-135M-Instruct
+    sampling: SamplingConfig = SamplingConfig(max_new_tokens=64, max_prefix_tokens=128, one_sentence=True)
+    negatives_dir: Optional[str] = None  # default: <cache>/rankgen-negatives/<split>-<hash of everything it depends on>
+    data_seed: int = 0  # the prefix cuts, samples and LM negatives; the recipe's seed is the training seed
     scale: float = Field(20.0, gt=0)  # InfoNCE inverse temperature on the dot-product scores
 
-
-def build_examples(recipe, params: RankGenParams) -> tuple[list[Example], list[Example]]:
-    """(train, held-out) examples, split by document; each side optionally a seeded sample."""
-    docs = wiki_documents(recipe.data.resolved_path(), params.sentences_per_document)
-    if params.corpus:
-        docs += corpus_documents(resolve_data_path(params.corpus))
-    examples = make_examples(docs, params.prefix_sentences, params.suffix_sentences, params.in_doc_negatives,
-                             params.examples_per_document, seed=recipe.seed)
-    train, held = split_examples(examples, params.held_out_fraction)
-    rng = random.Random(recipe.seed)
-    if params.max_train_examples and len(train) > params.max_train_examples:
-        train = rng.sample(train, params.max_train_examples)
-    if params.max_held_out_examples and len(held) > params.max_held_out_examples:
-        held = rng.sample(held, params.max_held_out_examples)
-    return train, held
+    @model_validator(mode="after")
+    def _enough_generated(self) -> "RankGenParams":
+        if self.negatives.lm_generated > self.lm_negatives_per_training_prefix:
+            raise ValueError(f"negatives.lm_generated ({self.negatives.lm_generated}) exceeds "
+                             f"lm_negatives_per_training_prefix ({self.lm_negatives_per_training_prefix})")
+        return self
 
 
-def negatives_folder(recipe, params: RankGenParams, split: str) -> Path:
-    if params.negatives_dir:
-        return Path(params.negatives_dir) / split
-    key = json.dumps({"data": str(recipe.data.path), **params.model_dump(mode="json", exclude={"negatives_dir",
-                      "scale"}), "seed": recipe.seed}, sort_keys=True)
-    return cache_dir() / "rankgen-negatives" / hashlib.sha256(key.encode()).hexdigest()[:12] / split
+@dataclass
+class RankGenData:
+    examples: dict[str, list[Example]]  # by split: train, dev, held-out
+    lm_negatives: dict[str, dict[str, list[str]]]  # by split, then example id
 
 
-def lm_negatives(recipe, params: RankGenParams, train: list[Example], held: list[Example],
-                 show_progress: bool = True) -> tuple[dict, dict]:
-    """Generate (or finish, or just read) the cached LM negatives of both splits."""
-    from embedkit.generative.lm import load_causal_lm
-    from embedkit.generative.negatives import generate_negatives
-
-    if params.lm_negatives == 0:
-        return {}, {}
-    lm = load_causal_lm(params.lm)
-    out = []
-    for split, examples in (("train", train), ("held-out", held)):
-        out.append(generate_negatives(examples, lm, negatives_folder(recipe, params, split),
-                                      num_per_prefix=params.lm_negatives, sampling=params.sampling, seed=recipe.seed,
-                                      show_progress=show_progress))
-    return out[0], out[1]
-
-
-def candidates_for(example: Example, lm_negs: dict[str, list[str]]) -> list[str]:
-    """The true continuation first, then in-document, then LM-generated negatives."""
-    return [example.suffix, *example.in_doc_negatives, *lm_negs.get(example.id, [])]
-
-
-def suffix_identification(scorer: RankGenScorer, held: list[Example], lm_negs: dict[str, list[str]]) -> dict:
-    """Accuracy (x100) of picking the true continuation among its candidates, overall and against
-    each kind of negative alone (chance = 100 / number of candidates)."""
-    from embedkit.generative.metrics import suffix_identification_accuracy
-
-    prefixes = [e.prefix for e in held]
-    result = {"n_prefixes": len(held)}
-    kinds = {"all": [candidates_for(e, lm_negs) for e in held],
-             "in_document": [[e.suffix, *e.in_doc_negatives] for e in held],
-             "lm_generated": [[e.suffix, *lm_negs.get(e.id, [])] for e in held]}
-    for name, cands in kinds.items():
-        if all(len(c) > 1 for c in cands):
-            result[f"accuracy_{name}"] = 100 * suffix_identification_accuracy(scorer, prefixes, cands)
-            result[f"candidates_{name}"] = len(cands[0]) if cands else 0
-    return result
+def build_examples(recipe, params: RankGenParams) -> dict[str, list[Example]]:
+    """Examples by split (train / dev / held-out), documents assigned by a hash of their id."""
+    path = recipe.data.resolved_path()
+    if recipe.data.kind == "beir":
+        docs = corpus_documents(path, params.min_sentences)
+    elif recipe.data.kind == "sentences":
+        docs = wiki_documents(path, params.sentences_per_document, params.min_sentences)
+    else:
+        raise ConfigError(f"data.kind: method rankgen reads documents (kind beir: a corpus; kind sentences: a "
+                          f"one-sentence-per-line file), not {recipe.data.kind}")
+    by_split = split_documents(docs, params.held_out_fraction, params.dev_fraction)
+    in_doc = max(params.negatives.in_document, params.eval_candidates.in_document)
+    out = {}
+    for split, split_docs in by_split.items():
+        per_doc = params.train_examples_per_document if split == "train" else 1
+        examples = make_examples(split_docs, params.prefix_sentences, params.suffix_sentences, in_doc, per_doc,
+                                 seed=params.data_seed)
+        limit = {"train": params.max_train_examples, "dev": params.max_dev_examples,
+                 "held-out": params.max_held_out_examples}[split]
+        if limit and len(examples) > limit:
+            examples = random.Random(f"{params.data_seed}:{split}").sample(examples, limit)
+        out[split] = examples
+    if not out["train"]:
+        raise ConfigError(f"{path}: no training documents with {params.min_sentences}+ sentences")
+    return out
 
 
-def training_columns(train: list[Example], lm_negs: dict[str, list[str]]) -> dict[str, list]:
-    """anchor/positive/negative_1..k; examples short of negatives are dropped (columns must be full)."""
-    rows = [(e.prefix, candidates_for(e, lm_negs)) for e in train]
-    k = max((len(c) - 1 for _, c in rows), default=0)
-    rows = [(p, c) for p, c in rows if len(c) - 1 == k]
-    columns = {"anchor": [prefix_tail(p) for p, _ in rows], "positive": [c[0] for _, c in rows]}
-    for i in range(k):
-        columns[f"negative_{i + 1}"] = [c[1 + i] for _, c in rows]
+def lm_negatives(recipe, params: RankGenParams, examples: dict[str, list[Example]], splits=None,
+                 show_progress: bool = True) -> dict[str, dict[str, list[str]]]:
+    """Generate (or finish, or just read) the cached LM negatives of the given splits (default: all)."""
+    from embedkit.generative.lm import load_causal_lm, resolve_lm_path
+    from embedkit.generative.negatives import generate_negatives, manifest_key, negatives_manifest
+
+    splits = list(examples) if splits is None else list(splits)
+    counts = {s: params.lm_negatives_per_training_prefix if s == "train" else params.eval_candidates.lm_generated
+              for s in splits}
+    if not any(counts.values()):
+        return {s: {} for s in splits}
+    lm_name = resolve_lm_path(params.lm)[1]
+    lm, out = None, {}
+    for split in splits:
+        if counts[split] == 0:
+            out[split] = {}
+            continue
+        manifest = negatives_manifest(examples[split], lm_name, counts[split], params.sampling, params.data_seed, 16)
+        folder = (Path(params.negatives_dir) / split if params.negatives_dir
+                  else cache_dir() / "rankgen-negatives" / f"{split}-{manifest_key(manifest)}")
+        lm = lm or load_causal_lm(params.lm)
+        out[split] = generate_negatives(examples[split], lm, folder, num_per_prefix=counts[split],
+                                        sampling=params.sampling, seed=params.data_seed, show_progress=show_progress)
+    return out
+
+
+def load_data(recipe, params: RankGenParams, splits=None, show_progress: bool = True) -> RankGenData:
+    examples = build_examples(recipe, params)
+    return RankGenData(examples, lm_negatives(recipe, params, examples, splits, show_progress))
+
+
+def eval_sets(data: RankGenData, params: RankGenParams, split: Split) -> list[CandidateSet]:
+    c = params.eval_candidates
+    return candidate_sets(data.examples[split], data.lm_negatives.get(split, {}), c.in_document, c.lm_generated)
+
+
+def training_columns(train: list[Example], lm_negs: dict[str, list[str]], mix: NegativeCounts) -> dict[str, list]:
+    """anchor/positive/negative_1..k with ``mix`` negatives per row (rows short of them are left out)."""
+    sets = candidate_sets(train, lm_negs, mix.in_document, mix.lm_generated)
+    columns = {"anchor": [prefix_tail(s.prefix) for s in sets], "positive": [s.candidates[0] for s in sets]}
+    for i in range(mix.in_document + mix.lm_generated):
+        columns[f"negative_{i + 1}"] = [s.candidates[1 + i] for s in sets]
     return columns
+
+
+class SuffixIdEvaluator(BaseEvaluator):
+    """Suffix identification on fixed candidate sets, for the trainer's evaluation every ``eval.steps``."""
+
+    def __init__(self, sets: list[CandidateSet], name: str, max_seq_length: int):
+        super().__init__()
+        self.sets, self.name, self.max_seq_length = sets, name, max_seq_length
+        self.primary_metric = f"{name}_accuracy_all"
+
+    def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+        training_length, model.max_seq_length = model.max_seq_length, self.max_seq_length
+        try:
+            result = suffix_identification(RankGenScorer(model), self.sets)
+        finally:
+            model.max_seq_length = training_length
+        return {f"{self.name}_{k}": v for k, v in result.items() if k.startswith("accuracy_")}
 
 
 def train_rankgen(recipe, params: RankGenParams, out_dir: Path, resume: bool = False):
@@ -143,24 +188,22 @@ def train_rankgen(recipe, params: RankGenParams, out_dir: Path, resume: bool = F
     except ImportError:  # sentence-transformers < 6
         from sentence_transformers.losses import MultipleNegativesRankingLoss
 
-    if recipe.data.kind != "sentences":
-        raise ConfigError(f"data.kind: method rankgen reads a one-sentence-per-line file (kind sentences), "
-                          f"not {recipe.data.kind}")
     out_dir = Path(out_dir)
     resume_from = prepare_out_dir(out_dir, resume)
-    train, held = build_examples(recipe, params)
-    eval_sets = load_eval_sets(recipe.eval, seed=recipe.seed)
-    train_negs, held_negs = lm_negatives(recipe, params, train, held)
-    columns = training_columns(train, train_negs)
+    data = load_data(recipe, params, splits=["train", "dev"])
+    dev = eval_sets(data, params, "dev")
+    extra_sets = load_eval_sets(recipe.eval, seed=recipe.seed)
+    columns = training_columns(data.examples["train"], data.lm_negatives["train"], params.negatives)
 
     model = load_model(recipe.model)
     inference_length = model.max_seq_length
-    scorer = RankGenScorer(model)
-    before = {"suffix-id-held-out": suffix_identification(scorer, held, held_negs)}
-    if recipe.eval.before and eval_sets:
-        before.update(evaluate_sets(model, eval_sets, recipe.eval.batch_size))
+    add_rankgen_prompts(model)
+    before = {"suffix-id-dev": suffix_identification(RankGenScorer(model), dev)} if recipe.eval.before else {}
+    if recipe.eval.before and extra_sets:
+        before.update(evaluate_sets(model, extra_sets, recipe.eval.batch_size))
 
     negative_columns = [c for c in columns if c.startswith("negative_")]
+    during = recipe.eval.steps is not None
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out_dir), per_device_train_batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
         weight_decay=recipe.weight_decay, warmup_steps=recipe.warmup_ratio or recipe.warmup_steps,
@@ -168,12 +211,15 @@ def train_rankgen(recipe, params: RankGenParams, out_dir: Path, resume: bool = F
         bf16=recipe.precision == "bf16", fp16=recipe.precision == "fp16", seed=recipe.seed, data_seed=recipe.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="steps", save_steps=recipe.save_steps,
         save_total_limit=recipe.save_total_limit, logging_steps=recipe.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if during else "no", eval_steps=recipe.eval.steps if during else None,
         report_to="none", run_name=recipe.name,
         prompts={"anchor": PREFIX_MARKER, "positive": SUFFIX_MARKER, **{c: SUFFIX_MARKER for c in negative_columns}},
     )
     set_seed(recipe.seed)
     loss = MultipleNegativesRankingLoss(model, scale=params.scale, similarity_fct=dot_score)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss)
+    evaluator = SuffixIdEvaluator(dev, "suffix-id-dev", inference_length) if during else None
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss,
+                                         evaluator=evaluator)
     model.max_seq_length = recipe.max_seq_length or inference_length
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -181,33 +227,43 @@ def train_rankgen(recipe, params: RankGenParams, out_dir: Path, resume: bool = F
     model.max_seq_length = inference_length
 
     add_rankgen_prompts(model)
-    after = {"suffix-id-held-out": suffix_identification(scorer, held, held_negs)}
-    if eval_sets:
-        after.update(evaluate_sets(model, eval_sets, recipe.eval.batch_size))
-    headline = {"suffix-id-held-out": "accuracy_all", **{s.name: s.headline for s in eval_sets}}
+    after = {"suffix-id-dev": suffix_identification(RankGenScorer(model), dev)}
+    if extra_sets:
+        after.update(evaluate_sets(model, extra_sets, recipe.eval.batch_size))
+    headline = {"suffix-id-dev": "accuracy_all", **{s.name: s.headline for s in extra_sets}}
     result = TrainResult(out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model,
                          steps=trainer.state.global_step, train_seconds=round(seconds, 1),
                          resumed_from=str(resume_from) if resume_from else None, before=before, after=after,
+                         during=[e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)],
                          headline=headline)
     model.save(str(out_dir), create_model_card=False)
     write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
     write_results(result)
-    write_text_atomic(out_dir / "README.md", model_card(result) + _card_note(len(columns["anchor"]),
-                                                                             len(held), negative_columns))
+    write_text_atomic(out_dir / "README.md", model_card(result) + _card_note(len(columns["anchor"]), len(dev),
+                                                                             params.negatives))
     return result
 
 
-def _card_note(n_train: int, n_held: int, negatives: list[str]) -> str:
+def _card_note(n_train: int, n_dev: int, mix: NegativeCounts) -> str:
     return (f"\n\n## RankGen\n\nA RankGen scorer: prefixes take the prompt `prefix` (`{PREFIX_MARKER.strip()}`), "
             f"continuations `suffix` (`{SUFFIX_MARKER.strip()}`); a pair scores the dot product. Trained on "
-            f"{n_train} prefixes with {len(negatives)} negatives each (in-document and LM-generated) plus in-batch "
-            f"continuations; suffix identification measured on {n_held} held-out prefixes.\n")
+            f"{n_train} prefixes, each with {mix.in_document} in-document and {mix.lm_generated} LM-generated "
+            f"negatives plus the batch's other continuations; suffix identification measured on {n_dev} dev "
+            "prefixes (training documents set aside).\n")
+
+
+def read_data(recipe, params: RankGenParams) -> tuple[int, int]:
+    """For ``embedkit train --check``: training prefixes and evaluation sets (the dev slice + eval.sets)."""
+    from embedkit.training.evaluation import load_eval_sets
+
+    examples = build_examples(recipe, params)
+    return len(examples["train"]), 1 + len(load_eval_sets(recipe.eval, seed=recipe.seed))
 
 
 def _register() -> None:
     from embedkit.training.runners import register_runner
 
-    register_runner("rankgen", RankGenParams, train_rankgen)
+    register_runner("rankgen", RankGenParams, train_rankgen, read_data=read_data)
 
 
 _register()

@@ -32,6 +32,7 @@ class Rollout:
     rationales: list[str]
     finished: list[bool]  # the policy ended its rationale within the token budget
     lengths: list[int]  # rationale tokens (end token excluded)
+    rationale_start: int  # the column where every row's rationale begins (prompts are left padded to it)
     hidden: object | None = None  # FloatTensor [B, T, D] last-layer states, when generation kept them
 
 
@@ -114,7 +115,7 @@ def generate_rollouts(lm: CausalLM, texts: Sequence[str], *, instruction: str, m
     hidden = _generation_hidden(out.hidden_states, rows, total) if keep_hidden else None
     rationales = [tok.decode(new[r, :lengths[r]].tolist(), skip_special_tokens=True).strip() for r in range(rows)]
     return Rollout(input_ids, attention, full_text_mask, rationale_mask, policy_mask, rationales, finished, lengths,
-                   hidden)
+                   width, hidden)
 
 
 def _generation_hidden(step_states, rows: int, total: int):
@@ -135,9 +136,13 @@ def _generation_hidden(step_states, rows: int, total: int):
 
 
 def forward_states(model, rollout: Rollout, need_hidden: bool = True):
-    """One forward pass over prompt + rationale: ``(token log-probs [B, T-1], last hidden [B, T, D])``.
+    """One forward pass over prompt + rationale: ``(token log-probs [B, R], last hidden [B, T, D])``.
 
-    Position ids follow the attention mask, as in generation, so left padding does not shift them.
+    The log-probabilities are those of the tokens in the rationale columns (``rationale_start`` to the
+    end, ``R`` of them; mask them with ``rollout.policy_mask[:, rollout.rationale_start:]``): only those
+    positions get logits, since the vocabulary projection and its softmax over every prompt position
+    would cost more than the rest of the pass. Position ids follow the attention mask, as in
+    generation, so left padding does not shift them.
     """
     import torch
 
@@ -145,9 +150,11 @@ def forward_states(model, rollout: Rollout, need_hidden: bool = True):
     ids = rollout.input_ids.to(device)
     mask = rollout.attention_mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, output_hidden_states=need_hidden)
-    logprobs = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
-    token_logprobs = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    columns = ids.shape[1] - rollout.rationale_start
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, output_hidden_states=need_hidden,
+                logits_to_keep=columns + 1)
+    logprobs = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)  # position t predicts the token at t + 1
+    token_logprobs = logprobs.gather(-1, ids[:, -columns:].unsqueeze(-1)).squeeze(-1)
     hidden = out.hidden_states[-1].float() if need_hidden else None
     return token_logprobs, hidden
 

@@ -21,6 +21,8 @@ Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe an
     index-<gen>.faiss         the FAISS index (faiss.write_index)
     docs-<gen>.jsonl          row i = the document with label i: {"id", "text", "title", "parent"} or null
     deleted-<gen>.npy         labels marked deleted (HNSW only), int64, loaded with allow_pickle=False
+    lists-<gen>.ivfdata       IVF built on disk (:mod:`embedkit.index.ondisk`): the inverted lists, which a
+                              load maps from disk; kept across saves that leave the vectors as they are
     writer.lock               the writer lock (:mod:`embedkit.index.lock`); holds the holder's pid and command
 
 Saving takes the folder's writer lock; to change an index that other processes may change too, use
@@ -41,11 +43,14 @@ from embedkit.index import specs, storage, tuning
 from embedkit.index.lock import DEFAULT_WAIT
 from embedkit.index.storage import MANIFEST
 from embedkit.index.docstore import DocStore
+from embedkit.index.ondisk import ondisk_lists
 from embedkit.index.hits import Hit, SearchResults, TuneResult
 
 FORMAT = "embedkit-faiss-index"
 FORMAT_VERSION = 2  # 2: one manifest for the FAISS and BM25 sides, a generation tag; 1 is read too
 COMPACT_FRACTION = 0.2
+LISTS_READ_ONLY = ("this IVF index keeps its inverted lists on disk (built with --on-disk), where they are "
+                   "read-only; rebuild it from the embeddings to change it")
 
 
 def _now() -> str:
@@ -78,6 +83,8 @@ class FaissIndex:
         self._docs = DocStore()
         self._deleted: set[int] = set()
         self._read_only = False
+        self._lists: str | None = None  # the lists file of the saved folder (IVF built on disk)
+        self._lists_pending: Path | None = None  # a merged lists file not saved into a folder yet
         self._setup()
 
     def _setup(self) -> None:
@@ -99,6 +106,9 @@ class FaissIndex:
         if index.ntotal != len(ids):
             raise IndexError_(f"{len(ids)} ids for a FAISS index of {index.ntotal} vectors")
         self._index = index
+        lists = ondisk_lists(index)
+        if lists is not None:  # merged on disk: the next save moves the lists file into the folder
+            self._lists_pending = Path(lists.filename)
         self._docs.add(self._docs.check_new_ids(ids), texts, titles, None)
         self._setup()
         return self
@@ -157,6 +167,8 @@ class FaissIndex:
     def _writable(self) -> None:
         if self._read_only:
             raise IndexError_("this index was loaded memory-mapped (read-only); load it with mmap=False to change it")
+        if self._lists or self._lists_pending:
+            raise IndexError_(LISTS_READ_ONLY)
 
     def _changed(self) -> None:
         self._columns = None
@@ -457,7 +469,7 @@ class FaissIndex:
                                       "only the FAISS side would leave it behind. Save both with "
                                       "embedkit.index.IndexFolder (update(), or IndexFolder(index).save() to drop it)")
                 meta["bm25"] = bm25
-                meta["keep_files"] = list(bm25["roles"].values())
+                meta["keep_files"] = meta.get("keep_files", []) + list(bm25["roles"].values())
             return meta
 
         self.saved_to(folder, storage.save_generation(folder, write, self.base_generation(folder), wait))
@@ -473,6 +485,7 @@ class FaissIndex:
     def saved_to(self, folder: Path, manifest: dict) -> None:
         """Remember the generation just saved, so that the next save checks against it."""
         self.path, self._generation = folder, storage.generation_of(manifest)
+        self._lists, self._lists_pending = manifest["roles"].get("lists"), None
 
     def write_files(self, out: storage.GenerationWriter, compact: bool | None = None) -> dict:
         """Write this index's files into a new generation; returns its part of the manifest."""
@@ -481,6 +494,12 @@ class FaissIndex:
             self.compact()
         gen = out.generation
         names = {"faiss": f"index-{gen}.faiss", "docs": f"docs-{gen}.jsonl"}
+        keep = []
+        lists = ondisk_lists(self._index)
+        if lists is not None:
+            names["lists"] = self._lists_into(out)
+            keep = [] if names["lists"] in out.records else [names["lists"]]
+            lists.filename = str((out.folder / names["lists"]).resolve())  # what the FAISS file records
         with out.file(names["faiss"]) as f:
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write))  # every byte through NewFile
         with out.file(names["docs"]) as f:
@@ -497,7 +516,20 @@ class FaissIndex:
             "created": self.created, "saved": _now(), "search_params": self.search_params(),
             "tuned": self.tuned, "build": self.build_params, "marked_deleted": len(self._deleted),
             "faiss_header": out.head(names["faiss"]).decode("latin-1"), "roles": names,
+            **({"keep_files": keep} if keep else {}),
         }
+
+    def _lists_into(self, out: storage.GenerationWriter) -> str:
+        """The lists file's name in the generation ``out`` writes: a merged file moved in, or the folder's
+        own (unchanged, kept). Lists files are large and written once, so they never move between folders."""
+        if self._lists_pending is not None:
+            name = f"lists-{out.generation}.ivfdata"
+            out.adopt(name, self._lists_pending)
+            return name
+        if self.path is None or not os.path.samefile(self.path, out.folder):
+            raise IndexError_(f"this index's inverted lists are a file of {self.path}; it can be saved only "
+                              "there (build it again, with --on-disk, for another folder)")
+        return self._lists
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = False, verify: bool = False) -> "FaissIndex":
@@ -507,6 +539,7 @@ class FaissIndex:
         file is refused in one line rather than half-read (FAISS can exhaust memory on a corrupt length
         field). ``mmap``: map the FAISS file instead of reading it (Flat/IVF storage is paged in on use),
         read-only; the mapped file is checksummed only with ``verify`` (reading it all would defeat the map).
+        An IVF built on disk always maps its lists file (sizes checked; its checksum only with ``verify``).
         """
         with storage.open_generation(path) as generation:
             return cls.from_generation(generation, mmap, verify)
@@ -516,14 +549,17 @@ class FaissIndex:
         """The FAISS side of an open generation (see :func:`embedkit.index.storage.open_generation`)."""
         folder, meta = generation.folder, check_manifest(generation.folder, generation.manifest)
         roles = meta["roles"]
-        generation.check([name for role, name in roles.items() if verify or not mmap or role != "faiss"])
+        mapped = {"lists"} | ({"faiss"} if mmap else set())  # reading these whole would defeat the map
+        generation.check([name for role, name in roles.items() if verify or role not in mapped])
         faiss_path = generation.path(roles["faiss"])
         with open(faiss_path, "rb") as f:
             header = f.read(4).decode("latin-1")
         if header != meta["faiss_header"]:
             raise IndexError_(f"{folder / roles['faiss']}: bad header {header!r} (expected {meta['faiss_header']!r}); "
                               "the file is corrupt")
-        index = _read_faiss(faiss_path, folder / roles["faiss"], mmap)
+        index = _read_faiss(faiss_path, folder / roles["faiss"], mmap, lists_on_disk="lists" in roles)
+        if "lists" in roles:
+            _map_lists(index, generation, roles["lists"])
         docs = DocStore.read(generation.path(roles["docs"]), folder / roles["docs"])
         deleted: set[int] = set()
         if "deleted" in roles:
@@ -545,6 +581,7 @@ class FaissIndex:
         self.path, self._generation = folder, generation.generation
         self.build_params = meta.get("build") or {}
         self._index, self._docs, self._deleted, self._read_only = index, docs, deleted, mmap
+        self._lists, self._lists_pending = roles.get("lists"), None
         self._setup()
         if meta.get("search_params"):
             try:
@@ -575,7 +612,7 @@ def check_manifest(folder: Path, meta: dict) -> dict:
             raise IndexError_(f"{where}: field {key!r} missing or not "
                               f"{'a non-negative integer' if kind is int else 'a ' + kind.__name__}")
     roles = meta["roles"]
-    for role in ("faiss", "docs") + (("deleted",) if "deleted" in roles else ()):
+    for role in ("faiss", "docs") + tuple(r for r in ("deleted", "lists") if r in roles):
         if not isinstance(roles.get(role), str) or roles[role] not in meta["files"]:
             raise IndexError_(f"{where}: field 'roles.{role}' does not name a file of the manifest")
     try:
@@ -588,11 +625,31 @@ def check_manifest(folder: Path, meta: dict) -> dict:
     return meta
 
 
-def _read_faiss(path: str, shown: Path, mmap: bool) -> faiss.Index:
+def _map_lists(index: faiss.Index, generation: storage.Generation, name: str) -> None:
+    """Map the generation's lists file (read without its data, see ``_read_faiss``). FAISS's file names the
+    lists by the absolute path they had when saved; the generation's own open file is mapped instead, so
+    the folder may move and a writer that switches generations meanwhile cannot take the file away."""
+    lists, shown = ondisk_lists(index), generation.display(name)
+    if lists is None:
+        raise IndexError_(f"{generation.display(MANIFEST)}: names a lists file, but the FAISS index keeps its "
+                          "inverted lists in memory; the folder is corrupt")
+    size = os.stat(generation.path(name)).st_size
+    if size != generation.manifest["files"][name]["bytes"] or size < lists.totsize:
+        raise IndexError_(f"{shown}: truncated or overwritten ({size} bytes, the manifest says "
+                          f"{generation.manifest['files'][name]['bytes']}); the folder is corrupt")
+    lists.filename = generation.path(name)
+    lists.do_mmap()  # read-only (read with IO_FLAG_READ_ONLY); the mapping outlives the file descriptor
+    lists.filename = str(shown.resolve())
+
+
+def _read_faiss(path: str, shown: Path, mmap: bool, lists_on_disk: bool = False) -> faiss.Index:
     """``faiss.read_index``; with ``mmap``, the flat-codes mapping (Flat, HNSW storage, PQ, IVF lists) where
-    the type takes it, else FAISS's older inverted-list mapping (the two cannot be combined for IVF)."""
+    the type takes it, else FAISS's older inverted-list mapping (the two cannot be combined for IVF).
+    ``lists_on_disk``: an IVF merged on disk, read without mapping its lists (see ``_map_lists``)."""
     attempts = ([faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY]
                 if mmap else [0])
+    if lists_on_disk:
+        attempts = [faiss.IO_FLAG_SKIP_IVF_DATA | faiss.IO_FLAG_READ_ONLY]
     for flags in attempts:
         try:
             return faiss.read_index(path, flags)

@@ -88,7 +88,8 @@ def create_app(service: Service) -> FastAPI:
     async def health() -> dict:
         return {"status": "ok", "writes": config.writes_enabled,
                 "indexes": {name: {"rows": s.count(), "version": s.version, "bm25": s.bm25 is not None,
-                                   "model": s.dense.model_name, "chunked": s.chunker is not None}
+                                   "model": s.dense.model_name, "chunked": s.chunker is not None,
+                                   "generation": s.generation, "unsaved_writes": service.writers[name].holding}
                             for name, s in service.indexes.items()}}
 
     @app.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
@@ -114,7 +115,7 @@ def create_app(service: Service) -> FastAPI:
             hits, version = await run_in_threadpool(served.search, "bm25", request.query, None, request.k)
         else:
             hits, version = await service.batcher.run(
-                served.model, [request.query], served.query_prompt,
+                served.model, [request.query], served.query_prompt, served.backend,
                 then=lambda vectors, _: served.search(request.mode, request.query, vectors, request.k))
         return JSONResponse({"index": served.name, "mode": request.mode, "k": request.k, "version": version,
                              "took_ms": round((time.perf_counter() - t0) * 1000, 3),
@@ -131,7 +132,7 @@ def create_app(service: Service) -> FastAPI:
         if request.dimensions is not None and request.dimensions != dim:
             raise ApiError(422, f"dimensions: this model gives {dim}; it cannot shorten its vectors", "dimensions")
         vectors, tokens = await service.batcher.run(
-            served.model, texts, "", then=lambda v, model: (v, int(token_lengths(model, texts).sum())))
+            served.model, texts, "", served.backend, then=lambda v, model: (v, int(token_lengths(model, texts).sum())))
         if request.encoding_format == "base64":
             encoded = [base64.b64encode(np.ascontiguousarray(v, dtype="<f4").tobytes()).decode() for v in vectors]
         else:
@@ -174,7 +175,7 @@ def create_app(service: Service) -> FastAPI:
             raise ApiError(409, f"documents already in index {served.name!r}: {', '.join(map(repr, present[:5]))} "
                                 "(use mode 'upsert' to replace them)", "documents")
         encoded, rows = await run_in_threadpool(_rows_for, served, docs)
-        vectors = await service.batcher.run(served.model, encoded, served.document_prompt)
+        vectors = await service.batcher.run(served.model, encoded, served.document_prompt, served.backend)
         return await writer.submit(request.mode, Upsert(docs, rows, vectors))
 
     @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, responses=_WRITE_ERRORS,

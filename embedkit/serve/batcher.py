@@ -44,6 +44,7 @@ from embedkit.heap import reuse_freed_memory
 class _Job:
     model: object
     prompt: str
+    backend: str
     texts: list[str]
     then: Callable[[np.ndarray, object], object] | None
     loop: asyncio.AbstractEventLoop
@@ -52,7 +53,7 @@ class _Job:
 
     @property
     def key(self) -> tuple:
-        return id(self.model), self.prompt
+        return id(self.model), self.prompt, self.backend
 
 
 class MicroBatcher:
@@ -96,14 +97,15 @@ class MicroBatcher:
             _settle(self._jobs.popleft(), error=RuntimeError("the server is shutting down"))
         self._heap.__exit__(None, None, None)
 
-    async def run(self, model, texts: list[str], prompt: str = "",
+    async def run(self, model, texts: list[str], prompt: str = "", backend: str = "torch",
                   then: Callable[[np.ndarray, object], object] | None = None):
-        """The embeddings of ``texts`` (float32, one row each), or ``then(embeddings, worker_model)``
-        computed on the worker (``worker_model``: that worker's copy, for anything that tokenises)."""
+        """The embeddings of ``texts`` (float32, one row each) through ``backend`` (see
+        :mod:`embedkit.encoding.backends`), or ``then(embeddings, worker_model)`` computed on the worker
+        (``worker_model``: that worker's copy, for anything that tokenises)."""
         if id(model) not in self._replicas:
             raise ValueError("register the model with the batcher before encoding with it")
         loop = asyncio.get_running_loop()
-        job = _Job(model, prompt, list(texts), then, loop, loop.create_future())
+        job = _Job(model, prompt, backend, list(texts), then, loop, loop.create_future())
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the server is shutting down")
@@ -149,7 +151,7 @@ class MicroBatcher:
             started = time.perf_counter()
             try:
                 vectors = encode(model, texts, prompt=head.prompt, batch_size=self.max_batch, workers=1,
-                                 threads=1, show_progress=False)
+                                 threads=1, show_progress=False, backend=head.backend)
             except BaseException as exc:  # every job of the batch fails with the encoder's error
                 for job in batch:
                     _settle(job, error=exc)

@@ -42,8 +42,13 @@ class ServeConfig(BaseModel):
     max_batch: int = Field(default=32, ge=1)
     max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
     encode_workers: int | None = Field(default=None, ge=1)  # default: one per usable CPU
-    # durability: the write-ahead log is folded into the index folder (a checkpoint) past this size
+    # durability and sharing the folder (embedkit.serve.writer): the write-ahead log is folded into the
+    # index folder (a checkpoint, which lets the folder's writer lock go) past this size or this long
+    # after the first unsaved write
     checkpoint_bytes: int = Field(default=64 * 2**20, ge=1)
+    checkpoint_seconds: float = Field(default=1.0, gt=0, le=86400)
+    lock_wait: float = Field(default=5.0, ge=0, le=3600)  # a write waits this long for another writer: 503
+    poll_seconds: float = Field(default=1.0, gt=0, le=3600)  # how often to look for a newer generation
 
     @model_validator(mode="after")
     def _distinct(self) -> "ServeConfig":

@@ -121,6 +121,9 @@ class IndexStatus(BaseModel):
     bm25: bool
     model: str | None
     chunked: bool
+    generation: str | None = Field(description="the saved generation of the folder that the served state builds on")
+    unsaved_writes: bool = Field(description="writes are logged but not yet saved as a generation (meanwhile the "
+                                             "server holds the folder's writer lock)")
 
 
 class Health(BaseModel):

@@ -1,29 +1,26 @@
 """What a running server holds: the served indexes, their writers and locks, the batcher, the metrics.
 
-Opening a service loads every index folder, its BM25 index and its model (each model once, however
-many indexes share it), replays each folder's write-ahead log, and, when writes are enabled, takes each
-folder's writer lock for the server's lifetime. Without a token the server only reads: it takes a
-folder's lock just long enough to fold in a log a crashed writer left behind.
+Opening a service loads every index folder (FAISS and BM25 sides from one generation) and its model
+(each model once, however many indexes share it), and folds in a write-ahead log a crashed server left
+behind. Each index has an :class:`~embedkit.serve.writer.IndexWriter`, which keeps it in step with its
+folder (newer generations saved by other writers) and, when the server has a token, writes it.
 """
 from __future__ import annotations
 
 import copy
 import logging
 from contextlib import ExitStack
-from pathlib import Path
 
 from embedkit.encoding import resolve_prompt
 from embedkit.errors import IndexError_
-from embedkit.index import BM25Index, FaissIndex
+from embedkit.index import IndexFolder
 from embedkit.index.chunking import Chunker
-from embedkit.index.faiss_index import saved_documents_checksum
 from embedkit.serve.batcher import MicroBatcher
 from embedkit.serve.config import ServeConfig, ServedFolder
 from embedkit.serve.errors import ApiError
 from embedkit.serve.metrics import Metrics
 from embedkit.serve.state import ServedIndex
-from embedkit.serve.wal import WriteAheadLog
-from embedkit.serve.writer import IndexWriter, folder_writer_lock, recover
+from embedkit.serve.writer import IndexWriter, WriterOptions
 
 log = logging.getLogger("embedkit.serve")
 
@@ -40,6 +37,8 @@ class Service:
     @classmethod
     def open(cls, config: ServeConfig) -> "Service":
         metrics = Metrics()
+        options = WriterOptions(config.checkpoint_bytes, config.checkpoint_seconds, config.lock_wait,
+                                config.poll_seconds)
         opened = ExitStack()  # writers to close if a later index fails to open
         indexes: dict[str, ServedIndex] = {}
         writers: dict[str, IndexWriter] = {}
@@ -47,23 +46,11 @@ class Service:
         try:
             for spec in config.indexes:
                 served = _load(spec, config.device, models)
-                wal = WriteAheadLog(spec.folder)
-                if config.writes_enabled:
-                    writer = IndexWriter(served, spec.folder, config.checkpoint_bytes, metrics.observe_commit)
-                    replayed = writer.open()
-                    opened.callback(writer.close)
-                    writers[spec.name] = writer
-                elif wal.path.exists() and wal.path.stat().st_size:
-                    with folder_writer_lock(spec.folder):
-                        replayed = recover(served, wal, spec.folder)
-                else:
-                    replayed = 0
-                if replayed:
+                writer = IndexWriter(served, spec.folder, options, metrics.observe_commit)
+                opened.callback(writer.close)
+                if replayed := writer.open():
                     log.info("index %s: replayed %d logged change(s) and saved a checkpoint", spec.name, replayed)
-                elif served.bm25 is not None and served.bm25.paired_with not in (None, saved_documents_checksum(spec.folder)):
-                    raise IndexError_(f"{spec.folder}: the BM25 index is one save behind the FAISS index (a save "
-                                      "was interrupted between the two); rebuild it with `embedkit index build --force`")
-                indexes[spec.name] = served
+                indexes[spec.name], writers[spec.name] = served, writer
         except BaseException:
             opened.close()
             raise
@@ -104,7 +91,7 @@ class Service:
                             f"({', '.join(self.indexes)}) or a served model's name", "model")
 
     def writer(self, served: ServedIndex) -> IndexWriter:
-        if served.name not in self.writers:
+        if not self.config.writes_enabled:
             raise ApiError(403, "writes are disabled: the server was started without --token-file")
         return self.writers[served.name]
 
@@ -112,22 +99,22 @@ class Service:
 def _load(spec: ServedFolder, device: str | None, models: dict) -> ServedIndex:
     from embedkit.models import load_model, model_fingerprint, model_name
 
-    folder = Path(spec.folder)
-    dense = FaissIndex.load(folder)
-    bm25 = BM25Index.load(folder) if BM25Index.exists(folder) else None
+    folder = IndexFolder.load(spec.folder)
+    dense = folder.index
     if dense.model_source is None:
-        raise IndexError_(f"{folder}: the index records no loadable model ({dense.model_name or 'unknown'}); "
+        raise IndexError_(f"{spec.folder}: the index records no loadable model ({dense.model_name or 'unknown'}); "
                           "rebuild it with `embedkit index build --model ...`")
     build = dense.build_params
     key = (dense.model_source, build.get("max_seq_length"))
     if key not in models:
         models[key] = load_model(dense.model_source, device=device, max_seq_length=build.get("max_seq_length"))
     model = models[key]
-    dense.check_model(model_fingerprint(model), model_name(model))
+    fingerprint = model_fingerprint(model)
+    dense.check_model(fingerprint, model_name(model))
     chunker = None
     if build.get("chunk_tokens"):
         chunker = Chunker(model, build["chunk_tokens"], build.get("chunk_overlap") or 32)
         chunker.tokenizer = copy.deepcopy(chunker.tokenizer)
-    return ServedIndex(spec.name, dense, bm25, model, query_prompt=resolve_prompt(model, "query"),
+    return ServedIndex(spec.name, folder, model, fingerprint, query_prompt=resolve_prompt(model, "query"),
                        document_prompt=resolve_prompt(model, "document", build.get("document_prompt")),
                        chunker=chunker)

@@ -20,7 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
-from embedkit.index import BM25Index, FaissIndex, HybridSearcher
+from embedkit.errors import IndexError_
+from embedkit.index import BM25Index, FaissIndex, HybridSearcher, IndexFolder
 from embedkit.index.chunking import Chunker, full_text
 from embedkit.index.hits import Hit
 
@@ -96,11 +97,16 @@ class Delete:
 
 
 class ServedIndex:
-    def __init__(self, name: str, dense: FaissIndex, bm25: BM25Index | None, model, query_prompt: str,
+    def __init__(self, name: str, folder: IndexFolder, model, fingerprint: str, query_prompt: str,
                  document_prompt: str, chunker: Chunker | None):
-        """``chunker``: how new documents are split, for an index built with ``--chunk-tokens`` (with a
-        tokenizer of its own: the model's belongs to the batcher's first worker)."""
-        self.name, self.dense, self.bm25, self.model = name, dense, bm25, model
+        """``folder``: the generation loaded; ``fingerprint``: the model's; ``chunker``: how new documents are split, for an index built
+        with ``--chunk-tokens`` (with a tokenizer of its own: the model's belongs to the batcher's first worker)."""
+        self.name, self.dense, self.bm25, self.model = name, folder.index, folder.bm25, model
+        self.fingerprint = fingerprint
+        # the encoding path the index was built with (embedkit.encoding.backends): queries, new documents
+        # and /v1/embeddings go through it too, as `embedkit index search` and `index add` do
+        self.backend = folder.index.build_params.get("backend") or "torch"
+        self.generation = folder.generation  # the saved generation the state builds on (writer's thread)
         self.query_prompt, self.document_prompt = query_prompt, document_prompt
         self.chunker, self.chunker_lock = chunker, threading.Lock()
         self.version = 0  # writes applied since the server started
@@ -166,6 +172,21 @@ class ServedIndex:
                                    titles=[x.title for x in p], parents=[x.parent for x in p])
             self.bm25 = bm25
             self.version += 1
+
+    def replace(self, folder: IndexFolder) -> None:
+        """Serve another generation of the folder (one another writer saved), as one step. It must hold
+        vectors of the same model and, if this index has a BM25 side, one too (the routes rely on it)."""
+        new, old = folder.index, self.dense
+        new.check_model(self.fingerprint, old.model_name)
+        if (new.dim, new.build_params.get("chunk_tokens")) != (old.dim, old.build_params.get("chunk_tokens")):
+            raise IndexError_(f"{self.name}: the folder now holds an index of another shape (dimension or "
+                              "chunking); restart the server to serve it")
+        if self.bm25 is not None and folder.bm25 is None:
+            raise IndexError_(f"{self.name}: the folder's newest generation has no BM25 index; restart the server")
+        with self._lock.writing():
+            self.dense, self.bm25 = new, folder.bm25
+            self.version += 1
+        self.generation = folder.generation
 
     def _next_bm25(self, changes: list[Upsert | Delete]) -> BM25Index:
         """A new BM25 index with the changes applied (bm25s cannot change an index in place; the old

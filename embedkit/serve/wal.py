@@ -51,13 +51,16 @@ class WriteAheadLog:
     def __init__(self, folder: Path):
         self.path = Path(folder) / NAME
         self._fd: int | None = None
+        self._complete = 0  # bytes up to the end of the last whole line, as of the last replay
 
     def replay(self) -> list[Upsert | Delete]:
         """The changes logged since the last checkpoint (a torn last line left out)."""
         if not self.path.exists():
+            self._complete = 0
             return []
         data = self.path.read_bytes()
-        *lines, _torn = data.split(b"\n")  # after the last newline: b"" unless an append was cut short
+        *lines, torn = data.split(b"\n")  # after the last newline: b"" unless an append was cut short
+        self._complete = len(data) - len(torn)
         changes = []
         for number, line in enumerate(lines, 1):
             change = _parse(line)
@@ -68,10 +71,15 @@ class WriteAheadLog:
         return changes
 
     def open(self) -> None:
+        """Open for appending, after :meth:`replay`: a torn tail is cut off first, so that the next
+        append starts a line of its own."""
         existed = self.path.exists()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if not existed:
             fsync_dir(self.path.parent)
+        elif os.fstat(self._fd).st_size > self._complete:
+            os.ftruncate(self._fd, self._complete)
+            os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -79,7 +87,12 @@ class WriteAheadLog:
             self._fd = None
 
     def size(self) -> int:
-        return os.fstat(self._fd).st_size
+        if self._fd is not None:
+            return os.fstat(self._fd).st_size
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def append(self, changes: list[Upsert | Delete]) -> None:
         """Log ``changes`` durably; on failure the log is cut back to where it was (nothing half-logged)."""

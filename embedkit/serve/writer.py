@@ -1,39 +1,43 @@
-"""The one write path of a served index: validate, log durably, apply, acknowledge; checkpoint now and then.
+"""The one write path of a served index, and how it shares its folder with other writers (the CLI).
 
 Durability by write-ahead log, not by saving the index on every write. A save rewrites the whole
 folder (every vector, every document, their checksums: O(index) per write, 15 MB for SciFact, gigabytes
 at a million vectors), while a log append is O(change) plus one ``fdatasync``. Writes that arrive
 while a commit is running are committed together (group commit: one append, one sync, one BM25
 rebuild), so the sync's cost is shared under load. A change is acknowledged only after its log line is
-on disk; kill -9 at any moment loses nothing acknowledged, and a start replays the log over the last
-checkpoint before it serves (:mod:`embedkit.serve.wal`).
+on disk; kill -9 at any moment loses nothing acknowledged, and whoever next takes the folder's writer
+lock in a server replays the log before it writes (:mod:`embedkit.serve.wal`).
 
-A checkpoint saves the index folder the crash-safe way the index layer always does (a new generation
-of files, then the manifest switch) and then empties the log. Replaying changes the checkpoint already
-holds is harmless, because every change is idempotent (:mod:`embedkit.serve.state`), so a crash
-between the save and the emptying needs no care. Checkpoints happen when the log passes
-``checkpoint_bytes``, at start when the log was not empty, and at a clean stop.
+Sharing the folder. The server writes under the folder's writer lock (:mod:`embedkit.index.lock`, the
+lock every ``embedkit index`` writer takes) and holds it only while it has writes that are logged but
+not yet saved: from the first write after a quiet spell until the checkpoint that follows
+(``checkpoint_seconds`` later, or sooner once the log passes ``checkpoint_bytes``, or at a clean stop).
+A checkpoint saves the served state through :class:`~embedkit.index.IndexFolder` (a new generation,
+one manifest switch), empties the log and lets the lock go. Meanwhile a CLI writer waits (``--wait``)
+or fails with the lock's one-line error naming the server; between holds it writes freely. Before the
+server writes again it takes the lock and, if another writer saved a newer generation, loads it first,
+so neither side undoes the other. A server that is not writing looks at the folder's manifest every
+``poll_seconds`` and loads a newer generation when one appears: its searches are always over one
+complete generation (pinned while it is served) plus its own acknowledged writes.
 
-The folder's writer lock is held for the server's lifetime (see docs/serve.md): the served state in
-memory plus the log is the truth, and another writer working from the last checkpoint would either be
-overwritten by the next checkpoint or overwrite acknowledged writes.
+Replaying changes a checkpoint already holds is harmless, because every change is idempotent
+(:mod:`embedkit.serve.state`), so a crash between the save and the emptying needs no care.
 """
 from __future__ import annotations
 
 import asyncio
-import fcntl
-from collections import Counter
 import logging
-import os
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from embedkit.errors import IndexError_
-from embedkit.index.faiss_index import COMPACT_FRACTION, saved_documents_checksum
+from embedkit.errors import EmbedkitError
+from embedkit.index import IndexFolder, IndexLockedError, writer_lock
+from embedkit.index.faiss_index import COMPACT_FRACTION
 from embedkit.serve.errors import ApiError
 from embedkit.serve.state import Delete, ServedIndex, Upsert
 from embedkit.serve.wal import WriteAheadLog
@@ -41,42 +45,12 @@ from embedkit.serve.wal import WriteAheadLog
 log = logging.getLogger("embedkit.serve")
 
 
-@contextmanager
-def folder_writer_lock(folder: Path) -> Iterator[None]:
-    """Exclusive write access to an index folder, refused at once (with the holder) when taken."""
-    path = Path(folder) / ".serve.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise IndexError_(f"{folder}: another writer holds the index ({holder}); stop it first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} (embedkit serve)\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-
-def checkpoint(served: ServedIndex, folder: Path) -> None:
-    """Save the served state into its folder (FAISS, then BM25 paired with it)."""
-    dense = served.dense
-    if dense.info()["marked_deleted"] >= COMPACT_FRACTION * max(dense.faiss_index.ntotal, 1):
-        served.compact()
-    dense.save(folder, compact=False)  # reads only: searches go on
-    if served.bm25 is not None:
-        served.bm25.save(folder, paired_with=saved_documents_checksum(folder))
-
-
-def recover(served: ServedIndex, wal: WriteAheadLog, folder: Path) -> int:
-    """Replay the log over the loaded checkpoint and fold it in; returns the number of changes replayed."""
-    changes = wal.replay()
-    if changes:
-        served.apply(changes)
-        checkpoint(served, folder)
-    wal.clear()  # also drops a torn tail when nothing was replayed
-    return len(changes)
+@dataclass(frozen=True)
+class WriterOptions:
+    checkpoint_bytes: int  # save and let the lock go once the log is this large ...
+    checkpoint_seconds: float  # ... or this long after the first unsaved write
+    lock_wait: float  # how long a write waits for another writer of the folder before a 503
+    poll_seconds: float  # how often an idle server looks for a generation another writer saved
 
 
 @dataclass
@@ -87,35 +61,41 @@ class _Pending:
 
 
 class IndexWriter:
-    """Serialises the writes of one served index (see the module docstring)."""
+    """Keeps one served index in step with its folder and serialises its writes (see the module docstring).
 
-    def __init__(self, served: ServedIndex, folder: Path, checkpoint_bytes: int,
+    Everything that touches the folder, the log or the lock runs on this writer's one thread (the lock is
+    held per thread)."""
+
+    def __init__(self, served: ServedIndex, folder: Path, options: WriterOptions,
                  observe_commit: Callable[[str, int, float], None] | None = None):
-        self.served, self.folder, self.checkpoint_bytes = served, Path(folder), checkpoint_bytes
+        self.served, self.folder, self.options = served, Path(folder), options
         self.wal = WriteAheadLog(folder)
         self.failure: str | None = None  # set when a logged change could not be applied: writes stop
         self._observe = observe_commit
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"embedkit-write-{served.name}")
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
-        self._lock = None  # the writer lock's context, entered and left on the writer's thread
+        self._lock: AbstractContextManager | None = None  # the folder's writer lock while held
+        self._deadline = 0.0  # time.monotonic() by which the current hold checkpoints
+
+    @property
+    def holding(self) -> bool:
+        return self._lock is not None
 
     def open(self) -> int:
-        """Take the folder's writer lock, replay and fold in the log, open it for appending; returns the
-        number of changes replayed. All of it runs on the writer's own thread, which holds the lock until
-        :meth:`close`: every later save (a checkpoint) happens on that thread too."""
-        return self._executor.submit(self._open).result()
+        """Fold in a log that a crashed server left (under the lock, which is then let go); returns the
+        number of changes replayed."""
+        def fold_in() -> int:
+            if not self.wal.size():
+                return 0
+            replayed = self._hold()  # also cuts off a torn tail
+            if replayed:
+                self._checkpoint_and_release()
+            else:
+                self._release()
+            return replayed
 
-    def _open(self) -> int:
-        self._lock = folder_writer_lock(self.folder)
-        self._lock.__enter__()
-        try:
-            replayed = recover(self.served, self.wal, self.folder)
-            self.wal.open()
-        except BaseException:
-            self._release()
-            raise
-        return replayed
+        return self._executor.submit(fold_in).result()
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -128,23 +108,16 @@ class IndexWriter:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def close(self) -> None:
-        """Checkpoint if the log holds anything, close it, release the lock (on the writer's thread)."""
+        """Save what the log holds and let the lock go (on the writer's thread)."""
         def close() -> None:
-            try:
-                if self.failure is None and self.wal.size():
-                    self._checkpoint()
-            finally:
-                self.wal.close()
-                self._release()
+            if self.holding:
+                if self.failure is None:
+                    self._checkpoint_and_release()
+                else:  # the log stays for the next start to replay
+                    self._release()
 
-        if self._lock is not None:
-            self._executor.submit(close).result()
+        self._executor.submit(close).result()
         self._executor.shutdown()
-
-    def _release(self) -> None:
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.__exit__(None, None, None)
 
     async def submit(self, mode: str, change: Upsert | Delete) -> dict:
         if self.failure is not None:
@@ -153,14 +126,21 @@ class IndexWriter:
         await self._queue.put(pending)
         return await pending.future
 
+    # ------------------------------------------------------------------ the commit loop (event loop side)
+
     async def _commit_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
+        while True:
+            due = self.holding and self.failure is None  # a checkpoint is coming (writes stopped: none is)
+            quiet = max(self._deadline - time.monotonic(), 0.0) if due else self.options.poll_seconds
+            try:
+                first = await asyncio.wait_for(self._queue.get(), quiet)
+            except TimeoutError:  # a quiet spell: checkpoint a hold that is due, or look for a newer generation
+                await loop.run_in_executor(self._executor, self._quiet)
+                continue
             if first is None:
                 return
-            group = [first]
+            group, stopping = [first], False
             while not self._queue.empty():  # everything that queued while the last commit ran
                 pending = self._queue.get_nowait()
                 if pending is None:
@@ -175,12 +155,34 @@ class IndexWriter:
                     pending.future.set_exception(outcome)
                 else:
                     pending.future.set_result(outcome)
-            if self.failure is None and self.wal.size() >= self.checkpoint_bytes:  # after the acknowledgements
-                await loop.run_in_executor(self._executor, self._checkpoint)
+            if stopping:
+                return
+            if self.holding and self.failure is None and (  # after the acknowledgements
+                    self.wal.size() >= self.options.checkpoint_bytes or time.monotonic() >= self._deadline):
+                await loop.run_in_executor(self._executor, self._checkpoint_and_release)
+
+    # ------------------------------------------------------------------ the writer's thread
+
+    def _quiet(self) -> None:
+        if self.holding:
+            if self.failure is None and time.monotonic() >= self._deadline:
+                self._checkpoint_and_release()
+        else:
+            try:
+                self._catch_up()
+            except EmbedkitError as exc:  # a damaged or vanished folder: keep serving what is loaded
+                log.warning("index %s: cannot load the folder's newest state: %s", self.served.name, exc)
 
     def _commit(self, group: list[_Pending]) -> list[dict | BaseException]:
-        """On the writer thread: check each write against the state and the writes before it, log the
-        accepted ones with one sync, apply them as one step, and say what each did."""
+        """Check each write against the state and the writes before it, log the accepted ones with one
+        sync, apply them as one step, and say what each did."""
+        if not self.holding:
+            try:
+                self._hold()
+            except IndexLockedError as exc:
+                return [ApiError(503, f"{exc}; nothing was changed, try again", headers={"Retry-After": "1"})] * len(group)
+            except EmbedkitError as exc:
+                return [ApiError(503, f"index {self.served.name!r}: {exc}; nothing was changed")] * len(group)
         outcomes: list[dict | BaseException] = []
         accepted: list[_Pending] = []
         present: dict[str, int] = {}  # document id -> rows it has after the accepted writes so far
@@ -236,8 +238,55 @@ class IndexWriter:
                 o.update(index=self.served.name, version=version, count=count)
         return outcomes
 
-    def _checkpoint(self) -> None:
+    def _hold(self) -> int:
+        """Take the folder's writer lock, bring the served state up to the folder's newest (replaying a log
+        a crashed server left), and open the log for appending; returns the changes replayed."""
+        lock = writer_lock(self.folder, self.options.lock_wait)
+        lock.__enter__()
+        try:
+            self._catch_up()
+            changes = self.wal.replay()
+            if changes:
+                self.served.apply(changes)
+                log.info("index %s: replayed %d logged change(s)", self.served.name, len(changes))
+            self.wal.open()
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+        self._lock, self._deadline = lock, time.monotonic() + self.options.checkpoint_seconds
+        if changes:
+            self._deadline = 0.0  # save the replayed changes as soon as this commit is done
+        return len(changes)
+
+    def _catch_up(self) -> None:
+        """Load the folder's current generation if another writer saved one since this state was loaded."""
+        if IndexFolder.current_generation(self.folder) != self.served.generation:
+            self.served.replace(IndexFolder.load(self.folder))
+            log.info("index %s: loaded generation %s, saved by another writer", self.served.name,
+                     self.served.generation)
+
+    def _checkpoint_and_release(self) -> None:
+        """Save the served state as a new generation, empty the log, let the lock go. If the save fails
+        (disk full), the log keeps the writes and the lock stays held; the next quiet spell tries again."""
         started = time.perf_counter()
-        checkpoint(self.served, self.folder)
-        self.wal.clear()
-        log.info("index %s: checkpoint in %.2f s", self.served.name, time.perf_counter() - started)
+        try:
+            dense = self.served.dense
+            if dense.info()["marked_deleted"] >= COMPACT_FRACTION * max(dense.faiss_index.ntotal, 1):
+                self.served.compact()  # under the served lock: searches wait while the graph is replaced
+            saved = IndexFolder(dense, self.served.bm25)
+            saved.save(self.folder, wait=self.options.lock_wait, compact=False)  # reads only: searches go on
+            self.served.generation = saved.generation
+            self.wal.clear()
+        except EmbedkitError as exc:
+            log.error("index %s: checkpoint failed, the log keeps the writes: %s", self.served.name, exc)
+            self._deadline = time.monotonic() + self.options.checkpoint_seconds
+            return
+        log.info("index %s: checkpoint in %.2f s (generation %s)", self.served.name,
+                 time.perf_counter() - started, self.served.generation)
+        self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        self.wal.close()
+        if lock is not None:
+            lock.__exit__(None, None, None)

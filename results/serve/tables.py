@@ -5,6 +5,7 @@
   in-process ceiling;
 - ``serve-ratio``: the server's throughput at the most clients as a share of the in-process ceiling, and
   the server's resident memory over the run;
+- ``serve-peer``: the server beside txtai's API (the same model, documents and load) at each number of clients;
 - ``serve-writes``: searches while upserts stream in, against the same searches without writes.
 """
 from __future__ import annotations
@@ -27,6 +28,10 @@ def _machine(record: dict) -> str:
             f"{record['metrics']['seconds_per_run']} s per run")
 
 
+def _by_clients(runs: dict) -> list:
+    return sorted(runs.items(), key=lambda item: int(item[0]))
+
+
 def load_table() -> str:
     record = _load()
     m = record["metrics"]
@@ -37,7 +42,7 @@ def load_table() -> str:
         lines.append(f"| {label} | in-process ceiling (batches of 32) | – | {fmt(m[f'{key}_in_process_per_s'], 1)} "
                      "| – | – | – | – | – | – | – |")
         for mode in ("on", "off"):
-            for clients, run in m[f"{key}_{mode}"].items():
+            for clients, run in _by_clients(m[f"{key}_{mode}"]):
                 lines.append(f"| {label} | {mode} | {clients} | {fmt(run['qps'], 1)} | {fmt(run['p50_us'] / 1000, 1)} | "
                              f"{fmt(run['p95_us'] / 1000, 1)} | {fmt(run['p99_us'] / 1000, 1)} | {run['errors']} | "
                              f"{fmt(run['server_cpu_cores'])} | {fmt(run['wrk_cpu_cores'])} | "
@@ -65,22 +70,45 @@ def ratio_table() -> str:
     return "\n".join(lines)
 
 
+def peer_table() -> str:
+    record = _load()
+    m = record["metrics"]
+    peer = m["txtai"]
+    lines = [f"| endpoint | clients | embedkit serve (micro-batching on): requests/s | p50 ms | p99 ms | errors "
+             f"| txtai {peer['version']} API: requests/s | p50 ms | p99 ms | errors | embedkit / txtai |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    labels = {"search": "search (dense, k=10)", "embeddings": "embeddings (1 text)"}
+    for key in ("search", "embeddings"):
+        for clients, ours in _by_clients(m[f"{key}_on"]):
+            theirs = peer[key][clients]
+            lines.append(f"| {labels[key]} | {clients} | {fmt(ours['qps'], 1)} | {fmt(ours['p50_us'] / 1000, 1)} | "
+                         f"{fmt(ours['p99_us'] / 1000, 1)} | {ours['errors']} | {fmt(theirs['qps'], 1)} | "
+                         f"{fmt(theirs['p50_us'] / 1000, 1)} | {fmt(theirs['p99_us'] / 1000, 1)} | {theirs['errors']} "
+                         f"| {fmt(ours['qps'] / theirs['qps'], 2)}x |")
+    rss = peer["rss_mib"]
+    lines.append(f"\ntxtai: `uvicorn txtai.api:app` (one worker, its defaults), FAISS `IDMap,Flat`, texts stored, "
+                 f"`GET /search?query=..&limit=10` and `GET /transform?text=..`; resident memory "
+                 f"{fmt(min(rss), 0)}-{fmt(max(rss), 0)} MiB. {_machine(record)}.")
+    return "\n".join(lines)
+
+
 def writes_table() -> str:
     record = load_record(HERE / "writes.json")
     m = record["metrics"]
     during, without = m["search"], m["search_without_writes"]
-    lines = ["| searches (8 clients, dense, k=10) | requests/s | p50 ms | p95 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| searches (8 clients, dense, k=10) | requests/s | p50 ms | p95 ms | p99 ms | errors | other processes (cores) |",
+             "|---|---|---|---|---|---|---|"]
     for label, run in (("without writes", without), ("during the upsert stream", during)):
         lines.append(f"| {label} | {fmt(run['qps'], 1)} | {fmt(run['p50_us'] / 1000, 1)} | {fmt(run['p95_us'] / 1000, 1)} "
-                     f"| {fmt(run['p99_us'] / 1000, 1)} | {run['errors']} |")
+                     f"| {fmt(run['p99_us'] / 1000, 1)} | {run['errors']} | {fmt(run['others_cpu_cores'])} |")
     lines.append(f"\nUpserts (4 SciFact abstracts each, one writer, back to back): {m['upserts_acknowledged']} acknowledged "
                  f"({m['documents_added']} documents added), latency p50 {fmt(m['upsert_ms_p50'], 0)} ms"
                  + (f", p95 {fmt(m['upsert_ms_p95'], 0)} ms" if m.get("upsert_ms_p95") is not None else "")
                  + f". Partial or failed results in {m['batch_checks']} BM25 checks of acknowledged batches: "
                  f"**{m['partial_or_failed']}**; acknowledged batches missing at the end: "
-                 f"**{m['acknowledged_missing_after']}**.")
+                 f"**{m['acknowledged_missing_after']}**. The server saved a checkpoint (a new generation of the "
+                 "folder, under its writer lock) every second of writing, its default.")
     return "\n".join(lines)
 
 
-TABLES = {"serve-load": load_table, "serve-ratio": ratio_table, "serve-writes": writes_table}
+TABLES = {"serve-load": load_table, "serve-ratio": ratio_table, "serve-peer": peer_table, "serve-writes": writes_table}

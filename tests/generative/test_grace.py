@@ -36,6 +36,16 @@ def test_rollout_masks_and_pooling(encoder):
         torch.testing.assert_close(pool(rollout.hidden, rollout, mode), pool(hidden, rollout, mode), atol=1e-4, rtol=1e-4)
     by_hand = hidden[0][text[0] | rollout.rationale_mask[0]].mean(0)
     torch.testing.assert_close(pool(hidden, rollout, "input_and_rationale")[0], by_hand, atol=1e-5, rtol=1e-5)
+    # log-probs come for the rationale columns only, and equal those of a full-vocabulary pass
+    with torch.no_grad():
+        logprobs, _ = forward_states(encoder.lm.model, rollout, need_hidden=False)
+        mask = rollout.attention_mask
+        full = encoder.lm.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+    start = rollout.rationale_start
+    expected = torch.log_softmax(full[:, start - 1:-1], -1).gather(-1, ids[:, start:].unsqueeze(-1)).squeeze(-1)
+    assert logprobs.shape == (2, ids.shape[1] - start)
+    policy = rollout.policy_mask[:, start:]
+    torch.testing.assert_close(logprobs[policy], expected[policy], atol=1e-4, rtol=1e-4)
 
 
 def test_rollout_that_ends_has_its_end_token_in_the_policy_mask(encoder):
@@ -184,3 +194,29 @@ def test_bad_grace_marker_is_one_line_error(tmp_path):
     (tmp_path / "embedkit_grace.json").write_text("{not json")
     with pytest.raises(ModelError, match="not a valid GRACE marker"):
         load_model(str(tmp_path))
+
+
+def test_mean_pooled_raw_text_baseline(tiny_lm):
+    from embedkit.generative.lm_encoder import MeanPooledLMEncoder
+
+    enc = MeanPooledLMEncoder(tiny_lm, max_input_tokens=5)
+    together = enc.encode(TEXTS, batch_size=4)
+    alone = np.stack([enc.encode([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)  # padding in a batch changes nothing
+    ids = tiny_lm.tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"][:5]
+    with torch.no_grad():
+        hidden = tiny_lm.model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0]
+    np.testing.assert_allclose(together[0], hidden.mean(0).numpy(), atol=1e-5)
+    assert enc.encode(TEXTS[0]).shape == (32,)
+
+
+def test_fingerprints_tell_encoders_on_the_same_weights_apart(encoder):
+    from embedkit.generative.lm import CausalLM
+    from embedkit.generative.lm_encoder import MeanPooledLMEncoder
+    from embedkit.models import model_fingerprint
+
+    first = model_fingerprint(encoder)
+    encoder.settings = encoder.settings.model_copy(update={"max_rationale_tokens": 3})
+    assert model_fingerprint(encoder) != first  # other settings, other embeddings: never a cache hit
+    raw = MeanPooledLMEncoder(CausalLM(encoder.lm.model.get_base_model(), encoder.lm.tokenizer, "tiny"))
+    assert model_fingerprint(raw) not in (first, model_fingerprint(encoder))

@@ -130,17 +130,14 @@ def build_index(model_dir: Path, out: Path, documents: dict[str, tuple[str, str]
                 chunk_tokens: int | None = None) -> Path:
     """An index folder over ``documents`` ({id: (title, text)}) encoded with the model at ``model_dir``."""
     from embedkit.data.records import Document
-    from embedkit.index import BM25Index, build_index as build
-    from embedkit.index.faiss_index import saved_documents_checksum
+    from embedkit.index import BM25Index, IndexFolder, build_index as build
     from embedkit.models import load_model
 
     docs = [Document(i, title, text) for i, (title, text) in documents.items()]
     model = load_model(str(model_dir), device="cpu")
     index = build(model, docs, chunk_tokens=chunk_tokens, chunk_overlap=4, model_source=str(model_dir),
                   show_progress=False)
-    index.save(out)
-    if bm25:
-        BM25Index.from_documents(docs).save(out, paired_with=saved_documents_checksum(out))
+    IndexFolder(index, BM25Index.from_documents(docs) if bm25 else None).save(out)
     return out
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from embedkit.index import IndexFolder
 from helpers import DOCS
 from serve.servehelpers import LONG_TEXT, TOKEN, error_of
 
@@ -23,6 +24,7 @@ def test_health_describes_each_index(shared_server):
     assert set(health["indexes"]) == {"main", "chunks"}
     main, chunks = health["indexes"]["main"], health["indexes"]["chunks"]
     assert main["rows"] >= len(DOCS) and main["bm25"] is True and main["chunked"] is False
+    assert main["generation"] == IndexFolder.current_generation(shared_server.folders["main"]) or main["unsaved_writes"]
     assert chunks["chunked"] is True and chunks["rows"] > len(DOCS)  # the long document became several chunks
 
 

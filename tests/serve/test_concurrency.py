@@ -69,8 +69,8 @@ def test_searches_during_upserts_see_the_old_or_the_new_state(shared_server):
 # ---------------------------------------------------------------------- the batcher itself, in-process
 
 
-async def _gather(batcher, model, jobs):
-    return await asyncio.gather(*(batcher.run(model, texts, prompt) for texts, prompt in jobs))
+async def _gather(batcher, model, jobs, backend="torch"):
+    return await asyncio.gather(*(batcher.run(model, texts, prompt, backend) for texts, prompt in jobs))
 
 
 @pytest.mark.parametrize("max_batch, expected_batches", [(64, None), (1, 16)])
@@ -112,6 +112,27 @@ def test_micro_batches_never_mix_prompts(tiny_model):
     for (texts, prompt), got in zip(jobs, results):
         np.testing.assert_allclose(got, encode(tiny_model, texts, prompt=prompt), atol=1e-5)
     assert not np.allclose(results[0], results[1])  # the prompt changed the vector
+
+
+def test_micro_batches_encode_through_the_index_backend(tiny_model):
+    """A served index built through another encoding path (here torch's int8) is queried through it too.
+    (One request: int8 quantises activations per batch, so only the same batch gives the same rows.)"""
+    from embedkit.encoding import encode
+    from embedkit.serve.batcher import MicroBatcher
+
+    batcher = MicroBatcher(max_batch=64, max_wait=0.05, workers=1)
+    jobs = [(["a sentence about cats", "another one, about the weather"], "")]
+    batcher.register(tiny_model)
+    batcher.start()
+    try:
+        int8 = asyncio.run(_gather(batcher, tiny_model, jobs, backend="int8"))
+        exact = asyncio.run(_gather(batcher, tiny_model, jobs))
+    finally:
+        batcher.stop()
+    for (texts, _), got8, got in zip(jobs, int8, exact):
+        np.testing.assert_allclose(got8, encode(tiny_model, texts, backend="int8"), atol=1e-5)
+        np.testing.assert_allclose(got, encode(tiny_model, texts), atol=1e-5)
+        assert not np.allclose(got8, got, atol=1e-6)  # the backend made a difference
 
 
 def test_workers_encode_at_once_without_sharing_a_tokenizer(tiny_model):

@@ -1,4 +1,4 @@
-"""Acknowledged writes survive kill -9; half-written ones are never served; one writer per folder."""
+"""Acknowledged writes survive kill -9; half-written ones are never served; the folder is shared with the CLI."""
 from __future__ import annotations
 
 import json
@@ -22,7 +22,7 @@ def _upsert(server, docs, **kw):
 
 def test_acknowledged_upserts_survive_kill_9_and_a_torn_tail_is_dropped(fresh_index, token_file, tmp_path):
     saved_before = _saved_files(fresh_index)
-    server = _serve(fresh_index, token_file, tmp_path / "a.log")
+    server = _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-seconds", "600")
     docs = [{"id": f"k{i}", "title": "Kill", "text": f"Written just before the process was killed, number {i}."}
             for i in range(3)]
     for doc in docs:
@@ -93,28 +93,56 @@ def test_kill_during_a_stream_of_writes_loses_nothing_acknowledged(fresh_index, 
             assert len(hits) in (0, 4) and (tag not in acked or len(hits) == 4), (tag, hits)
 
 
-def test_one_writer_per_folder_readers_see_checkpoints(fresh_index, token_file, tmp_path):
-    """While a server writes a folder, a second writer is refused and the CLI reads the last checkpoint;
-    a clean stop folds the log into the folder, which the CLI then reads."""
-    def info() -> dict:
-        result = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "index", "info", str(fresh_index),
-                                 "--json"], capture_output=True, text=True, env=server_env(), timeout=300)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout.strip().splitlines()[-1])
+def _cli(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "embedkit.cli.main", *map(str, args)], capture_output=True,
+                          text=True, env=server_env(), timeout=timeout)
 
-    server = _serve(fresh_index, token_file, tmp_path / "a.log")
-    assert _upsert(server, [{"id": "clean", "title": "Clean", "text": "saved at a clean stop"}]).status_code == 200
-    assert server.delete("/documents/d6", token=TOKEN).status_code == 200
-    second = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "serve", str(fresh_index), "--port", "0",
-                             "--token-file", str(token_file)], capture_output=True, text=True, env=server_env(),
-                            timeout=300)
-    assert second.returncode == 2
-    assert "another writer holds the index" in second.stderr and "embedkit serve" in second.stderr
-    assert info()["count"] == 6  # the checkpoint, without the logged writes
+
+def test_cli_writers_share_the_folder_with_a_serving_server(fresh_index, token_file, tmp_path):
+    """The server holds the folder's writer lock only while it has unsaved writes: meanwhile `embedkit
+    index add` fails (--wait 0) or waits, readers see the last saved generation; after the server's
+    checkpoint the CLI adds on top of the server's writes, and the server serves the CLI's generation and
+    writes on top of it. Nothing either side wrote is lost."""
+    from embedkit.index import IndexFolder
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"_id": "cli1", "title": "CLI", "text": "added from the command line"}) + "\n")
+    server = _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-seconds", "600",
+                    "--checkpoint-bytes", "20000", "--poll-seconds", "0.2")
+    assert _upsert(server, [{"id": "srv1", "text": "written by the server first"}]).status_code == 200
+    assert server.get("/health").json()["indexes"]["main"]["unsaved_writes"] is True  # holds the lock
+
+    busy = _cli("index", "add", fresh_index, "--corpus", corpus, "--wait", "0")
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr, busy.stderr
+    error = busy.stderr.strip().splitlines()[-1]  # after the model's loading progress bar
+    assert error.startswith("embedkit: error:") and "another writer holds the index" in error
+    assert f"pid {server.proc.pid}," in error and " serve " in error
+    assert len(IndexFolder.load(fresh_index).index) == 6  # readers see the saved generation, not the logged writes
+
+    waiting = subprocess.Popen([sys.executable, "-m", "embedkit.cli.main", "index", "add", str(fresh_index),
+                                "--corpus", str(corpus), "--wait", "120", "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=server_env())
+    big = [{"id": f"srv2-{j}", "text": f"a long document {j} " + "padding " * 1000} for j in range(3)]
+    assert _upsert(server, big).status_code == 200  # the log passes 20000 bytes: checkpoint, lock let go
+    out, err = waiting.communicate(timeout=240)
+    assert waiting.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["count"] == 6 + 1 + 3 + 1  # on top of the server's writes
+
+    deadline = time.monotonic() + 60
+    while server.get("/documents/cli1").status_code != 200:  # the server loads the CLI's generation
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.1)
+    assert server.post("/search", json={"query": "command line", "mode": "bm25"}).json()["hits"][0]["id"] == "cli1"
+    health = server.get("/health").json()["indexes"]["main"]
+    assert health["rows"] == 11 and health["generation"] == IndexFolder.current_generation(fresh_index)
+    assert health["unsaved_writes"] is False
+    assert server.delete("/documents/d6", token=TOKEN).status_code == 200  # on top of the CLI's add
     server.stop()
-    assert (fresh_index / WAL).stat().st_size == 0
-    after = info()
-    assert after["count"] == 6 + 1 - 1 and after["bm25"] == 6
+    assert (fresh_index / WAL).stat().st_size == 0  # a clean stop saves and empties the log
+    folder = IndexFolder.load(fresh_index)
+    ids = set(folder.index.ids())
+    assert {"srv1", "cli1", "srv2-0", "srv2-2"} <= ids and "d6" not in ids and len(ids) == 10
+    assert sorted(folder.bm25.ids) == sorted(ids)
 
 
 def _saved_files(folder) -> list[str]:
@@ -122,15 +150,33 @@ def _saved_files(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != WAL and not p.name.startswith("."))
 
 
-def test_a_log_past_its_size_is_folded_in_while_serving(fresh_index, token_file, tmp_path):
-    with _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-bytes", "1") as server:
+def test_unsaved_writes_are_saved_after_checkpoint_seconds_then_the_server_builds_on_other_writers(
+        fresh_index, token_file, tmp_path, tiny_model_dir):
+    """The timed checkpoint lets the lock go; another writer then saves a generation, which a server that
+    does not poll (--poll-seconds 3600) keeps not serving (its searches stay on the generation it has)
+    until its next write, which first loads that generation and so keeps the other writer's document."""
+    from embedkit.data.records import Document
+    from embedkit.index import IndexFolder, writer_lock
+    from embedkit.models import load_model
+
+    with _serve(fresh_index, token_file, tmp_path / "a.log", "--checkpoint-seconds", "0.5",
+                "--poll-seconds", "3600") as server:
         before = _saved_files(fresh_index)
         assert _upsert(server, [{"id": "cp", "text": "checkpointed while serving"}]).status_code == 200
         deadline = time.monotonic() + 60
         while (fresh_index / WAL).stat().st_size and time.monotonic() < deadline:
-            time.sleep(0.05)  # the checkpoint runs right after the acknowledgement
+            time.sleep(0.05)  # the checkpoint runs in the first quiet moment after half a second
         assert (fresh_index / WAL).stat().st_size == 0 and _saved_files(fresh_index) != before
-        assert server.post("/search", json={"query": "checkpointed", "mode": "bm25"}).json()["hits"][0]["id"] == "cp"
-        from embedkit.index import FaissIndex
+        assert "cp" in IndexFolder.load(fresh_index).index  # what a reader of the folder now sees
 
-        assert "cp" in FaissIndex.load(fresh_index)  # what a reader of the folder now sees
+        with IndexFolder.update(fresh_index, wait=10) as folder:  # the server let the folder go
+            folder.add_documents(load_model(str(tiny_model_dir), device="cpu"),
+                                 [Document("other", "Other", "saved by another writer")])
+        assert server.get("/documents/other").status_code == 404  # still the generation it loaded
+        assert _upsert(server, [{"id": "after", "text": "written after the other writer"}]).status_code == 200
+        assert server.get("/documents/other").status_code == 200  # loaded before writing
+        assert server.get("/health").json()["indexes"]["main"]["rows"] == 6 + 3
+    ids = set(IndexFolder.load(fresh_index).index.ids())
+    assert {"cp", "other", "after"} <= ids and len(ids) == 9
+    with writer_lock(fresh_index, wait=0):  # a clean stop let it go too
+        pass

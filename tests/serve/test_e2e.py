@@ -105,7 +105,8 @@ def test_openai_client_gets_the_vectors_of_embedkit_encode(scifact_server, tmp_p
 
     texts = ["ADAR1 binds to Dicer.", "Vitamin D deficiency and infections.", "A short one"]
     (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    _cli("encode", "--model", "default", "--input", str(tmp_path / "texts.txt"), "--out", str(tmp_path / "cli.npy"))
+    _cli("encode", "--model", "default", "--backend", "torch", "--input", str(tmp_path / "texts.txt"), "--out",
+         str(tmp_path / "cli.npy"))  # the exact path indexes are built with (the default `auto` may pick int8)
     expected = np.load(tmp_path / "cli.npy")
 
     client = OpenAI(base_url=scifact_server.base + "/v1", api_key="not-needed-for-reads", max_retries=0)

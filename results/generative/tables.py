@@ -1,0 +1,168 @@
+"""Tables of docs/generative.md, generated from the records beside this file (written by study.py)."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from embedkit.records import fmt, load_record, load_records
+
+HERE = Path(__file__).resolve().parent
+
+
+def _record(name: str) -> dict:
+    return load_record(HERE / name)
+
+
+def _runs(method: str, prefix: str) -> list[dict]:
+    return load_records(HERE / f"{method}-runs", f"{prefix}*.json")
+
+
+def _mean_spread(values: list[float]) -> str:
+    """``mean ± standard deviation`` over seeds (the sample deviation; one value prints alone)."""
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.mean(values))} ± {fmt(statistics.stdev(values))}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def costs() -> str:
+    m = _record("costs.json")["metrics"]
+    rows = [
+        ["SmolLM2 GEN negatives, 2 one-sentence samples per prefix (batch 16)", fmt(m["gen_negative_s_per_prefix_x2"]), "prefix"],
+        ["LM likelihood scorer, 7 candidates", fmt(m["lm_likelihood_s_per_prefix_7"]), "prefix"],
+        ["RankGen scorer (MiniLM), 7 candidates", fmt(m["rankgen_suffix_id_s_per_prefix_7"], 3), "prefix"],
+        ["RankGen optimisation step, batch 16 (prefix + 4 continuations a row)",
+         fmt(m["rankgen_step_s_batch16_5_texts_per_row"]), "step"],
+        ["RankGen optimisation step, batch 32", fmt(m["rankgen_step_s_batch32_5_texts_per_row"]), "step"],
+        ["8 nucleus samples (rerank)", fmt(m["rerank_sample8_s_per_prefix"]), "prefix"],
+        ["RankGen beam search, 2 beams x 4 samples, rescored every 16 tokens", fmt(m["beam_2x4_every16_s_per_prefix"]), "prefix"],
+        ["GRACE policy step, 4 STS-B pairs x 4 rationales", fmt(m["grace_policy_step_s_sts"]), "step"],
+        ["GRACE policy step, 4 SciFact pairs x 4 rationales", fmt(m["grace_policy_step_s_scifact"]), "step"],
+        ["GRACE held-out reward, 32 pairs, greedy", fmt(m["grace_held_out_reward_s"]), "measurement"],
+        ["GRACE encode, SciFact abstract (64 tokens + 16-token rationale)", fmt(m["grace_encode_s_per_scifact_doc"], 3), "text"],
+        ["GRACE encode, STS-B sentence", fmt(m["grace_encode_s_per_sts_sentence"], 3), "text"],
+        ["SmolLM2 mean-pooled raw text, SciFact abstract", fmt(m["raw_lm_encode_s_per_scifact_doc"], 3), "text"],
+    ]
+    return _table(["step", "seconds", "per"], rows)
+
+
+def rankgen_data() -> str:
+    m = _record("rankgen-data.json")["metrics"]
+    rows = [[split, str(v["documents"]), str(v["prefixes"]), str(v["lm_negatives"]), str(v["empty_lm_negatives"]),
+             fmt(v["lm_negative_words"], 1), fmt(v["true_continuation_words"], 1)]
+            for split, v in m.items()]
+    return _table(["split", "documents", "prefixes", "GEN negatives", "empty", "words / GEN negative",
+                   "words / true continuation"], rows)
+
+
+def _dev_accuracy(record: dict, side: str, kind: str = "all") -> float:
+    return record["metrics"][side]["suffix-id-dev"][f"accuracy_{kind}"]
+
+
+def rankgen_dev() -> str:
+    """The dev runs that chose the learning rate and the negatives mix."""
+    rows = []
+    for r in _runs("rankgen", "dev-"):
+        p = r["recipe"]["params"]["negatives"]
+        rows.append([Path(r["path"]).stem, f"{r['recipe']['learning_rate']:g}", f"{p['in_document']} + {p['lm_generated']}",
+                     str(r["metrics"]["steps"]), fmt(_dev_accuracy(r, "before")), fmt(_dev_accuracy(r, "after")),
+                     fmt(_dev_accuracy(r, "after", "in_document")), fmt(_dev_accuracy(r, "after", "lm_generated"))])
+    return _table(["run", "learning rate", "negatives (INBOOK + GEN)", "steps", "dev all, before", "dev all, after",
+                   "dev INBOOK only", "dev GEN only"], rows)
+
+
+def rankgen_curve() -> str:
+    """Dev suffix identification (all candidates) along training, mean ± sd over the seed runs."""
+    runs = _runs("rankgen", "seed-")
+    steps = sorted({e["step"] for r in runs for e in r["metrics"]["during"]})
+    rows = [["0", _mean_spread([_dev_accuracy(r, "before") for r in runs])]]
+    for step in steps:
+        values = [e["eval_suffix-id-dev_accuracy_all"] for r in runs for e in r["metrics"]["during"] if e["step"] == step]
+        rows.append([str(step), _mean_spread(values)])
+    return _table(["step", f"dev accuracy, all candidates ({len(runs)} seeds)"], rows)
+
+
+SCORER_NAMES = {"default": "untrained all-MiniLM-L6-v2 + markers", "lm:default": "SmolLM2-135M log-likelihood"}
+
+
+def rankgen_suffix_id() -> str:
+    record = _record("rankgen-suffix-id-held-out.json")
+    m = record["metrics"]
+    trained = [spec for spec in m if spec not in SCORER_NAMES]
+    any_result = next(iter(m.values()))
+    kinds = ["all", "in_document", "lm_generated"]
+    rows = [[SCORER_NAMES[spec]] + [fmt(m[spec][f"accuracy_{k}"]) for k in kinds] for spec in m if spec in SCORER_NAMES]
+    if trained:
+        rows.append([f"RankGen trained ({len(trained)} seeds, mean ± sd)"]
+                    + [_mean_spread([m[spec][f"accuracy_{k}"] for spec in trained]) for k in kinds])
+    rows.append(["chance"] + [fmt(100 / any_result[f"candidates_{k}"]) for k in kinds])
+    header = ["scorer"] + [f"{name} ({any_result[f'candidates_{k}']} candidates)"
+                           for name, k in zip(["all", "INBOOK only", "GEN only"], kinds)]
+    return _table(header, rows)
+
+
+def rankgen_decoding() -> str:
+    m = _record("rankgen-decoding.json")["metrics"]
+    names = {"nucleus": "nucleus (first sample)", "rankgen_rerank": f"RankGen rerank of {m['settings']['samples']}",
+             "rankgen_beam": "RankGen beam search", "gold": "true continuation (reference)"}
+    rows = [[names[k], fmt(v["rep_2"]), fmt(v["rep_3"]), fmt(v["distinct_2"]), fmt(v["distinct_3"]),
+             fmt(v["rankgen_score"], 3), fmt(v["above_gold"], 1), fmt(v["lm_logprob"]), fmt(v["words"], 1)]
+            for k, v in m.items() if k in names]
+    return _table(["decoding", "rep-2", "rep-3", "distinct-2", "distinct-3", "RankGen score", "% above gold",
+                   "LM log-prob / token", "words"], rows)
+
+
+def _held_out(record: dict) -> dict[int, dict]:
+    return {e["step"]: e for e in record["metrics"]["during"]}
+
+
+def grace_dev() -> str:
+    """The dev runs that chose the learning rate (held-out reward on STS-B dev + SciFact dev pairs)."""
+    runs = _runs("grace", "dev-")
+    steps = sorted({s for r in runs for s in _held_out(r)})
+    rows = [[Path(r["path"]).stem, f"{r['recipe']['learning_rate']:g}"]
+            + [fmt(_held_out(r).get(s, {}).get("held_out_reward"), 3) for s in steps] for r in runs]
+    return _table(["run", "learning rate"] + [f"held-out reward, step {s}" for s in steps], rows)
+
+
+def grace_curve() -> str:
+    """Held-out reward (and its contrastive part) along training, mean ± sd over the seed runs."""
+    runs = _runs("grace", "seed-")
+    steps = sorted({s for r in runs for s in _held_out(r)})
+    rows = []
+    for s in steps:
+        entries = [_held_out(r)[s] for r in runs if s in _held_out(r)]
+        rows.append([str(s), _mean_spread([e["held_out_reward"] for e in entries]),
+                     _mean_spread([e["held_out_contrastive"] for e in entries]), str(len(entries))])
+    return _table(["step", "held-out reward", "contrastive part", "seeds"], rows)
+
+
+def grace_test() -> str:
+    base = _record("grace-baselines-test.json")["metrics"]
+    runs = _runs("grace", "seed-")
+    sets = {"stsb-test": ("spearman", "STS-B test Spearman (all pairs)"),
+            "scifact-test-1000": ("ndcg@10", "SciFact test nDCG@10 (all queries, 1,000-abstract corpus)")}
+    rows = [["SmolLM2-135M mean-pooled raw text"] + [fmt(base["raw_text_mean_pooled"][k][m]) for k, (m, _) in sets.items()],
+            ["untrained policy (rationale + text pooled)"] + [fmt(base["untrained_policy"][k][m]) for k, (m, _) in sets.items()]]
+    if runs:
+        steps = sorted({r["metrics"]["steps"] for r in runs})
+        rows.append([f"GRACE, {'/'.join(map(str, steps))} policy steps ({len(runs)} seeds, mean ± sd)"]
+                    + [_mean_spread([r["metrics"]["after"][k][m] for r in runs]) for k, (m, _) in sets.items()])
+    return _table(["encoder"] + [title for _, title in sets.values()], rows)
+
+
+TABLES = {
+    "generative-costs": costs,
+    "generative-rankgen-data": rankgen_data,
+    "generative-rankgen-dev": rankgen_dev,
+    "generative-rankgen-curve": rankgen_curve,
+    "generative-rankgen-suffix-id": rankgen_suffix_id,
+    "generative-rankgen-decoding": rankgen_decoding,
+    "generative-grace-dev": grace_dev,
+    "generative-grace-curve": grace_curve,
+    "generative-grace-test": grace_test,
+}

@@ -63,6 +63,19 @@ def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+# A timed run counts as quiet when other processes used at most this many cores' worth of CPU while it ran.
+# On a shared 2-core machine one busy neighbour (about 1 core) slows torch's 2-thread OpenMP team several
+# times (its threads spin at barriers while one is descheduled), far more than it slows single-threaded
+# workers, so runs under load compare the engines' tolerance of load, not their speed.
+QUIET_OTHERS_CPU = 0.25
+
+
+def quiet_seconds(seconds: list[float], others_cpu: list[float]) -> tuple[list[float], bool]:
+    """The quiet runs' times, and True; or every run's times and False when none was quiet."""
+    quiet = [s for s, o in zip(seconds, others_cpu) if o <= QUIET_OTHERS_CPU]
+    return (quiet, True) if quiet else (list(seconds), False)
+
+
 def machine() -> dict:
     return {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "python": platform.python_version()}

@@ -3,7 +3,7 @@ writes a record; ``results/choices/tables.py`` turns the records into the tables
 
     # HNSW's default efSearch: SciFact dev queries (170) against the full corpus, default model, k = 10
     python benchmarks/dev_choices.py hnsw --record results/choices/hnsw-efsearch-dev.json
-    # the onnx-int8 token limit that keeps quality: SciFact dev and STS-B dev at each limit
+    # the smallest onnx-int8 token limit within --slack of the exact model on SciFact dev and STS-B dev (if any)
     python benchmarks/dev_choices.py token-limit --record results/choices/onnx-int8-token-limit-dev.json
 
 ``hnsw`` builds one HNSW32 index over the corpus embeddings (the embedding cache makes them once) and, for

@@ -9,12 +9,14 @@ tests run with smaller counts:
     python benchmarks/reliability_bench.py faults                              # every write and flush of a save
     python benchmarks/reliability_bench.py fuzz --examples 2000                # per loader, fresh random inputs
     python benchmarks/reliability_bench.py lock --repeats 30                   # lock vs no lock on one `index add`
+    python benchmarks/reliability_bench.py save --sizes 1000 20000             # a save vs bare faiss.write_index
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import errno
+import io
 import json
 import os
 import shutil
@@ -24,11 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import describe_load, interleaved, median  # noqa: E402
+from benchlib import describe_load, interleaved, median, timed  # noqa: E402
 from index import workers  # noqa: E402
 from index.ixhelpers import subprocess_env  # noqa: E402
 
@@ -52,15 +57,25 @@ def run_writers(args, tmp: Path) -> None:
     with recording(RESULTS / "reliability-writers.json", "index-reliability-writers", sys.argv) as rec:
         readers = [spawn("read", folder, stop, tmp / f"reader{r}.json") for r in range(args.readers)]
         writers = [spawn("write", folder, w, args.batches, 20, start) for w in range(args.writers)]
-        t0 = time.perf_counter()
-        start.touch()
-        reports = []
-        for w in writers:
-            out, err = w.communicate()
-            if w.returncode:
-                raise SystemExit(f"writer failed: {err}")
-            reports.append(json.loads(out))
-        seconds = time.perf_counter() - t0
+
+        while not all(Path(f"{start}.ready-{w}").exists() for w in range(args.writers)):
+            time.sleep(0.01)  # time the writing, not the writers' imports
+
+        def run_all() -> list[dict]:
+            start.touch()
+            reports = []
+            for w in writers:
+                out, err = w.communicate()
+                if w.returncode:
+                    raise SystemExit(f"writer failed: {err}")
+                reports.append(json.loads(out))
+            return reports
+
+        reader_cpu0 = [sum(psutil.Process(r.pid).cpu_times()[:2]) for r in readers]
+        run, reports = timed("writers", run_all)
+        seconds = run.seconds
+        reader_cpu = sum(sum(psutil.Process(r.pid).cpu_times()[:2]) for r in readers) - sum(reader_cpu0)
+        run.others_cpu = max(0.0, run.others_cpu - reader_cpu / seconds)  # the readers are ours, not others'
         stop.touch()
         for r in readers:
             r.communicate()
@@ -79,6 +94,7 @@ def run_writers(args, tmp: Path) -> None:
             "readers": args.readers, "reader_loads": sum(r["loads"] for r in read),
             "reader_errors": sum(r["error_count"] for r in read),
             "writer_wait_seconds": round(sum(r["waited_s"] for r in reports), 2)})
+        rec.details["load"] = describe_load([run])
     print(json.dumps(rec.metrics))
 
 
@@ -97,7 +113,8 @@ def run_kill(args, tmp: Path) -> None:
         rec.metrics.update({"rounds": report["rounds"], "survived": report["rounds"] - len(report["failures"]),
                             "cut_saves_found_before": report["before"], "cut_saves_found_after": report["after"],
                             "completed_saves": report["saves"], "leftovers_after_next_writer":
-                                len(IndexFolder.leftovers(folder)), "seed": args.seed})
+                                len(IndexFolder.leftovers(folder)), "seed": args.seed,
+                            "longest_delay_s": args.longest})
         rec.details["failures"] = report["failures"][:20]
     print(json.dumps(rec.metrics))
 
@@ -160,8 +177,6 @@ def run_fuzz(args, tmp: Path) -> None:
 
 def run_lock(args, tmp: Path) -> None:
     """The lock's own cost (acquire + release, uncontended), and one `index add` with and without it."""
-    import numpy as np
-
     import embedkit.index.folder as folder_module
     import embedkit.index.storage as storage_module
     from embedkit.cli.main import main
@@ -189,7 +204,7 @@ def run_lock(args, tmp: Path) -> None:
     def timed_add(name):
         def run():
             t = time.perf_counter()
-            with contextlib.redirect_stdout(None):
+            with contextlib.redirect_stdout(io.StringIO()):
                 assert main(["index", "add", str(folder), "--embeddings", str(tmp / "vectors.npy"),
                              "--corpus", str(corpus)]) == 0
             add_times[name].append(time.perf_counter() - t)
@@ -218,6 +233,78 @@ def run_lock(args, tmp: Path) -> None:
     print(json.dumps(rec.metrics))
 
 
+def filesystem(path: Path) -> str:
+    """The type of the filesystem ``path`` is on (flushes cost nothing on tmpfs, a lot on a network disk)."""
+    mounts = [p for p in psutil.disk_partitions(all=True) if str(path).startswith(p.mountpoint)]
+    return max(mounts, key=lambda p: len(p.mountpoint)).fstype if mounts else "unknown"
+
+
+def run_save(args, tmp: Path) -> None:
+    """What a crash-safe save costs over raw FAISS: the same Flat index written by ``faiss.write_index``
+    (vectors only, overwritten in place, not flushed), by ``faiss.write_index`` to a temporary file that is
+    flushed and renamed over the old one (the usual hand-made durable save), by ``FaissIndex.save`` (writer
+    lock, vectors + ids and texts, SHA-256, flushes, manifest switch) and by ``IndexFolder.save`` (the same
+    with the BM25 side). Interleaved, on the disk the repository is on (tmpfs would make flushes free)."""
+    import faiss
+
+    from embedkit.data import Document
+    from embedkit.index import BM25Index, FaissIndex, IndexFolder
+
+    def write_index(index, path: Path) -> None:
+        faiss.write_index(index.faiss_index, str(path))
+
+    def write_index_durable(index, path: Path) -> None:
+        temp = path.with_name(path.name + ".tmp")
+        faiss.write_index(index.faiss_index, str(temp))
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def save_both(folder, path: Path) -> None:
+        folder.bm25.saved_section = None  # write the BM25 side too, as a save after a change does (an
+        folder.save(path)                 # unchanged one is kept from the generation before)
+
+    sizes = {}
+    runs_all = []
+    with recording(RESULTS / "save-cost.json", "index-save-cost", sys.argv) as rec:
+        for n in args.sizes:
+            rng = np.random.default_rng(n)
+            ids = [f"d{i}" for i in range(n)]
+            texts = [f"{workers.WORDS[i % 10]} {workers.WORDS[(i * 7) % 10]} common d{i}" for i in range(n)]
+            index = FaissIndex(args.dim, "Flat")
+            index.add(ids, rng.standard_normal((n, args.dim)).astype(np.float32), texts=texts)
+            both = IndexFolder(index, BM25Index.from_documents([Document(i, "", t) for i, t in zip(ids, texts)]))
+            work = Path(tempfile.mkdtemp(prefix=f"save-{n}-", dir=ROOT))
+            try:
+                (work / "raw").mkdir()
+                candidates = {
+                    "faiss.write_index": lambda: write_index(index, work / "raw" / "a.faiss"),
+                    "faiss.write_index + fsync + rename": lambda: write_index_durable(index, work / "raw" / "b.faiss"),
+                    "FaissIndex.save": lambda: index.save(work / "faiss-only"),
+                    "IndexFolder.save (FAISS + BM25)": lambda: save_both(both, work / "both"),
+                }
+                for fn in candidates.values():  # warm up: first saves create the folders
+                    fn()
+                runs = interleaved(candidates, args.repeats)
+                runs_all += [r for rs in runs.values() for r in rs]
+                sizes[str(n)] = {name: round(median([r.seconds for r in rs]) * 1e3, 2) for name, rs in runs.items()}
+                sizes[str(n)]["bytes_faiss"] = (work / "raw" / "a.faiss").stat().st_size
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        rec.metrics.update({"save_ms_median": sizes, "dim": args.dim, "spec": "Flat", "repeats": args.repeats,
+                            "filesystem": filesystem(ROOT)})
+        rec.details["load"] = describe_load(runs_all)
+    print(json.dumps(rec.metrics))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="part", required=True)
@@ -235,11 +322,16 @@ def main() -> int:
     lk = sub.add_parser("lock")
     lk.add_argument("--repeats", type=int, default=30, help="`index add` runs with and without the lock, interleaved")
     lk.add_argument("--lock-repeats", type=int, default=2000)
+    sv = sub.add_parser("save")
+    sv.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000], help="documents in the index")
+    sv.add_argument("--dim", type=int, default=384)
+    sv.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
-        {"writers": run_writers, "kill": run_kill, "faults": run_faults, "fuzz": run_fuzz, "lock": run_lock}[
-            args.part](args, Path(tmp))
+        parts = {"writers": run_writers, "kill": run_kill, "faults": run_faults, "fuzz": run_fuzz, "lock": run_lock,
+                 "save": run_save}
+        parts[args.part](args, Path(tmp))
     return 0
 
 

@@ -61,13 +61,34 @@ def _looks_like_model_folder(path: Path) -> bool:
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, device: str | None = None,
-               max_seq_length: int | None = None):
+               max_seq_length: int | None = None, dim: int | None = None):
     """Return a ``SentenceTransformer`` for ``name_or_path`` (see the module docstring), its inputs cut at
-    ``max_seq_length`` tokens when given (fewer tokens: faster, and on long texts less accurate)."""
+    ``max_seq_length`` tokens when given (fewer tokens: faster, and on long texts less accurate), its
+    embeddings cut to their first ``dim`` dimensions and renormalised when given (see :func:`set_dim`)."""
     model = _load(name_or_path, device)
     if max_seq_length is not None and getattr(model, "max_seq_length", None) != max_seq_length:
         set_max_seq_length(model, max_seq_length)
+    if dim is not None:
+        set_dim(model, dim)
     return model
+
+
+def set_dim(model, dim: int | None) -> None:
+    """Cut the model's embeddings to their first ``dim`` dimensions (Matryoshka truncation); the encoding
+    engine renormalises them after the cut. ``None`` or the full width: no cut. Sets sentence-transformers'
+    own ``truncate_dim``, so ``model.encode`` and ``get_embedding_dimension`` agree; the fingerprint
+    includes it, so cached embeddings, stored results and indexes of different widths never mix."""
+    from sentence_transformers import SentenceTransformer
+
+    if not isinstance(model, SentenceTransformer):
+        raise ConfigError(f"--dim: only sentence-transformers models can be truncated, not {type(model).__name__}")
+    full = model_width(model)
+    model.truncate_dim = None
+    if dim is None or dim == full:
+        return
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1 or (full is not None and dim > full):
+        raise ConfigError(f"--dim must be in 1..{full} (the width of {model_name(model)}), got {dim}")
+    model.truncate_dim = dim
 
 
 def set_max_seq_length(model, tokens: int) -> None:
@@ -173,7 +194,8 @@ def model_name(model) -> str:
 
 
 def model_fingerprint(model) -> str:
-    """sha256 (16 hex digits) over parameter names, shapes and values, plus max_seq_length and prompts.
+    """sha256 (16 hex digits) over parameter names, shapes and values, plus max_seq_length, prompts and
+    the truncation width (``--dim``).
 
     Two models that would give different embeddings get different fingerprints. Not memoised: a model
     trained after a first call must not keep its old fingerprint (hashing MiniLM takes about 0.3 s).
@@ -188,6 +210,8 @@ def model_fingerprint(model) -> str:
             h.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     h.update(str(getattr(model, "max_seq_length", "")).encode())
     h.update(repr(sorted(getattr(model, "prompts", {}).items())).encode())
+    if getattr(model, "truncate_dim", None) is not None:  # absent for untruncated models: their fingerprints stay
+        h.update(f"truncate_dim={model.truncate_dim}".encode())
     return h.hexdigest()[:16]
 
 
@@ -197,3 +221,15 @@ def embedding_dim(model) -> int | None:
         if hasattr(model, accessor):
             return getattr(model, accessor)()
     return None
+
+
+def model_width(model) -> int | None:
+    """The embedding width before any ``--dim`` truncation (:func:`set_dim`)."""
+    cut = getattr(model, "truncate_dim", None)
+    if cut is None:
+        return embedding_dim(model)
+    model.truncate_dim = None
+    try:
+        return embedding_dim(model)
+    finally:
+        model.truncate_dim = cut

@@ -52,6 +52,7 @@ CACHE_PARTS = {
     "openvino": "OpenVINO exports of models",
     "auto": "the backend `--backend auto` chose per model and CPU",
     "demo-index": "the index `embedkit demo` builds",
+    "ray-work": "texts handed to a Ray cluster (`eval retrieval --ray`)",
 }
 
 

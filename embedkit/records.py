@@ -125,11 +125,13 @@ def load_records(folder: str | Path, pattern: str = "*.json") -> list[dict]:
 _MARKER = re.compile(r"(<!-- table: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /table: (?P=name) -->)", re.S)
 
 
-def render_document(path: str | Path, tables: Mapping[str, Callable[[], str]], check: bool = False) -> list[str]:
+def render_document(path: str | Path, tables: Mapping[str, Callable[[], str]], check: bool = False,
+                    errors: list[DataError] | None = None) -> list[str]:
     """Replace each marked table in ``path`` by ``tables[name]()``; returns the names that differed.
 
     With ``check`` nothing is written. A marker naming no known table is an error (a typo would otherwise
-    leave a hand-typed table unchecked).
+    leave a hand-typed table unchecked). A table whose records cannot be read raises, naming the table, or,
+    given an ``errors`` list, is appended to it and left as it is while the other tables are rendered.
     """
     text = Path(path).read_text(encoding="utf-8")
     stale: list[str] = []
@@ -138,7 +140,14 @@ def render_document(path: str | Path, tables: Mapping[str, Callable[[], str]], c
         name = m["name"]
         if name not in tables:
             raise DataError(f"marker names an unknown table {name!r}", path=path)
-        body = tables[name]().rstrip("\n") + "\n"
+        try:
+            body = tables[name]().rstrip("\n") + "\n"
+        except DataError as exc:  # a record the table needs is missing or unreadable: name the table too
+            error = DataError(f"table {name!r}: {exc}", path=path)
+            if errors is None:
+                raise error from None
+            errors.append(error)
+            return m.group(0)
         if body != m["body"]:
             stale.append(name)
         return m.group(1) + body + m.group(4)

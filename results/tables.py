@@ -42,11 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is out of date")
     args = parser.parse_args(argv)
     tables = all_tables()
-    stale = {str(doc.relative_to(ROOT)): render_document(doc, tables, check=args.check) for doc in documents()}
+    errors: list = []
+    stale = {str(doc.relative_to(ROOT)): render_document(doc, tables, check=args.check, errors=errors)
+             for doc in documents()}
     stale = {doc: names for doc, names in stale.items() if names}
     for doc, names in stale.items():
         print(f"{doc}: {'out of date' if args.check else 'rewrote'}: {', '.join(names)}")
-    return 1 if stale and args.check else 0
+    for error in errors:  # the other tables are rendered; these are left as they are
+        print(f"error: {error}", file=sys.stderr)
+    return 2 if errors else 1 if stale and args.check else 0
 
 
 if __name__ == "__main__":

@@ -44,6 +44,21 @@ def test_unknown_table_marker_is_an_error(tmp_path):
         render_document(doc, {})
 
 
+def test_a_table_whose_record_is_missing_is_named(tmp_path):
+    from embedkit.records import load_record
+
+    doc = tmp_path / "d.md"
+    doc.write_text("<!-- table: t -->\nx\n<!-- /table: t -->\n")
+    with pytest.raises(DataError, match=r"d.md: table 't': .*gone.json: not a readable record"):
+        render_document(doc, {"t": lambda: load_record(tmp_path / "gone.json")})
+    doc.write_text("<!-- table: t -->\nx\n<!-- /table: t -->\n<!-- table: u -->\nold\n<!-- /table: u -->\n")
+    errors: list = []
+    tables = {"t": lambda: load_record(tmp_path / "gone.json"), "u": lambda: "new"}
+    assert render_document(doc, tables, errors=errors) == ["u"]  # the readable table is still rendered
+    assert doc.read_text() == "<!-- table: t -->\nx\n<!-- /table: t -->\n<!-- table: u -->\nnew\n<!-- /table: u -->\n"
+    assert len(errors) == 1 and "table 't'" in str(errors[0]) and "gone.json: not a readable record" in str(errors[0])
+
+
 def test_documents_agree_with_records():
     """Every generated table in the README, training/, benchmarks/, evaluation/ and docs/ matches its records."""
     import importlib.util
@@ -54,5 +69,7 @@ def test_documents_agree_with_records():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     tables = module.all_tables()
-    stale = {str(doc): render_document(doc, tables, check=True) for doc in module.documents()}
+    errors: list = []
+    stale = {str(doc): render_document(doc, tables, check=True, errors=errors) for doc in module.documents()}
+    assert not [str(e) for e in errors]  # a table whose records are not committed
     assert not {doc: names for doc, names in stale.items() if names}

@@ -8,7 +8,14 @@ DATA_PATHS = ("a relative path is looked up in the working directory, then in EM
               "beside the embedkit checkout, whatever the working directory; `embedkit data list` shows it)")
 
 
+def check_model_first(parser: argparse.ArgumentParser) -> None:
+    """Mark ``parser``'s ``--model`` (one name or a list) as an embedding model that embedkit.cli.main checks
+    before the command runs (embedkit.models.check_model: a mistyped folder, an offline hub id)."""
+    parser.set_defaults(check_model_first=True)
+
+
 def add_model_args(parser: argparse.ArgumentParser, model_required: bool = False) -> None:
+    check_model_first(parser)
     parser.add_argument("--model", default=None if model_required else "default", required=model_required,
                         help="'default' (packaged all-MiniLM-L6-v2), a local model folder, or a hub id")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
@@ -16,6 +23,9 @@ def add_model_args(parser: argparse.ArgumentParser, model_required: bool = False
     parser.add_argument("--max-seq-length", type=int, default=None,
                         help="cut inputs at this many tokens (default: the model's own limit); fewer is faster, "
                              "and on texts longer than that, less accurate")
+    parser.add_argument("--dim", type=int, default=None,
+                        help="keep the first DIM dimensions of each embedding, renormalised (Matryoshka truncation; "
+                             "default: all); an index records it and applies it to its queries")
     parser.add_argument("--domain", default=None,
                         help="for a mixture-of-experts model: the domain whose experts encode (e.g. science)")
     parser.add_argument("--query-prompt", default=None,
@@ -46,6 +56,7 @@ def load_routed_model(args: argparse.Namespace, stack) -> object:
     from embedkit.models import load_model
     from embedkit.modules import routed
 
-    model = load_model(args.model, device=args.device, max_seq_length=args.max_seq_length)
+    model = load_model(args.model, device=args.device, max_seq_length=args.max_seq_length,
+                       dim=getattr(args, "dim", None))
     stack.enter_context(routed(model, getattr(args, "domain", None)))
     return model

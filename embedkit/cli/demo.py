@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from embedkit.cli.common import print_json_line, print_table
+from embedkit.cli.common import check_model_first, print_json_line, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda (default: best available)")
     p.set_defaults(func=run)
+    check_model_first(p)
 
 
 def run(args: argparse.Namespace) -> int:

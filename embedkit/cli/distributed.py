@@ -107,7 +107,7 @@ def embeddings_folder(args: argparse.Namespace) -> bool:
 def run_index_build(args: argparse.Namespace, summary, print_json) -> int:
     """``embedkit index build --embeddings DIR``: the index of an embeddings folder (texts and BM25 from
     ``--corpus`` when given). The model is the one the folder records."""
-    from embedkit.distributed.indexing import build_index_folder
+    from embedkit.index.from_embeddings import build_index_folder
 
     if args.ids:
         raise ConfigError("--ids: an embeddings folder carries its ids")
@@ -115,10 +115,12 @@ def run_index_build(args: argparse.Namespace, summary, print_json) -> int:
         raise ConfigError("--chunk-tokens: the embeddings are made already; chunk when encoding")
     index = build_index_folder(args.embeddings, args.out, spec=args.spec, metric=args.metric, corpus=args.corpus,
                                bm25=not args.no_bm25, ondisk=args.on_disk, use_ray=args.ray is not None,
-                               address=args.ray or None)
+                               address=args.ray or None, force=args.force, wait=args.wait)
+    bm25 = bool(args.corpus and not args.no_bm25)
     if args.json:
-        print_json({**summary(index), "bm25": bool(args.corpus and not args.no_bm25)})
+        print_json({**summary(index), "bm25": bm25})
     else:
         where = " (inverted lists on disk)" if args.on_disk else ""
-        print(f"indexed {len(index)} vectors ({index.spec}, {index.metric}, dim {index.dim}) into {args.out}{where}")
+        print(f"indexed {len(index)} vectors ({index.spec}, {index.metric}, dim {index.dim}) into {args.out}{where}"
+              + (" with a BM25 index beside it" if bm25 else ""))
     return 0

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help=f"BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); {DATA_PATHS}")
     ret.add_argument("--split", default="test", help="qrels split (default test)")
     ret.add_argument("--index", default=None, metavar="SPEC",
-                     help="search through an index: a FAISS spec (Flat, HNSW32, IVF256,Flat, IVF256,PQ16), "
+                     help="search through an index: a FAISS spec (Flat, HNSW32, IVF256,Flat, IVF256,PQ16, SQ8, "
+                          "BFlat+rescore, ...: see index build --spec), "
                           "bm25, or hybrid (dense + BM25, reciprocal rank fusion); default: mteb's exact search")
     ret.add_argument("--tune-recall", type=float, default=None, metavar="R",
                      help="with a FAISS spec: tune nprobe/efSearch to this recall@10 against exact search first")

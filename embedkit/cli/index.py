@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="index folder to write")
     add_model_args(b)
     b.add_argument("--spec", default="Flat", help="FAISS index_factory spec: Flat (default, exact), HNSW32, "
-                   "IVF1024,Flat, IVF1024,PQ32, ...")
+                   "IVF1024,Flat, IVF1024,PQ32, SQ8 (int8), ...; binary over sign bits: BFlat, BHNSW32, BIVF1024; "
+                   "any of them + rescore or + rescore-int8, e.g. BFlat+rescore (docs/quantization.md)")
     b.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"], help="similarity (default cosine)")
     _add_chunk_args(b)
     b.add_argument("--no-bm25", action="store_true", help="do not build the BM25 index kept beside the FAISS one")
@@ -57,7 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--json", action="store_true", help="one JSON line (count, dim, spec, metric, model, ...)")
     i.set_defaults(func=run_info)
 
-    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)")
+    v = isub.add_parser("verify", help="check every file of an index against its manifest (size and SHA-256)",
+                        description="Check every file of an index folder against its manifest (size and SHA-256); "
+                                    "one line per problem. Exit status: 0 when every file matches, 1 when a "
+                                    "problem is found, 2 when DIR is not an index folder.")
     v.add_argument("dir", help="index folder")
     v.add_argument("--json", action="store_true", help='one JSON line: {"ok", "problems", "files", "bytes", "leftovers"}')
     v.set_defaults(func=run_verify)
@@ -141,11 +145,13 @@ def _recorded_model(meta: dict, args):
 
 
 def _load_for(meta: dict, source, device):
-    """Load ``source`` with the token limit the index's vectors were made with (``--max-seq-length`` at
-    build time changes the model's fingerprint, so it has to be applied again)."""
+    """Load ``source`` with the token limit and truncation the index's vectors were made with
+    (``--max-seq-length`` and ``--dim`` at build time change the model's fingerprint, so they are applied
+    again: an index built with ``--dim`` truncates its queries the same way)."""
     from embedkit.models import load_model
 
-    return load_model(source, device=device, max_seq_length=(meta.get("build") or {}).get("max_seq_length"))
+    build = meta.get("build") or {}
+    return load_model(source, device=device, max_seq_length=build.get("max_seq_length"), dim=build.get("truncate_dim"))
 
 
 def _read_ids(path: str) -> list[str]:
@@ -207,7 +213,7 @@ def run_build(args: argparse.Namespace) -> int:
     from embedkit.index import BM25Index, IndexFolder, build_from_vectors, build_index
     from embedkit.index.build import embedding_dim
     from embedkit.index.lock import writer_lock
-    from embedkit.models import model_fingerprint, model_name
+    from embedkit.models import model_fingerprint, model_name, model_width
 
     out = Path(args.out)
     _check_out(out, args.force)  # before the slow part; checked again under the lock
@@ -221,12 +227,12 @@ def run_build(args: argparse.Namespace) -> int:
         if args.embeddings:
             ids, vectors, texts, titles = _precomputed(args)
             dim = embedding_dim(model)
-            if vectors.shape[1] != dim:
+            if vectors.shape[1] not in (dim, args.dim and model_width(model)):  # --dim: full-width rows are cut
                 raise DataError(f"embeddings have dimension {vectors.shape[1]} but model {model_name(model)} "
                                 f"gives {dim}", path=args.embeddings)
             index = build_from_vectors(ids, vectors, args.spec, args.metric, texts=texts, titles=titles,
                                        model_name=model_name(model), model_fingerprint=model_fingerprint(model),
-                                       model_source=source)
+                                       model_source=source, dim=dim)
             index.build_params["max_seq_length"] = getattr(model, "max_seq_length", None)
         else:
             from embedkit.data import count_documents, iter_documents
@@ -304,6 +310,7 @@ def run_info(args: argparse.Namespace) -> int:
     folder = IndexFolder.load(args.dir, verify=args.verify)
     info = folder.index.info()
     info["bm25"] = len(folder.bm25) if folder.bm25 is not None else None
+    info["memory"] = folder.index.memory()  # bytes per vector
     if args.json:
         _print_json(info)
     else:
@@ -344,12 +351,14 @@ def run_add(args: argparse.Namespace) -> int:
     """``index add`` and ``index upsert``: encode before taking the lock (into the embedding cache), then
     load, change and save both sides under it."""
     from embedkit.index import IndexFolder
-    from embedkit.index.faiss_index import read_index_manifest
+    from embedkit.index.faiss_index import LISTS_READ_ONLY, read_index_manifest
     from embedkit.models import model_fingerprint, model_name
 
     meta = read_index_manifest(args.dir)
     if not args.corpus and not args.embeddings:
         raise DataError("give --corpus PATH (documents to encode) or --embeddings FILE.npy")
+    if "lists" in meta["roles"]:  # before encoding anything
+        raise IndexError_(f"{args.dir}: {LISTS_READ_ONLY}")
     model = None
     if args.embeddings:
         ids, vectors, texts, titles = _precomputed(args)

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _check_models(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that went away shows up here when the output was buffered
         return code
@@ -44,6 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _discard_stdout()
         return EXIT_BROKEN_PIPE
+
+
+def _check_models(args: argparse.Namespace) -> None:
+    """A ``--model`` that cannot load (see :func:`embedkit.cli.common.check_model_first`) fails now, in a
+    fraction of a second, not after the command has imported torch and read its data."""
+    from embedkit.models import check_model
+
+    if not getattr(args, "check_model_first", False):
+        return
+    models = args.model
+    for model in models if isinstance(models, list) else [models]:
+        check_model(model)
 
 
 def _discard_stdout() -> None:

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.num_negatives < 1:
         raise ConfigError(f"--num-negatives must be at least 1, got {args.num_negatives}")
     dataset = load_beir(args.data, split=args.split)  # bad data fails before the model loads
-    model = load_model(args.model, device=args.device, max_seq_length=args.max_seq_length)
+    model = load_model(args.model, device=args.device, max_seq_length=args.max_seq_length, dim=args.dim)
     examples = mine_hard_negatives(model, dataset, window=window, num_negatives=args.num_negatives,
                                    sampling=args.sampling, seed=args.seed, batch_size=args.batch_size,
                                    index_spec=args.index, query_prompt=args.query_prompt,

@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from embedkit.cli.common import DATA_PATHS, print_json_line, print_table
+from embedkit.cli.common import DATA_PATHS, check_model_first, print_json_line, print_table
 
 DEFAULT_OUT = Path("results")
 
@@ -28,6 +28,7 @@ def add_suite_parser(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--rerun", action="store_true", help="run every task again, even those with a finished result")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+    check_model_first(p)
 
 
 def run(args: argparse.Namespace) -> int:

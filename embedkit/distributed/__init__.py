@@ -1,4 +1,4 @@
-"""Scale-out on Ray Data: encode corpora on a cluster into Parquet shards, build IVF indexes from them.
+"""Scale-out on Ray Data: encode corpora on a cluster into Parquet shards, and run the tasks of an IVF build.
 
 Only this package imports ray, and only inside the functions that need it: reading an embeddings
 folder (:class:`EmbeddingsFolder`) needs pyarrow alone. Install with ``pip install 'embedkit[ray]'``.
@@ -7,7 +7,9 @@ folder (:class:`EmbeddingsFolder`) needs pyarrow alone. Install with ``pip insta
   out, in input order, resumable (:mod:`embedkit.distributed.pipeline`).
 - :func:`encode_texts_on_ray`: the same for texts in memory (``eval retrieval --ray`` fills the
   embedding cache with it).
-- :class:`EmbeddingsFolder`: read such a folder part by part (:mod:`embedkit.distributed.output`).
+- :class:`EmbeddingsFolder`: read such a folder part by part (:mod:`embedkit.distributed.output`); indexes
+  are built from it one floor up, in :mod:`embedkit.index.from_embeddings` (its Ray tasks through
+  :mod:`embedkit.distributed.tasks`).
 """
 from embedkit.distributed.output import EmbeddingsFolder
 from embedkit.distributed.pipeline import RayEncodeResult, encode_on_ray, encode_texts_on_ray

@@ -93,9 +93,9 @@ def _forward_fn(runner, device, normalize: bool, truncate_dim: int | None) -> Ca
 
     def forward(features) -> np.ndarray:
         output = runner(batch_to_device(features, device))["sentence_embedding"]
-        if truncate_dim is not None:
+        if truncate_dim is not None:  # Matryoshka truncation (load_model(dim=)): cut, then renormalise
             output = output[:, :truncate_dim]
-        if normalize:
+        if normalize or truncate_dim is not None:
             output = torch.nn.functional.normalize(output, p=2, dim=1)
         return output.float().cpu().numpy()
 
@@ -149,7 +149,8 @@ def _encode_with_model(model, texts: list[str], prompt: str, batch_size: int, no
 
     with torch.inference_mode():
         out = model.encode(texts, prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress,
-                           convert_to_numpy=True, normalize_embeddings=normalize, device=device)
+                           convert_to_numpy=True, device=device,
+                           normalize_embeddings=normalize or getattr(model, "truncate_dim", None) is not None)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

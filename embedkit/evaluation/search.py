@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from embedkit.evaluation.encoder import MtebEncoder
-from embedkit.models import embedding_dim
 
 SPARSE = ("bm25", "hybrid")
 # mteb asks for its largest cutoff (1000); the reported metrics stop at 100, and FAISS's HNSW widens its
@@ -53,8 +52,7 @@ class IndexSearch:
         if self.kind != "bm25":
             self.vectors = self._encode(corpus, "document", task_metadata, hf_split, hf_subset, encode_kwargs)
             spec = self.hybrid_spec if self.kind == "hybrid" else self.kind
-            self.dense = FaissIndex(embedding_dim(self.encoder.model) or self.vectors.shape[1], spec=spec,
-                                    metric="cosine")
+            self.dense = FaissIndex(self.vectors.shape[1], spec=spec, metric="cosine")
             self.dense.add(self.ids, self.vectors)
         if self.kind in SPARSE:
             self.bm25 = BM25Index()

@@ -31,13 +31,18 @@ def _check_split(split: str) -> None:
 
 
 def suffix_id_report(recipe, params: RankGenParams, scorers: Sequence[str], split: str = "held-out",
-                     per_prefix: bool = False, show_progress: bool = True) -> dict:
-    """``{scorer spec: suffix identification result}`` on the same candidate sets of ``split``."""
+                     per_prefix: bool = False, show_progress: bool = True, part: tuple[int, int] = (1, 1)) -> dict:
+    """``{scorer spec: suffix identification result}`` on the same candidate sets of ``split``; ``part``
+    ``(k, n)``: only the k-th of n contiguous slices of them (a slow scorer measured in several runs)."""
     from embedkit.generative.suffix_id import suffix_identification
 
     _check_split(split)
+    k, n = part
+    if not 1 <= k <= n:
+        raise ConfigError(f"part: {k}/{n} is not one of 1/{n} .. {n}/{n}")
     data = load_data(recipe, params, splits=[split], show_progress=show_progress)
     sets = eval_sets(data, params, split)
+    sets = sets[(k - 1) * len(sets) // n:k * len(sets) // n]
     return {spec: suffix_identification(load_any_scorer(spec, params.sampling.max_prefix_tokens), sets,
                                         per_prefix=per_prefix, show_progress=show_progress)
             for spec in scorers}

@@ -3,7 +3,8 @@
 Only this package imports faiss. See :mod:`embedkit.index.faiss_index` for the index, :mod:`embedkit.index.folder`
 for an index folder as a whole (both sides, the write API), :mod:`embedkit.index.storage` for crash-safe
 generations and consistent reads, :mod:`embedkit.index.lock` for the one-writer lock, :mod:`embedkit.index.build`
-for streaming builds, :mod:`embedkit.index.fusion` for RRF.
+for streaming builds, :mod:`embedkit.index.fusion` for RRF, :mod:`embedkit.index.quantized` for binary specs and
+rescoring from memory-mapped rows.
 """
 from embedkit.index.bm25 import BM25Index
 from embedkit.index.build import add_documents, build_from_vectors, build_index

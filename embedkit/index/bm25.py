@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from json.encoder import encode_basestring as _quote  # the C string encoder of json.dumps(ensure_ascii=False)
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -134,8 +135,9 @@ class BM25Index:
         gen = out.generation
         roles = {"docs": f"bm25docs-{gen}.jsonl"}
         with out.file(roles["docs"]) as f:
-            for doc_id, text in zip(self.ids, self.texts):
-                f.write((json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+            for start in range(0, len(self.ids), 4096):  # the bytes of json.dumps({"id", "text"}) per row, in blocks
+                f.write("".join(f'{{"id": {_quote(doc_id)}, "text": {"null" if text is None else _quote(text)}}}\n'
+                                for doc_id, text in zip(self.ids[start:start + 4096], self.texts[start:start + 4096]))
                         .encode("utf-8", "surrogatepass"))
         if self._retriever is not None:
             with out.scratch(f"bm25-{gen}.scratch") as scratch:

@@ -149,6 +149,7 @@ def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "c
                        model_source=model_source or model_source_of(model))
     index.build_params = {"chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap if chunk_tokens else None,
                           "document_prompt": prompt, "max_seq_length": getattr(model, "max_seq_length", None),
+                          "truncate_dim": getattr(model, "truncate_dim", None),
                           "backend": resolve_backend(model, backend, device)}
     index.build_params["backend_variant"] = embedding_variant(index.build_params["backend"])
     added = add_documents(index, model, documents, batch_size, chunk_tokens, chunk_overlap, device, prompt,
@@ -203,11 +204,22 @@ class NpyRows:
         return out
 
 
+def truncate_embeddings(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """The first ``dim`` columns of each row, L2-renormalised (Matryoshka truncation of precomputed vectors,
+    as the encoding engine does for a model loaded with ``dim``); all-zero rows stay zero."""
+    x = np.array(np.asarray(vectors)[:, :dim], dtype=np.float32, order="C")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    np.divide(x, norms, out=x, where=norms > 0)
+    return x
+
+
 def build_from_vectors(ids, vectors: np.ndarray, spec: str = "Flat", metric: str = "cosine",
                        texts=None, titles=None, model_name: str | None = None, model_fingerprint: str | None = None,
                        model_source: str | None = None, slice_size: int = 65536,
-                       show_progress: bool = True) -> FaissIndex:
-    """A new index from precomputed vectors (an array or :class:`NpyRows`), added slice by slice."""
+                       show_progress: bool = True, dim: int | None = None) -> FaissIndex:
+    """A new index from precomputed vectors (an array or :class:`NpyRows`), added slice by slice.
+
+    ``dim``: keep each vector's first ``dim`` dimensions, renormalised (see :func:`truncate_embeddings`)."""
     from tqdm.auto import tqdm
 
     ids = list(ids)
@@ -217,15 +229,25 @@ def build_from_vectors(ids, vectors: np.ndarray, spec: str = "Flat", metric: str
         raise DataError("no vectors to index (empty input)")
     if vectors.ndim != 2:
         raise DataError(f"embeddings must be a 2-D array, got shape {tuple(vectors.shape)}")
-    index = FaissIndex(int(vectors.shape[1]), spec, metric, model_name=model_name,
+    width = int(vectors.shape[1])
+    if dim is not None and not 1 <= dim <= width:
+        raise DataError(f"--dim must be in 1..{width} (the width of the embeddings), got {dim}")
+
+    def rows(selection) -> np.ndarray:
+        x = np.asarray(vectors[selection])
+        return x if dim is None or dim == width else truncate_embeddings(x, dim)
+
+    index = FaissIndex(dim or width, spec, metric, model_name=model_name,
                        model_fingerprint=model_fingerprint, model_source=model_source)
+    if dim is not None and dim != width:
+        index.build_params["truncate_dim"] = dim
     sample = training_size(index.faiss_index)
     if sample:  # evenly spaced rows, so a corpus sorted by topic still trains every region
-        index.train(np.asarray(vectors[np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(np.int64)]))
+        index.train(rows(np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(np.int64)))
     with tqdm(total=len(ids), desc="index", unit="vec", disable=not show_progress) as bar:
         for start in range(0, len(ids), slice_size):
             stop = start + slice_size
-            index.add(ids[start:stop], np.asarray(vectors[start:stop]),
+            index.add(ids[start:stop], rows(slice(start, stop)),
                       texts=None if texts is None else texts[start:stop],
                       titles=None if titles is None else titles[start:stop])
             bar.update(min(stop, len(ids)) - start)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from json.encoder import encode_basestring as _quote  # the C string encoder of json.dumps(ensure_ascii=False)
 from pathlib import Path
 from typing import Sequence
 
@@ -97,15 +98,15 @@ class DocStore:
         for doc_id, text, title, parent in zip(self.ids, self.texts, self.titles, self.parents):
             if doc_id is None:
                 line = "null"
-            else:
-                row = {"id": doc_id}
+            else:  # the bytes json.dumps(row, ensure_ascii=False) gives, without building a dict and an encoder
+                line = '{"id": ' + _quote(doc_id)  # per row (that took most of a save's time)
                 if text is not None:
-                    row["text"] = text
+                    line += ', "text": ' + _quote(text)
                 if title is not None:
-                    row["title"] = title
+                    line += ', "title": ' + _quote(title)
                 if parent is not None:
-                    row["parent"] = parent
-                line = json.dumps(row, ensure_ascii=False)
+                    line += ', "parent": ' + _quote(parent)
+                line += "}"
             lines.append(line)
             size += len(line)
             if size >= 1 << 20:

@@ -1,7 +1,9 @@
 """``FaissIndex``: a FAISS index with string ids, stored texts, safe saving and recall tuning.
 
 Metrics: ``cosine`` (vectors are L2-normalised on add and search, then inner product), ``ip`` and ``l2``.
-Specs are FAISS ``index_factory`` strings (``Flat``, ``HNSW32``, ``IVF1024,Flat``, ``IVF256,PQ16``, ...).
+Specs are FAISS ``index_factory`` strings (``Flat``, ``HNSW32``, ``IVF1024,Flat``, ``IVF256,PQ16``, ``SQ8``, ...),
+FAISS binary specs over sign bits (``BFlat``, ``BHNSW32``, ``BIVF256``), and either kind with ``+rescore`` or
+``+rescore-int8`` (see :mod:`embedkit.index.quantized`).
 
 Training: specs that need it (IVF, PQ) train on the first batch passed to ``add`` unless ``train`` was
 called first; :func:`embedkit.index.build.build_index` collects a large enough sample before its first add.
@@ -21,6 +23,10 @@ Folder layout (see :mod:`embedkit.index.storage` for why saving is crash-safe an
     index-<gen>.faiss         the FAISS index (faiss.write_index)
     docs-<gen>.jsonl          row i = the document with label i: {"id", "text", "title", "parent"} or null
     deleted-<gen>.npy         labels marked deleted (HNSW only), int64, loaded with allow_pickle=False
+    rescore-<gen>.npy         ``+rescore`` specs: float32 or int8 rows by label, memory-mapped when loaded
+                              (see :mod:`embedkit.index.quantized`; int8 ranges are in the manifest)
+    lists-<gen>.ivfdata       IVF built on disk (:mod:`embedkit.index.ondisk`): the inverted lists, which a
+                              load maps from disk; kept across saves that leave the vectors as they are
     writer.lock               the writer lock (:mod:`embedkit.index.lock`); holds the holder's pid and command
 
 Saving takes the folder's writer lock; to change an index that other processes may change too, use
@@ -37,15 +43,18 @@ import faiss
 import numpy as np
 
 from embedkit.errors import IndexError_
-from embedkit.index import specs, storage, tuning
+from embedkit.index import quantized, specs, storage, tuning
 from embedkit.index.lock import DEFAULT_WAIT
 from embedkit.index.storage import MANIFEST
 from embedkit.index.docstore import DocStore
+from embedkit.index.ondisk import ondisk_lists
 from embedkit.index.hits import Hit, SearchResults, TuneResult
 
 FORMAT = "embedkit-faiss-index"
 FORMAT_VERSION = 2  # 2: one manifest for the FAISS and BM25 sides, a generation tag; 1 is read too
 COMPACT_FRACTION = 0.2
+LISTS_READ_ONLY = ("this IVF index keeps its inverted lists on disk (built with --on-disk), where they are "
+                   "read-only; rebuild it from the embeddings to change it")
 
 
 def _now() -> str:
@@ -78,6 +87,8 @@ class FaissIndex:
         self._docs = DocStore()
         self._deleted: set[int] = set()
         self._read_only = False
+        self._lists: str | None = None  # the lists file of the saved folder (IVF built on disk)
+        self._lists_pending: Path | None = None  # a merged lists file not saved into a folder yet
         self._setup()
 
     def _setup(self) -> None:
@@ -85,6 +96,7 @@ class FaissIndex:
         self._knob = specs.search_knob(self._index)
         self._columns: tuple | None = None
         self._deleted_filter: tuple | None = None
+        self._faiss_bytes: int | None = None  # the saved FAISS file's size while the index is as saved
 
     @classmethod
     def from_faiss(cls, index: faiss.Index, ids: Sequence[str], texts: Sequence[str] | None = None,
@@ -99,6 +111,9 @@ class FaissIndex:
         if index.ntotal != len(ids):
             raise IndexError_(f"{len(ids)} ids for a FAISS index of {index.ntotal} vectors")
         self._index = index
+        lists = ondisk_lists(index)
+        if lists is not None:  # merged on disk: the next save moves the lists file into the folder
+            self._lists_pending = Path(lists.filename)
         self._docs.add(self._docs.check_new_ids(ids), texts, titles, None)
         self._setup()
         return self
@@ -126,11 +141,19 @@ class FaissIndex:
         return doc_id in self._docs
 
     def search_params(self) -> dict:
-        return {self._knob.name: specs.get_search_param(self._index, self._knob.name)} if self._knob else {}
+        params = {self._knob.name: specs.get_search_param(self._index, self._knob.name)} if self._knob else {}
+        if isinstance(self._index, quantized.Rescored):
+            params["rescore_factor"] = self._index.factor
+        return params
 
     def set_search_params(self, **params: int) -> None:
-        """Set ``nprobe`` (IVF) or ``efSearch`` (HNSW) by hand."""
+        """Set ``nprobe`` (IVF), ``efSearch`` (HNSW) or ``rescore_factor`` (``+rescore`` specs) by hand."""
         for name, value in params.items():
+            if name == "rescore_factor" and isinstance(self._index, quantized.Rescored):
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                    raise IndexError_(f"rescore_factor must be a positive integer, got {value!r}")
+                self._index.factor = int(value)
+                continue
             if self._knob is None or name != self._knob.name:
                 raise IndexError_(f"{self.spec} has no search parameter {name!r}"
                                   + (f" (it has {self._knob.name})" if self._knob else ""))
@@ -157,8 +180,11 @@ class FaissIndex:
     def _writable(self) -> None:
         if self._read_only:
             raise IndexError_("this index was loaded memory-mapped (read-only); load it with mmap=False to change it")
+        if self._lists or self._lists_pending:
+            raise IndexError_(LISTS_READ_ONLY)
 
     def _changed(self) -> None:
+        self._faiss_bytes = None
         self._columns = None
         self._deleted_filter = None
 
@@ -254,10 +280,13 @@ class FaissIndex:
         vectors = self._reconstruct(labels)
         params = self.search_params()
         fresh = specs.make_index(self.dim, self.spec, self.metric)
-        if not fresh.is_trained:
-            fresh.train(vectors)
+        target = fresh
+        if isinstance(fresh, quantized.Rescored):  # the rows stay as they are (labels are kept): rebuild the base
+            fresh.rows, target = self._index.rows, fresh.base
+        if not target.is_trained:
+            target.train(vectors)
         if len(labels):
-            fresh.add_with_ids(vectors, labels)
+            target.add_with_ids(vectors, labels)
         self._index = fresh
         self._deleted.clear()
         self._setup()
@@ -269,6 +298,8 @@ class FaissIndex:
         """Stored vectors (decoded, so approximate for PQ/SQ codecs) of the given labels."""
         if not len(labels):
             return np.zeros((0, self.dim), dtype=np.float32)
+        if isinstance(self._index, (quantized.Rescored, quantized.BinaryIndex)):
+            return self._index.reconstruct_batch(labels)
         ivf = faiss.try_extract_index_ivf(self._index)
         if ivf is None:
             return self._index.reconstruct_batch(labels)
@@ -289,7 +320,8 @@ class FaissIndex:
         params = None
         if self._knob is not None and self._knob.name == "efSearch":
             ef = self._hnsw().efSearch
-            if self._deleted or k > ef:
+            depth = k * self._index.factor if isinstance(self._index, quantized.Rescored) else k  # what HNSW returns
+            if self._deleted or depth > ef:
                 if self._deleted_filter is None:
                     params = faiss.SearchParametersHNSW()
                     keep = batch = None
@@ -299,7 +331,7 @@ class FaissIndex:
                         params.sel = keep
                     self._deleted_filter = (params, keep, batch)  # the selectors must outlive the parameters
                 params = self._deleted_filter[0]
-                params.efSearch = max(ef, k)
+                params.efSearch = max(ef, depth)
         return self._index.search(x, k, params=params)
 
     def _hnsw(self):
@@ -408,10 +440,12 @@ class FaissIndex:
         return result
 
     def _stores_lossy_codes(self) -> bool:
+        if isinstance(self._index, quantized.Rescored):
+            return self._index.rows.dtype != "float32"
         inner = specs.unwrap(self._index)
         if isinstance(inner, faiss.IndexHNSW):
             inner = faiss.downcast_index(inner.storage)
-        return not isinstance(inner, (faiss.IndexFlat, faiss.IndexIVFFlat))
+        return not isinstance(inner, (faiss.IndexFlat, faiss.IndexIVFFlat))  # binary: the bits lose the rest
 
     # ----------------------------------------------------------------- model checks
 
@@ -432,6 +466,32 @@ class FaissIndex:
             "chunked": any(p is not None for p in self._docs.parents), **_versions(),
             "path": str(self.path) if self.path else None,
         }
+
+    def memory(self) -> dict:
+        """Bytes per vector: ``codes`` held in memory for search (float32: 4 x dim; SQ8: dim; binary: dim / 8),
+        ``index`` the whole FAISS structure per vector (codes + ids + graph or lists: its serialised size),
+        ``rescore_on_disk`` the memory-mapped rescoring rows, and ``float32`` for comparison. ``index`` is the
+        saved file's size when the index is as saved, else the index is serialised to count (not free)."""
+        index = self._index
+        base = index.base if isinstance(index, quantized.Rescored) else index
+        inner = specs.unwrap(base)
+        if isinstance(inner, faiss.IndexHNSW):
+            inner = faiss.downcast_index(inner.storage)
+        codes = getattr(inner, "code_size", None)
+        n = max(int(index.ntotal), 1)
+        size = [self._faiss_bytes or 0]
+
+        def count(data) -> int:
+            size[0] += len(data)
+            return len(data)
+
+        if self._faiss_bytes is None:
+            _write_faiss(base, faiss.PyCallbackIOWriter(count))
+        out = {"codes": int(codes) if codes is not None else None, "index": round(size[0] / n, 1),
+               "rescore_on_disk": index.rows.row_bytes if isinstance(index, quantized.Rescored) else 0,
+               "float32": 4 * self.dim}
+        out["float32_over_index"] = round(out["float32"] / out["index"], 2) if index.ntotal else None
+        return out
 
     # ----------------------------------------------------------------- save / load
 
@@ -457,7 +517,7 @@ class FaissIndex:
                                       "only the FAISS side would leave it behind. Save both with "
                                       "embedkit.index.IndexFolder (update(), or IndexFolder(index).save() to drop it)")
                 meta["bm25"] = bm25
-                meta["keep_files"] = list(bm25["roles"].values())
+                meta["keep_files"] = meta.get("keep_files", []) + list(bm25["roles"].values())
             return meta
 
         self.saved_to(folder, storage.save_generation(folder, write, self.base_generation(folder), wait))
@@ -473,6 +533,7 @@ class FaissIndex:
     def saved_to(self, folder: Path, manifest: dict) -> None:
         """Remember the generation just saved, so that the next save checks against it."""
         self.path, self._generation = folder, storage.generation_of(manifest)
+        self._lists, self._lists_pending = manifest["roles"].get("lists"), None
 
     def write_files(self, out: storage.GenerationWriter, compact: bool | None = None) -> dict:
         """Write this index's files into a new generation; returns its part of the manifest."""
@@ -481,8 +542,20 @@ class FaissIndex:
             self.compact()
         gen = out.generation
         names = {"faiss": f"index-{gen}.faiss", "docs": f"docs-{gen}.jsonl"}
-        with out.file(names["faiss"]) as f:
-            faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write))  # every byte through NewFile
+        keep = []
+        lists = ondisk_lists(self._index)
+        if lists is not None:
+            names["lists"] = self._lists_into(out)
+            keep = [] if names["lists"] in out.records else [names["lists"]]
+            lists.filename = str((out.folder / names["lists"]).resolve())  # what the FAISS file records
+        rescored = self._index if isinstance(self._index, quantized.Rescored) else None
+        with out.file(names["faiss"]) as f:  # every byte through NewFile
+            _write_faiss(rescored.base if rescored else self._index, faiss.PyCallbackIOWriter(f.write))
+        self._faiss_bytes = out.records[names["faiss"]]["bytes"]
+        if rescored is not None:
+            names["rescore"] = f"rescore-{gen}.npy"
+            with out.file(names["rescore"]) as f:
+                np.save(f, rescored.rows.rows, allow_pickle=False)
         with out.file(names["docs"]) as f:
             self._docs.write(f)
         if self._deleted:
@@ -497,7 +570,22 @@ class FaissIndex:
             "created": self.created, "saved": _now(), "search_params": self.search_params(),
             "tuned": self.tuned, "build": self.build_params, "marked_deleted": len(self._deleted),
             "faiss_header": out.head(names["faiss"]).decode("latin-1"), "roles": names,
+            **({"keep_files": keep} if keep else {}),
+            **({"rescore": {"dtype": rescored.rows.dtype, "ranges": None if rescored.rows.ranges is None
+                            else rescored.rows.ranges.tolist()}} if rescored is not None else {}),
         }
+
+    def _lists_into(self, out: storage.GenerationWriter) -> str:
+        """The lists file's name in the generation ``out`` writes: a merged file moved in, or the folder's
+        own (unchanged, kept). Lists files are large and written once, so they never move between folders."""
+        if self._lists_pending is not None:
+            name = f"lists-{out.generation}.ivfdata"
+            out.adopt(name, self._lists_pending)
+            return name
+        if self.path is None or not os.path.samefile(self.path, out.folder):
+            raise IndexError_(f"this index's inverted lists are a file of {self.path}; it can be saved only "
+                              "there (build it again, with --on-disk, for another folder)")
+        return self._lists
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = False, verify: bool = False) -> "FaissIndex":
@@ -507,6 +595,7 @@ class FaissIndex:
         file is refused in one line rather than half-read (FAISS can exhaust memory on a corrupt length
         field). ``mmap``: map the FAISS file instead of reading it (Flat/IVF storage is paged in on use),
         read-only; the mapped file is checksummed only with ``verify`` (reading it all would defeat the map).
+        An IVF built on disk always maps its lists file (sizes checked; its checksum only with ``verify``).
         """
         with storage.open_generation(path) as generation:
             return cls.from_generation(generation, mmap, verify)
@@ -516,14 +605,26 @@ class FaissIndex:
         """The FAISS side of an open generation (see :func:`embedkit.index.storage.open_generation`)."""
         folder, meta = generation.folder, check_manifest(generation.folder, generation.manifest)
         roles = meta["roles"]
-        generation.check([name for role, name in roles.items() if verify or not mmap or role != "faiss"])
+        parsed = quantized.parse_spec(meta["spec"])
+        # reading these whole would defeat the map: SHA-256 only with verify (the rescore rows' size always)
+        mapped = {"lists", "rescore"} | ({"faiss"} if mmap else set())
+        generation.check([name for role, name in roles.items() if verify or role not in mapped])
+        if "rescore" in roles and not verify:
+            generation.check_sizes([roles["rescore"]])
         faiss_path = generation.path(roles["faiss"])
         with open(faiss_path, "rb") as f:
             header = f.read(4).decode("latin-1")
         if header != meta["faiss_header"]:
             raise IndexError_(f"{folder / roles['faiss']}: bad header {header!r} (expected {meta['faiss_header']!r}); "
                               "the file is corrupt")
-        index = _read_faiss(faiss_path, folder / roles["faiss"], mmap)
+        index = _read_faiss(faiss_path, folder / roles["faiss"], mmap, lists_on_disk="lists" in roles,
+                            binary=parsed.binary)
+        if "lists" in roles:
+            _map_lists(index, generation, roles["lists"])
+        if parsed.binary:
+            index = quantized.BinaryIndex(index, int(meta["dim"]))
+        if parsed.rescore is not None:
+            index = _rescored(index, parsed.rescore, generation, meta)
         docs = DocStore.read(generation.path(roles["docs"]), folder / roles["docs"])
         deleted: set[int] = set()
         if "deleted" in roles:
@@ -545,7 +646,9 @@ class FaissIndex:
         self.path, self._generation = folder, generation.generation
         self.build_params = meta.get("build") or {}
         self._index, self._docs, self._deleted, self._read_only = index, docs, deleted, mmap
+        self._lists, self._lists_pending = roles.get("lists"), None
         self._setup()
+        self._faiss_bytes = meta["files"][roles["faiss"]]["bytes"]
         if meta.get("search_params"):
             try:
                 self.set_search_params(**meta["search_params"])
@@ -575,27 +678,75 @@ def check_manifest(folder: Path, meta: dict) -> dict:
             raise IndexError_(f"{where}: field {key!r} missing or not "
                               f"{'a non-negative integer' if kind is int else 'a ' + kind.__name__}")
     roles = meta["roles"]
-    for role in ("faiss", "docs") + (("deleted",) if "deleted" in roles else ()):
+    for role in ("faiss", "docs") + tuple(r for r in ("deleted", "lists", "rescore") if r in roles):
         if not isinstance(roles.get(role), str) or roles[role] not in meta["files"]:
             raise IndexError_(f"{where}: field 'roles.{role}' does not name a file of the manifest")
     try:
         specs.check_metric(meta["metric"])
     except IndexError_ as exc:
         raise IndexError_(f"{where}: field 'metric': {exc}") from None
-    for key in ("model", "build", "tuned", "search_params", "bm25"):
+    for key in ("model", "build", "tuned", "search_params", "bm25", "rescore"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise IndexError_(f"{where}: field {key!r} must be an object")
     return meta
 
 
-def _read_faiss(path: str, shown: Path, mmap: bool) -> faiss.Index:
-    """``faiss.read_index``; with ``mmap``, the flat-codes mapping (Flat, HNSW storage, PQ, IVF lists) where
-    the type takes it, else FAISS's older inverted-list mapping (the two cannot be combined for IVF)."""
+def _write_faiss(index, writer) -> None:
+    if isinstance(index, quantized.BinaryIndex):
+        index.write(writer)
+    else:
+        faiss.write_index(index, writer)
+
+
+def _rescored(base, dtype: str, generation: storage.Generation, meta: dict) -> quantized.Rescored:
+    """The rescore rows of a generation, memory-mapped (read-only), checked against the manifest."""
+    name = meta["roles"]["rescore"]
+    shown = generation.display(name)
+    section = meta.get("rescore")
+    if not isinstance(section, dict) or section.get("dtype") != dtype:
+        raise IndexError_(f"{generation.folder / MANIFEST}: field 'rescore' missing or not for {dtype} rows")
+    try:
+        rows = np.load(generation.path(name), mmap_mode="r", allow_pickle=False)
+        ranges = None if section.get("ranges") is None else np.asarray(section["ranges"], dtype=np.float32)
+    except Exception as exc:  # numpy raises ValueError, EOFError, OSError... on a damaged file
+        raise IndexError_(f"{shown}: corrupt rescore rows ({storage.one_line(exc)})") from None
+    quantized.check_rows(rows, dtype, int(meta["dim"]), int(meta["labels"]), shown)
+    if dtype == "int8" and (ranges is None or ranges.shape != (2, int(meta["dim"]))):
+        raise IndexError_(f"{generation.folder / MANIFEST}: field 'rescore.ranges' must be 2 x {meta['dim']} numbers")
+    factor = (meta.get("search_params") or {}).get("rescore_factor", quantized.DEFAULT_RESCORE_FACTOR)
+    return quantized.Rescored(base, quantized.RescoreRows(dtype, int(meta["dim"]), rows, ranges), factor)
+
+
+def _map_lists(index: faiss.Index, generation: storage.Generation, name: str) -> None:
+    """Map the generation's lists file (read without its data, see ``_read_faiss``). FAISS's file names the
+    lists by the absolute path they had when saved; the generation's own open file is mapped instead, so
+    the folder may move and a writer that switches generations meanwhile cannot take the file away."""
+    lists, shown = ondisk_lists(index), generation.display(name)
+    if lists is None:
+        raise IndexError_(f"{generation.display(MANIFEST)}: names a lists file, but the FAISS index keeps its "
+                          "inverted lists in memory; the folder is corrupt")
+    size = os.stat(generation.path(name)).st_size
+    if size != generation.manifest["files"][name]["bytes"] or size < lists.totsize:
+        raise IndexError_(f"{shown}: truncated or overwritten ({size} bytes, the manifest says "
+                          f"{generation.manifest['files'][name]['bytes']}); the folder is corrupt")
+    lists.filename = generation.path(name)
+    lists.do_mmap()  # read-only (read with IO_FLAG_READ_ONLY); the mapping outlives the file descriptor
+    lists.filename = str(shown.resolve())
+
+
+def _read_faiss(path: str, shown: Path, mmap: bool, lists_on_disk: bool = False, binary: bool = False):
+    """``faiss.read_index`` (``read_index_binary`` for binary specs); with ``mmap``, the flat-codes mapping
+    (Flat, HNSW storage, PQ, IVF lists) where the type takes it, else FAISS's older inverted-list mapping
+    (the two cannot be combined for IVF). ``lists_on_disk``: an IVF merged on disk, read without mapping
+    its lists (see ``_map_lists``)."""
     attempts = ([faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY]
                 if mmap else [0])
+    if lists_on_disk:
+        attempts = [faiss.IO_FLAG_SKIP_IVF_DATA | faiss.IO_FLAG_READ_ONLY]
+    read = faiss.read_index_binary if binary else faiss.read_index
     for flags in attempts:
         try:
-            return faiss.read_index(path, flags)
+            return read(path, flags)
         except RuntimeError as exc:
             error = str(exc).strip().splitlines()[-1]
     raise IndexError_(f"{shown}: corrupt FAISS file ({error})")

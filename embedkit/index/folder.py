@@ -123,7 +123,8 @@ class IndexFolder:
                 docs_sha = out.records[meta["roles"]["docs"]]["sha256"]
                 kept = bm25.saved_section
                 if kept is not None and current and current.get("bm25") == kept and kept["paired_with"] == docs_sha:
-                    meta["bm25"], meta["keep_files"] = kept, list(kept["roles"].values())  # unchanged (tune)
+                    meta["bm25"] = kept  # unchanged (tune)
+                    meta["keep_files"] = meta.get("keep_files", []) + list(kept["roles"].values())
                 else:
                     meta["bm25"] = bm25.write_files(out, paired_with=docs_sha)
             return meta

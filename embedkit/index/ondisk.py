@@ -2,10 +2,10 @@
 merge the shards' inverted lists into one file on disk (``faiss.contrib.ondisk.merge_ondisk``).
 
 Each step is a plain function over bytes and files, so the shards can be filled anywhere (in Ray
-tasks: :mod:`embedkit.distributed.ondisk`) and merged where the index folder is written. The merged
-index keeps its inverted lists in ``lists-<gen>.ivfdata`` inside the index folder; FAISS maps that file
-into memory when the index is read (its ``OnDiskInvertedLists``), so searching pages in only the lists
-it probes. FAISS records the lists file by absolute path: the folder must stay where it was built.
+tasks: :mod:`embedkit.index.from_embeddings`) and merged where the index folder is written. Saving the
+merged index moves its lists file into the folder as ``lists-<gen>.ivfdata``, a file of the generation
+like the others (size and SHA-256 in the manifest); a load maps it (FAISS's ``OnDiskInvertedLists``), so
+searching pages in only the lists it probes.
 """
 from __future__ import annotations
 
@@ -22,13 +22,24 @@ import numpy as np
 from embedkit.errors import IndexError_
 from embedkit.index import specs
 
-LISTS_PREFIX = "lists-"
+
+
+def ondisk_lists(index: faiss.Index) -> "faiss.OnDiskInvertedLists | None":
+    """The index's ``OnDiskInvertedLists`` (an IVF merged on disk), or None."""
+    if not isinstance(index, faiss.Index):  # binary and +rescore specs (embedkit.index.quantized) never are
+        return None
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:
+        return None
+    lists = faiss.downcast_InvertedLists(ivf.invlists)
+    return lists if isinstance(lists, faiss.OnDiskInvertedLists) else None
 
 
 def check_ivf_spec(dim: int, spec: str, metric: str) -> faiss.Index:
     """An empty index for ``spec``, refused unless it is an IVF spec (the only kind with inverted lists)."""
     index = specs.make_index(dim, spec, metric)
-    if faiss.try_extract_index_ivf(index) is None:
+    # binary and +rescore specs are embedkit adapters, not FAISS indexes with float inverted lists
+    if not isinstance(index, faiss.Index) or faiss.try_extract_index_ivf(index) is None:
         raise IndexError_(f"spec {spec!r}: an on-disk build needs an IVF spec (e.g. IVF4096,PQ32 or IVF1024,SQ8)")
     return index
 
@@ -92,7 +103,7 @@ def merge(trained: np.ndarray, shards: Sequence[str | os.PathLike], lists_path: 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    point_lists_to(index, lists_path)
+    ondisk_lists(index).filename = str(lists_path.resolve())  # the open mapping survives the rename
     return index
 
 
@@ -108,23 +119,3 @@ def _c_stdout_to_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
-
-
-def point_lists_to(index: faiss.Index, lists_path: Path) -> None:
-    """Record where the index's lists file is (or will be, once moved): what writing the index stores
-    and reading it maps. Only the name changes; the open mapping stays valid across a rename."""
-    lists = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
-    if not isinstance(lists, faiss.OnDiskInvertedLists):
-        raise IndexError_("the index keeps its inverted lists in memory, not in a lists file")
-    lists.filename = str(Path(lists_path).resolve())
-
-
-def lists_name(generation: str) -> str:
-    return f"{LISTS_PREFIX}{generation}.ivfdata"
-
-
-def remove_stale_lists(folder: Path, keep: Path) -> None:
-    """Lists files of earlier builds in ``folder`` (a reader that still maps one keeps its pages)."""
-    for path in folder.glob(f"{LISTS_PREFIX}*.ivfdata"):
-        if path.name != keep.name:
-            path.unlink(missing_ok=True)

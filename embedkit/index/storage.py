@@ -40,7 +40,7 @@ from embedkit.index.lock import DEFAULT_WAIT, LOCK_FILE, writer_lock
 
 MANIFEST = "meta.json"
 LEGACY_BM25_MANIFEST = "bm25.json"  # format 1 kept the BM25 side under its own manifest
-GENERATION_PREFIXES = ("index-", "docs-", "deleted-", "bm25-", "bm25docs-")
+GENERATION_PREFIXES = ("index-", "docs-", "deleted-", "bm25-", "bm25docs-", "lists-", "rescore-")
 _TEMP_PREFIX = f".{MANIFEST}."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _BLOCK = 1 << 20
@@ -148,6 +148,24 @@ class GenerationWriter:
             raise
         self.records[name] = out.close()
         self.heads[name] = out.head
+
+    def adopt(self, name: str, source: Path) -> None:
+        """Move a finished file written elsewhere on the same filesystem (FAISS's on-disk merge writes its
+        lists file through a memory map, not through :class:`NewFile`) into the generation as ``name``:
+        flushed, checksummed by reading it once, then renamed into the folder."""
+        check_name(name, self.folder)
+        digest, size = hashlib.sha256(), 0
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while block := os.pread(fd, _BLOCK, size):
+                digest.update(block)
+                size += len(block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._created.append(name)
+        os.rename(source, self.folder / name)  # same filesystem (the caller's work folder is beside this one)
+        self.records[name] = {"bytes": size, "sha256": digest.hexdigest()}
 
     def head(self, name: str, size: int = 4) -> bytes:
         """The first ``size`` bytes of a finished file."""
@@ -275,6 +293,14 @@ class Generation:
                 out.append(f"{self.display(name)}: checksum mismatch (the file is corrupt)")
         return out
 
+    def check_sizes(self, names: Iterable[str]) -> None:
+        """Refuse a file whose size differs from the manifest's (cheap: for files mapped, not read)."""
+        for name in names:
+            size, expected = os.fstat(self._fds[name]).st_size, self.manifest["files"][name]["bytes"]
+            if size != expected:
+                raise IndexError_(f"{self.display(name)}: truncated or overwritten ({size} bytes, the manifest "
+                                  f"says {expected})")
+
     def check(self, names: Iterable[str] | None = None) -> None:
         """Raise on the first problem of :meth:`problems`."""
         problems = self.problems(names)
@@ -391,7 +417,8 @@ def save_generation(folder: str | os.PathLike, write: Callable[[GenerationWriter
     folder = Path(folder)
     check_writable_target(folder)
     with writer_lock(folder, wait):
-        refuse_legacy_bm25(folder)
+        if expected is not None:  # an update would keep a BM25 side it cannot read; a new index replaces it
+            refuse_legacy_bm25(folder)
         current = read_manifest(folder) if (folder / MANIFEST).is_file() else None
         if expected is not None and current is not None and generation_of(current) != expected:
             raise IndexError_(f"{folder}: another writer saved the index after it was loaded here (generation "
@@ -421,6 +448,8 @@ def save_generation(folder: str | os.PathLike, write: Callable[[GenerationWriter
                               "the previous generation's files are kept in case the switch is lost") from None
         for name in set(current["files"]) - set(manifest["files"]) if current else ():
             _remove(folder / name)
+        if (folder / LEGACY_BM25_MANIFEST).exists():  # a rebuild over format 1: its BM25 files were leftovers
+            _remove(folder / LEGACY_BM25_MANIFEST)
     return manifest
 
 

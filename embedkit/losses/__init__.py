@@ -12,6 +12,7 @@ DebCSELoss          anchor, positive[, negative_1, ...]             DebCSE (Miao
 WhitenedCSELoss     sentence (one column, encoded num_views times)  WhitenedCSE (Zhuo et al. 2023)
 CoSENTLoss          sentence1, sentence2, score (label)             CoSENT (Su 2022; Huang et al. 2024)
 CCPLoss             anchor, context sentence, language id (label)   CCP (Wu et al. 2022)
+matryoshka_loss     as the wrapped loss                             Matryoshka (Kusupati et al. 2022)
 ==================  ==============================================  =====================================
 
 SimCSE unsupervised is ``InfoNCELoss`` on (sentence, same sentence) pairs; SimCSE supervised is
@@ -23,7 +24,8 @@ from embedkit.losses.ccp import CCPLoss, ccp_loss
 from embedkit.losses.cosent import CoSENTLoss
 from embedkit.losses.debcse import DebCSELoss
 from embedkit.losses.infonce import InfoNCELoss, info_nce
+from embedkit.losses.matryoshka import matryoshka_loss
 from embedkit.losses.whitening import GroupWhitening, WhitenedCSELoss
 
 __all__ = ["CCPLoss", "CachedInfoNCELoss", "CoSENTLoss", "DebCSELoss", "GroupWhitening", "InfoNCELoss",
-           "WhitenedCSELoss", "ccp_loss", "info_nce"]
+           "WhitenedCSELoss", "ccp_loss", "info_nce", "matryoshka_loss"]

@@ -105,9 +105,10 @@ def _load(spec: ServedFolder, device: str | None, models: dict) -> ServedIndex:
         raise IndexError_(f"{spec.folder}: the index records no loadable model ({dense.model_name or 'unknown'}); "
                           "rebuild it with `embedkit index build --model ...`")
     build = dense.build_params
-    key = (dense.model_source, build.get("max_seq_length"))
-    if key not in models:
-        models[key] = load_model(dense.model_source, device=device, max_seq_length=build.get("max_seq_length"))
+    key = (dense.model_source, build.get("max_seq_length"), build.get("truncate_dim"))
+    if key not in models:  # --dim at build time: the queries are truncated the same way
+        models[key] = load_model(dense.model_source, device=device, max_seq_length=build.get("max_seq_length"),
+                                 dim=build.get("truncate_dim"))
     model = models[key]
     fingerprint = model_fingerprint(model)
     dense.check_model(fingerprint, model_name(model))

@@ -110,7 +110,33 @@ class CoSENTSpec(_LossSpec):
         return CoSENTLoss
 
 
+class MatryoshkaSpec(_LossSpec):
+    """``loss: {name: matryoshka, dims: [384, 256, 128, 64], weights: [...], base: {name: infonce, ...}}``:
+    the ``base`` loss at every width in ``dims`` (see :mod:`embedkit.losses.matryoshka`)."""
+
+    name: Literal["matryoshka"]
+    base: Annotated[Union[InfoNCESpec, CachedInfoNCESpec, DebCSESpec, CoSENTSpec], Field(discriminator="name")]
+    dims: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    weights: Optional[list[Annotated[float, Field(gt=0)]]] = None
+    n_dims_per_step: int = -1
+
+    @property
+    def in_batch_negatives(self) -> bool:  # as the wrapped loss
+        return self.base.in_batch_negatives
+
+    def batch_columns(self, columns: dict[str, list]) -> dict[str, list]:
+        return self.base.batch_columns(columns)
+
+    def check_data_kind(self, kind: str, has_hard_negatives: bool) -> None:
+        self.base.check_data_kind(kind, has_hard_negatives)
+
+    def build(self, model):
+        from embedkit.losses.matryoshka import matryoshka_loss
+
+        return matryoshka_loss(model, self.base.build(model), self.dims, self.weights, self.n_dims_per_step)
+
+
 LossSpec = Annotated[
-    Union[InfoNCESpec, CachedInfoNCESpec, DebCSESpec, WhitenedCSESpec, CoSENTSpec],
+    Union[InfoNCESpec, CachedInfoNCESpec, DebCSESpec, WhitenedCSESpec, CoSENTSpec, MatryoshkaSpec],
     Field(discriminator="name"),
 ]

@@ -8,13 +8,16 @@ document's tables. Run each under ``flock /work/cpu.lock`` on the shared machine
     python results/generative/study.py rankgen-train seed-1 --set seed=1  # the chosen recipe, one seed
     python results/generative/study.py rankgen-suffix-id --scorer default --scorer lm:default \\
         --scorer runs/generative/rankgen/seed-1 ...                      # held-out, once, all scorers
+    python results/generative/study.py rankgen-suffix-id --scorer lm:default --part 1/2 \
+        --record rankgen-suffix-id-held-out-lm-1                         # a slow scorer in slices
     python results/generative/study.py rankgen-decoding --scorer runs/generative/rankgen/seed-1
     python results/generative/study.py grace-train dev-lr1e-4 --set learning_rate=1.0e-4
     python results/generative/study.py grace-baselines --split test       # raw-text LM and untrained policy
     python results/generative/study.py grace-train seed-1 --set seed=1 --test
 
 Training runs go to runs/generative/<method>/<name> (checkpoints; a second call with the same name
-resumes). Records: rankgen-data.json, costs.json, rankgen-runs/<name>.json, rankgen-suffix-id.json,
+resumes). Records: rankgen-data.json, costs.json, rankgen-runs/<name>.json, rankgen-suffix-id-held-out*.json
+(merged per scorer by tables.py),
 rankgen-decoding.json, grace-runs/<name>.json, grace-baselines-<split>.json.
 """
 from __future__ import annotations
@@ -35,8 +38,8 @@ GRACE_RECIPE = ROOT / "training" / "grace-pairs.yaml"
 # The final report's sets: every STS-B test pair; every SciFact test query, against a corpus cut to their
 # judged abstracts plus seeded others up to 1,000 (a GRACE encoder writes a rationale per abstract: the whole
 # 5,183-abstract corpus takes about 50 minutes per encoder on the shared CPU; see costs.json).
-TEST_SETS = ("eval.sets=[{kind: sts, path: stsb, split: test}, "
-             "{kind: beir, path: scifact, split: test, max_documents: 1000, name: scifact-test-1000}]")
+TEST_SETS = ["eval.test_sets=[{kind: sts, path: stsb, split: test}, "
+             "{kind: beir, path: scifact, split: test, max_documents: 1000, name: scifact-test-1000}]", "eval.final=true"]
 
 
 def _command() -> str:
@@ -75,7 +78,7 @@ def _train(method: str, recipe_path: Path, args) -> int:
     from embedkit.training.checkpoints import last_complete_checkpoint
 
     chosen = chosen_on_dev(method) if args.from_dev else []
-    overrides = chosen + list(args.overrides) + ([TEST_SETS] if getattr(args, "test", False) else [])
+    overrides = chosen + list(args.overrides) + (TEST_SETS if getattr(args, "test", False) else [])
     recipe, _ = _recipe(recipe_path, overrides)
     out = RUNS / method / args.name
     started = time.perf_counter()
@@ -220,12 +223,14 @@ def rankgen_suffix_id(args) -> int:
 
     recipe, params = _recipe(RANKGEN_RECIPE, args.overrides)
     started = time.perf_counter()
-    report = suffix_id_report(recipe, params, args.scorers, args.split, per_prefix=True)
+    part = tuple(int(x) for x in args.part.split("/"))
+    report = suffix_id_report(recipe, params, args.scorers, args.split, per_prefix=True, part=part)
     metrics = {spec: {k: v for k, v in r.items() if not k.startswith("hits_")} for spec, r in report.items()}
     hits = {spec: {k: v for k, v in r.items() if k.startswith("hits_")} for spec, r in report.items()}
-    write_record(HERE / f"rankgen-suffix-id-{args.split}.json",
+    write_record(HERE / f"{args.record or 'rankgen-suffix-id-' + args.split}.json",
                  make_record("rankgen-suffix-id", metrics, _command(), time.perf_counter() - started,
-                             recipe=recipe.model_dump(mode="json"), details={"per_prefix": hits}))
+                             recipe=recipe.model_dump(mode="json"),
+                             details={"split": args.split, "part": list(part), "per_prefix": hits}))
     return 0
 
 
@@ -251,7 +256,7 @@ def grace_baselines(args) -> int:
     from embedkit.generative.lm_encoder import load_mean_pooled_lm
     from embedkit.training.evaluation import evaluate_sets
 
-    overrides = list(args.overrides) + ([TEST_SETS] if args.split == "test" else [])
+    overrides = list(args.overrides) + (["eval.sets=[]", *TEST_SETS] if args.split == "test" else [])
     recipe, params = _recipe(GRACE_RECIPE, overrides)
     sets = eval_sets_for(recipe, params)
     started = time.perf_counter()
@@ -284,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     p = command("rankgen-suffix-id", rankgen_suffix_id)
     p.add_argument("--scorer", dest="scorers", action="append", required=True)
     p.add_argument("--split", default="held-out", choices=["dev", "held-out"])
+    p.add_argument("--part", default="1/1", metavar="K/N", help="only the K-th of N slices of the prefixes")
+    p.add_argument("--record", help="record name (default rankgen-suffix-id-SPLIT); tables merge the held-out ones")
     p = command("rankgen-decoding", rankgen_decoding)
     p.add_argument("--scorer", required=True)
     p.add_argument("--prefixes", type=int, default=100)

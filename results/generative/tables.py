@@ -83,25 +83,63 @@ def rankgen_curve() -> str:
     for step in steps:
         values = [e["eval_suffix-id-dev_accuracy_all"] for r in runs for e in r["metrics"]["during"] if e["step"] == step]
         rows.append([str(step), _mean_spread(values)])
-    return _table(["step", f"dev accuracy, all candidates ({len(runs)} seeds)"], rows)
+    n_dev = runs[0]["metrics"]["before"]["suffix-id-dev"]["n_prefixes"]
+    return _table(["step", f"dev accuracy, all candidates ({n_dev} dev prefixes, "
+                           f"{len(runs)} seed{'s, mean ± sd' if len(runs) > 1 else ''})"], rows)
 
 
 SCORER_NAMES = {"default": "untrained all-MiniLM-L6-v2 + markers", "lm:default": "SmolLM2-135M log-likelihood"}
 
 
-def rankgen_suffix_id() -> str:
-    record = _record("rankgen-suffix-id-held-out.json")
-    m = record["metrics"]
-    trained = [spec for spec in m if spec not in SCORER_NAMES]
-    any_result = next(iter(m.values()))
-    kinds = ["all", "in_document", "lm_generated"]
-    rows = [[SCORER_NAMES[spec]] + [fmt(m[spec][f"accuracy_{k}"]) for k in kinds] for spec in m if spec in SCORER_NAMES]
+MIXED, INBOOK = "rankgen-suffix-id-held-out*.json", "rankgen-suffix-id-inbook-held-out*.json"
+
+
+def held_out_hits(folder: Path = HERE, pattern: str = MIXED) -> tuple[int, dict[str, dict[str, dict[int, int]]]]:
+    """``(prefixes, {scorer: {hits_<kind>: {prefix index: 0/1}}})`` over the held-out prefixes, merged
+    from the records matching ``pattern`` (one candidate set-up: INBOOK + GEN, or INBOOK only). A slow
+    scorer is measured in parts K/N (study.py --part: the K-th of N contiguous slices), possibly not all
+    of them; a scorer's parts must not overlap."""
+    records = load_records(folder, pattern)
+    sizes = {next(iter(r["metrics"].values()))["n_prefixes"] for r in records if r["details"].get("part", [1, 1]) == [1, 1]}
+    if len(sizes) != 1:
+        raise ValueError(f"{folder}/{pattern}: need whole-set records of one size to place the parts, got {sorted(sizes)}")
+    total = sizes.pop()
+    out: dict[str, dict[str, dict[int, int]]] = {}
+    for record in records:
+        k, n = record["details"].get("part", [1, 1])
+        start = (k - 1) * total // n
+        for spec, hits in record["details"]["per_prefix"].items():
+            into = out.setdefault(spec, {})
+            for kind, values in hits.items():
+                if len(values) != k * total // n - start:
+                    raise ValueError(f"{record['path']}: part {k}/{n} of {total} prefixes has {len(values)} for {spec}")
+                column = into.setdefault(kind, {})
+                if column.keys() & set(range(start, start + len(values))):
+                    raise ValueError(f"{record['path']}: scorer {spec} part {k}/{n} overlaps another record")
+                column.update(zip(range(start, start + len(values)), values))
+    return total, out
+
+
+def rankgen_suffix_id(pattern: str = MIXED) -> str:
+    """Every scorer on the held-out prefixes that all of them were measured on (all of them, unless a
+    slow scorer's parts are still missing: then the header says how many)."""
+    total, hits = held_out_hits(HERE, pattern)
+    any_result = next(iter(load_records(HERE, pattern)[0]["metrics"].values()))
+    kinds = ["all", "in_document", "lm_generated"] if pattern == MIXED else ["in_document"]
+    common = set.intersection(*(set(h["hits_all"]) for h in hits.values()))
+
+    def accuracy(spec: str, kind: str) -> float:
+        return 100 * statistics.mean(hits[spec][f"hits_{kind}"][i] for i in common)
+
+    trained = sorted(spec for spec in hits if spec not in SCORER_NAMES)
+    rows = [[SCORER_NAMES[spec]] + [fmt(accuracy(spec, k)) for k in kinds] for spec in SCORER_NAMES if spec in hits]
     if trained:
-        rows.append([f"RankGen trained ({len(trained)} seeds, mean ± sd)"]
-                    + [_mean_spread([m[spec][f"accuracy_{k}"] for spec in trained]) for k in kinds])
+        rows.append([f"RankGen trained ({len(trained)} seed{'s, mean ± sd' if len(trained) > 1 else ''})"]
+                    + [_mean_spread([accuracy(spec, k) for spec in trained]) for k in kinds])
     rows.append(["chance"] + [fmt(100 / any_result[f"candidates_{k}"]) for k in kinds])
-    header = ["scorer"] + [f"{name} ({any_result[f'candidates_{k}']} candidates)"
-                           for name, k in zip(["all", "INBOOK only", "GEN only"], kinds)]
+    names = {"all": "all", "in_document": "INBOOK only", "lm_generated": "GEN only"}
+    measured = f"{len(common)} held-out prefixes" + (f" of {total}" if len(common) < total else "")
+    header = [f"scorer ({measured})"] + [f"{names[k]} ({any_result[f'candidates_{k}']} candidates)" for k in kinds]
     return _table(header, rows)
 
 
@@ -161,6 +199,7 @@ TABLES = {
     "generative-rankgen-dev": rankgen_dev,
     "generative-rankgen-curve": rankgen_curve,
     "generative-rankgen-suffix-id": rankgen_suffix_id,
+    "generative-rankgen-suffix-id-inbook": lambda: rankgen_suffix_id(INBOOK),
     "generative-rankgen-decoding": rankgen_decoding,
     "generative-grace-dev": grace_dev,
     "generative-grace-curve": grace_curve,

@@ -22,9 +22,11 @@ def reliability() -> str:
          f"{w['documents_found']:,} of {w['documents_expected']:,} documents, {w['lost']} lost, {w['duplicated']} "
          f"twice, {w['verify_problems']} verify problems; readers: {w['reader_loads']:,} loads, "
          f"{w['reader_errors']} errors ({fmt(w['updates_per_second'])} updates/s)", "reliability-writers.json"),
-        ("Kill points", f"SIGKILL of a writer at a random moment (up to 0.4 s) of its load-add-save cycles",
+        ("Kill points", f"SIGKILL of a writer at a random moment (up to {fmt(k['longest_delay_s'], 1)} s) of its "
+         "load-add-save cycles",
          f"{k['survived']} of {k['rounds']} survived: the folder loaded and verified, holding the state before "
-         f"({k['cut_saves_found_before']}) or after ({k['cut_saves_found_after']}) the cut save", "reliability-kill.json"),
+         f"({k['cut_saves_found_before']}) or after ({k['cut_saves_found_after']}) the cut update; "
+         f"{k['completed_saves']} updates completed between the kills", "reliability-kill.json"),
         ("I/O faults", f"ENOSPC and EIO on each of the {f['writes_per_save']} writes, EIO on each of the "
          f"{f['flushes_per_save']} flushes of a save",
          f"{f['failed_cleanly']} of {f['faults_injected']} failed in one line with exit 2, the index intact",
@@ -36,16 +38,38 @@ def reliability() -> str:
          "reliability-fuzz.json"),
         ("Lock cost", f"one `embedkit index add` of {lk['added_documents']} documents to {lk['index_documents']:,} "
          f"(both sides), {lk['repeats']} runs each, interleaved",
-         f"{fmt(lk['lock_acquire_release_us_median'], 0)} µs to take and release the lock; the add takes "
-         f"{fmt(lk['add_ms_with_lock_median'])} ms with it, {fmt(lk['add_ms_without_lock_median'])} ms without "
-         f"(medians; target: under {fmt(lk['target_ms'], 0)} ms)", "lock-cost.json"),
+         f"{fmt(lk['lock_acquire_release_us_median'], 0)} µs to take and release the lock (p99 "
+         f"{fmt(lk['lock_acquire_release_us_p99'], 0)} µs); the add takes {fmt(lk['add_ms_with_lock_median'])} ms "
+         f"with it, {fmt(lk['add_ms_without_lock_median'])} ms without (medians; target: the lock under "
+         f"{fmt(lk['target_ms'], 0)} ms of an add)", "lock-cost.json"),
     ]
     cpu = lock["cpu"]["model"]
     lines = ["| Check | What ran | Result | Record |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | [{d}](../results/index/{d}) |" for a, b, c, d in rows]
     lines.append("")
-    lines.append(f"CPU: {cpu}; the lock benchmark ran at {lock['details']['load']}.")
+    lines.append(f"CPU: {cpu}. While the writers ran, {writers['details']['load']}; while the lock benchmark "
+                 f"ran, {lock['details']['load']}.")
     return "\n".join(lines)
 
 
-TABLES = {"index-reliability": reliability}
+def save_cost() -> str:
+    record = _record("save-cost")
+    m = record["metrics"]
+    sizes = m["save_ms_median"]
+    order = ["faiss.write_index", "faiss.write_index + fsync + rename", "FaissIndex.save",
+             "IndexFolder.save (FAISS + BM25)"]  # records keep keys sorted: from least to most done
+    ways = sorted((k for k in next(iter(sizes.values())) if k != "bytes_faiss"),
+                  key=lambda k: order.index(k) if k in order else len(order))
+    lines = ["| Documents (FAISS file) | " + " | ".join(f"`{w}`" for w in ways) + " |",
+             "|---|" + "---:|" * len(ways)]
+    for n, row in sizes.items():
+        lines.append(f"| {int(n):,} ({fmt(row['bytes_faiss'] / 1e6, 1)} MB) | "
+                     + " | ".join(f"{fmt(row[w])} ms" for w in ways) + " |")
+    lines.append("")
+    lines.append(f"Medians of {m['repeats']} interleaved saves each, {m['spec']} index of dimension {m['dim']}, on "
+                 f"{m['filesystem']}; CPU: {record['cpu']['model']}; {record['details']['load']}. "
+                 "Record: [save-cost.json](../results/index/save-cost.json).")
+    return "\n".join(lines)
+
+
+TABLES = {"index-reliability": reliability, "index-save-cost": save_cost}

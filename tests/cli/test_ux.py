@@ -1,5 +1,6 @@
 """The newcomer's rough edges (#18): closed pipes, --version, help texts, option errors."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,22 @@ def test_evaluation_draws_no_mteb_or_datasets_bars(tiny_model_dir, tmp_path, cap
     err = capfd.readouterr().err
     for noise in ("Searching corpus", "Standardizing", "Loading weights", "\x1b[A", "it/s]"):
         assert noise not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "sts", "--data", "stsb", "--model", "runs/simcse-55"],
+    ["eval", "suite", "evaluation/quick.yaml", "--model", "default", "--model", "runs/simcse-55"],
+    ["demo", "--model", "runs/simcse-55"],
+])
+def test_a_model_that_cannot_load_fails_before_torch_is_imported(argv, tmp_path):
+    """A mistyped model folder is found in a fraction of a second: before the command imports torch (seconds,
+    a minute on a loaded machine) and reads its data."""
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(REPO / "evaluation", tmp_path / "evaluation")
+    script = ("import sys; from embedkit.cli.main import main; code = main(sys.argv[1:]); "
+              "print(code, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", script, *argv], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.stdout.split() == ["2", "False", "False"], run.stdout + run.stderr
+    assert run.stderr.strip() == "embedkit: error: runs/simcse-55: no such model folder (runs/ has no model folders)"

@@ -1,6 +1,8 @@
 """Vectors with structure (clusters), so approximate indexes find the true neighbours in unit tests."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 DIM = 16
@@ -28,3 +30,24 @@ def subprocess_env() -> dict:
     root = str(Path(embedkit.__file__).resolve().parent.parent)
     return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+# ------------------------------------------------------------------ CLI tests
+
+DOCS = [("c1", "Cats", "Cats purr and chase mice around the house."),
+        ("c2", "Dogs", "Dogs bark at strangers and love running in parks."),
+        ("c3", "Fish", "Fish swim in rivers, lakes and the open sea."),
+        ("c4", "Birds", "Birds sing at dawn and migrate south in winter."),
+        ("c5", "Bees", "Bees make honey and pollinate flowers in spring.")]
+
+
+def write_corpus(path, docs):
+    path.write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+    return path
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("embedkit: error: ")]
+    assert len(errors) == 1 and "Traceback" not in err, err  # (model loading may draw a progress bar)
+    return errors[0]

@@ -7,17 +7,7 @@ import numpy as np
 import pytest
 
 from embedkit.cli.main import main
-
-DOCS = [("c1", "Cats", "Cats purr and chase mice around the house."),
-        ("c2", "Dogs", "Dogs bark at strangers and love running in parks."),
-        ("c3", "Fish", "Fish swim in rivers, lakes and the open sea."),
-        ("c4", "Birds", "Birds sing at dawn and migrate south in winter."),
-        ("c5", "Bees", "Bees make honey and pollinate flowers in spring.")]
-
-
-def write_corpus(path, docs):
-    path.write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
-    return path
+from index.ixhelpers import DOCS, error_line, write_corpus
 
 
 @pytest.fixture()
@@ -35,13 +25,6 @@ def one_json_line(capsys) -> dict:
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     return json.loads(lines[0])
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("embedkit: error: ")]
-    assert len(errors) == 1 and "Traceback" not in err, err  # (model loading may draw a progress bar)
-    return errors[0]
 
 
 def test_info_and_search(built, capsys):

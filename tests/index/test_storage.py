@@ -209,3 +209,21 @@ def test_an_interrupt_just_after_the_switch_keeps_the_new_files(tmp_path, monkey
     monkeypatch.undo()
     loaded = FaissIndex.load(folder)
     assert "late" in loaded and len(loaded) == 51
+
+
+def test_a_format_1_folder_refuses_updates_and_is_replaced_by_a_rebuild(tmp_path):
+    """A folder whose BM25 side an older embedkit kept under ``bm25.json``: an update is refused (it would keep
+    a BM25 side this version cannot read), while building anew over it (``index build --force``) replaces it."""
+    folder = FaissIndex(DIM)
+    folder.add(ids_for(20), clustered_vectors(20))
+    path = folder.save(tmp_path / "ix")
+    (path / storage.LEGACY_BM25_MANIFEST).write_text("{}")
+    (path / "bm25-old.npz").write_bytes(b"format 1")
+    with pytest.raises(IndexError_, match="older embedkit"):
+        with IndexFolder.update(path) as loaded:
+            loaded.index.add(["new"], clustered_vectors(1, seed=1))
+    fresh = FaissIndex(DIM)
+    fresh.add(ids_for(5, "fresh"), clustered_vectors(5, seed=2))
+    IndexFolder(fresh, None).save(path)
+    assert not (path / storage.LEGACY_BM25_MANIFEST).exists() and not (path / "bm25-old.npz").exists()
+    assert IndexFolder.load(path).index.info()["count"] == 5 and IndexFolder.verify(path) == []

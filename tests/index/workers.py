@@ -3,8 +3,8 @@
 Run as ``python workers.py ROLE ...`` (real processes, real files, real signals); each prints or writes
 one JSON report. Shared by tests/index/test_reliability.py and benchmarks/reliability_bench.py.
 
-- ``write FOLDER WORKER BATCHES SIZE START``: wait for the file START, then add BATCHES batches of SIZE
-  documents, each batch one ``IndexFolder.update`` (lock, load, add to both sides, save).
+- ``write FOLDER WORKER BATCHES SIZE START``: create ``START.ready-WORKER``, wait for the file START, then
+  add BATCHES batches of SIZE documents, each batch one ``IndexFolder.update`` (lock, load, add to both sides, save).
 - ``read FOLDER STOP OUT [PAUSE]``: load and search in a loop until the file STOP exists; every load must
   be one complete state (both sides, whole batches, searchable); writes ``{"loads", "errors"}`` to OUT.
 - ``kill FOLDER ROUNDS SEED OUT [LONGEST]``: fork a writer that saves in a loop, SIGKILL it after a random
@@ -76,6 +76,7 @@ def check_state(folder) -> tuple[int, str]:
 def run_writer(folder: str, worker: str, batches: int, size: int, start: str) -> None:
     from embedkit.index import IndexFolder
 
+    Path(f"{start}.ready-{worker}").touch()  # imported: the benchmark's clock starts when all are ready
     while not os.path.exists(start):
         time.sleep(0.005)
     waited = 0.0
@@ -107,7 +108,17 @@ def run_reader(folder: str, stop: str, out: str, pause: float = 0.02) -> None:
 
 def run_kill(folder: str, rounds: int, seed: int, out: str, longest: float = 0.25) -> None:
     """The kill harness: forks writers (so each round costs no interpreter start) and SIGKILLs them."""
+    import threading
+
+    from tqdm import tqdm
+
     from embedkit.index import IndexFolder
+
+    # tqdm's default lock is a multiprocessing semaphore, which forked writers share with this process: a
+    # writer killed while holding it (bm25s makes bars, hidden ones too) would hang the harness for good. A
+    # thread lock is copied at fork instead, and with no monitor thread it is never held while forking.
+    tqdm.monitor_interval = 0
+    tqdm.set_lock(threading.RLock())
 
     rng = random.Random(seed)
     report = {"rounds": 0, "failures": [], "after": 0, "before": 0, "saves": 0}

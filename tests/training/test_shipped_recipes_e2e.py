@@ -18,8 +18,8 @@ RECIPES = sorted((REPO / "training").glob("*.yaml"))
 SMALL = {  # what keeps each method's one step and evaluation small (data sizes, samples, examples)
     "grace-pairs": ["params.eval_sts_pairs=8", "params.held_out_pairs=2", "params.held_out_every=1",
                     "params.extra_pairs.0.limit=16", "params.max_rationale_tokens=4", "params.group_size=2"],
-    "rankgen-wiki": ["params.max_train_examples=8", "params.max_held_out_examples=4",
-                     "params.sampling.max_new_tokens=4"],
+    "rankgen-scifact": ["params.max_train_examples=8", "params.max_dev_examples=4", "params.max_held_out_examples=4",
+                        "params.sampling.max_new_tokens=4"],
 }
 
 

@@ -1,0 +1,112 @@
+"""Tables (and the plot) of the quantization area, generated from the records in this folder (see results/tables.py).
+
+    python results/quantization/tables.py --plot docs/quantization.png   # the plot of docs/quantization.md
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from embedkit.records import fmt, load_record
+
+HERE = Path(__file__).resolve().parent
+KINDS = ["float32", "int8", "binary", "binary+rescore", "binary+rescore-int8"]
+
+
+def _preferred(*names: str) -> dict:
+    """The first record that exists: the full-size run before the cheaper one made to fit a busy machine."""
+    for name in names:
+        if (HERE / name).exists():
+            return {**load_record(HERE / name), "path": str(HERE / name)}
+    return load_record(HERE / names[0])  # raises, naming the record that should be there
+
+
+def _dims_record() -> dict:
+    return _preferred("scifact-dims.json", "scifact-dims-msl64.json")
+
+
+def _rows() -> list[dict]:
+    return _dims_record()["metrics"]["rows"]
+
+
+def scifact() -> str:
+    rows = _rows()
+    base = next(r for r in rows if r["dim"] == max(x["dim"] for x in rows) and r["kind"] == "float32")
+    dims = sorted({r["dim"] for r in rows}, reverse=True)
+    kinds = [k for k in KINDS if any(r["kind"] == k for r in rows)]
+    lines = ["| dims | " + " | ".join(f"{k}: nDCG@10 (% of {base['dim']}-d float32), bytes" for k in kinds)
+             + " | STS-B test Spearman |", "|---" * (len(kinds) + 2) + "|"]
+    for dim in dims:
+        cells = []
+        for kind in kinds:
+            r = next((x for x in rows if x["dim"] == dim and x["kind"] == kind), None)
+            cells.append("–" if r is None else f"{fmt(r['ndcg_at_10'])} ({fmt(100 * r['ndcg_at_10'] / base['ndcg_at_10'], 1)}%), "
+                                              f"{r['memory']['codes']} B")
+        spearman = next(x["stsb_test_spearman"] for x in rows if x["dim"] == dim)
+        lines.append(f"| {dim} | " + " | ".join(cells) + f" | {fmt(spearman)} |")
+    record = _dims_record()
+    name = Path(record["path"]).name
+    lines += ["", f"Default model (all-MiniLM-L6-v2), not fine-tuned, documents cut at "
+              f"{record['details']['max_seq_length']} tokens; x100; bytes = the codes held in memory per "
+              f"vector (+rescore: plus {base['dim'] * 4} B (float32) or {base['dim']} B (int8) per vector on disk "
+              f"at {base['dim']} dims, memory-mapped); rescore factor {record['details']['rescore_factor']}. "
+              f"CPU: {record['cpu']['model']}. Record: [{name}](../results/quantization/{name})."]
+    return "\n".join(lines)
+
+
+def _speed_record() -> dict:
+    return _preferred("speed-100000.json", "speed-103660.json")
+
+
+def speed() -> str:
+    record = _speed_record()
+    d = record["details"]
+    lines = ["| spec | bytes/vector in memory | recall@10 | embedkit batch q/s | raw FAISS batch q/s | "
+             "embedkit one-query q/s | raw FAISS one-query q/s |", "|---|---|---|---|---|---|---|"]
+    for r in record["metrics"]["rows"]:
+        lines.append(f"| `{r['spec']}` | {r['memory']['codes']} (+{r['memory']['rescore_on_disk']} on disk) | "
+                     f"{fmt(r['recall_at_10'], 3)} | {fmt(r['embedkit_batch_qps'], 0)} | "
+                     f"{fmt(r.get('faiss_batch_qps'), 0)} | {fmt(r['embedkit_single_qps'], 0)} | "
+                     f"{fmt(r.get('faiss_single_qps'), 0)} |")
+    name = Path(record["path"]).name
+    lines += ["", f"{d['data']}; {d['dim']} dims, {d['queries']:,} queries in one call (batch) and "
+              f"{d['single_queries']} one at a time, k={d['k']}, rescore factor {d['rescore_factor']}, one FAISS "
+              f"thread, median of {d['repeats']} interleaved runs; recall@10 against exact search. Raw FAISS: "
+              "`IndexFlatIP`, `IndexScalarQuantizer` (QT_8bit), `IndexBinaryFlat` over `np.packbits`, and for "
+              "rescoring the binary top 40 rescored in numpy from an `np.load` memory map. "
+              f"CPU: {record['cpu']['model']}; {d['load']}. Record: [{name}](../results/quantization/{name})."]
+    return "\n".join(lines)
+
+
+def plot(path: str) -> None:
+    """nDCG@10 against bytes per vector, one line per kind, from the SciFact record."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _rows()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for kind in KINDS:
+        points = sorted((r["memory"]["codes"], r["ndcg_at_10"], r["dim"]) for r in rows if r["kind"] == kind)
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=kind)
+            for x, y, dim in points:
+                ax.annotate(str(dim), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bytes per vector held in memory (log scale); labels: dimensions kept")
+    ax.set_ylabel("SciFact test nDCG@10 x100")
+    ax.set_title(f"all-MiniLM-L6-v2, SciFact test (documents cut at {_dims_record()['details']['max_seq_length']} tokens)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+TABLES = {"quantization-scifact": scifact, "quantization-speed": speed}
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--plot":
+        plot(sys.argv[2])
+    else:
+        sys.exit("usage: python results/quantization/tables.py --plot OUT.png")

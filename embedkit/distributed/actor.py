@@ -34,6 +34,16 @@ class ModelSpec:
         return model
 
 
+def resolve_backend_on_node(spec: dict, backend: str) -> str:
+    """``backend`` resolved (``auto``: calibrated, cached per machine) on a node like those that encode. It
+    runs once per run, so every actor uses the same backend and one run's shards are made alike."""
+    from embedkit.encoding.backends import resolve_backend
+
+    model_spec = ModelSpec(**spec)
+    with ExitStack() as stack:
+        return resolve_backend(model_spec.load(stack), backend, model_spec.device)
+
+
 @dataclass(frozen=True)
 class EncodeJob:
     """Everything an actor needs, sent once when the pool starts. ``identity``: the run's input and

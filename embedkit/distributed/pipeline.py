@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.distributed import output
-from embedkit.distributed.actor import EncodeJob, ModelSpec, PartEncoder, raise_reported
+from embedkit.distributed.actor import EncodeJob, ModelSpec, PartEncoder, raise_reported, resolve_backend_on_node
 from embedkit.distributed.cluster import ActorPlan, connected, plan_actors
 from embedkit.distributed.output import EmbeddingsFolder
 from embedkit.distributed.sources import plan_input, part_to_json, resolve_source
-from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend
+from embedkit.encoding.backends import AUTO, DEFAULT_BACKEND, check_backend
 from embedkit.errors import ConfigError, DataError, EmbedkitError
 
 IDENTITY_VERSION = 1
@@ -88,6 +88,8 @@ def encode_on_ray(
     spec = ModelSpec(str(local.resolve()) if local.exists() else str(model), device, max_seq_length, domain)
     with connected(address):
         pool = plan_actors(device, cpus_per_actor, actors)
+        if backend == AUTO:
+            backend = _resolve_auto(spec, pool)
         identity = {"version": IDENTITY_VERSION, "input_sha256": plan.sha256, "rows": plan.rows,
                     "format": source.format, "text_column": source.text_column, "id_column": source.id_column,
                     "rows_per_part": plan.rows_per_part, "role": role, "prompt": prompt,
@@ -114,6 +116,27 @@ def encode_on_ray(
                                    "complete": True})
     kept = sum(bool(s["kept"]) for s in summaries)
     return RayEncodeResult(folder, plan.rows, facts["dim"], len(plan.parts), kept, pool.describe())
+
+
+def _resolve_auto(spec: ModelSpec, pool: ActorPlan) -> str:
+    """``backend='auto'`` chosen once, in a task shaped like an actor (its CPUs or GPU), and said on stderr:
+    each node choosing for itself could mix backends, and so embeddings, within one output."""
+    import dataclasses
+    import sys
+
+    import ray
+
+    task = ray.remote(resolve_backend_on_node).options(num_cpus=pool.num_cpus, num_gpus=pool.num_gpus or None)
+    try:
+        backend = ray.get(task.remote(dataclasses.asdict(spec), AUTO))
+    except Exception as exc:
+        cause = _embedkit_cause(exc)
+        if cause is not None:
+            raise cause from None
+        raise
+    print(f"backend auto -> {backend} (chosen on one node, used by all; --backend torch for exact float32)",
+          file=sys.stderr)
+    return backend
 
 
 def _check_folder(folder: Path) -> None:

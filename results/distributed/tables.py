@@ -21,7 +21,8 @@ def throughput() -> str:
     record = load_record(HERE / "throughput.json")
     m, runs = record["metrics"], record["details"]["runs"]
     cpu = record["cpu"].get("model", "?")
-    lines = [f"{record['details']['corpus'].capitalize()} ({m['texts']:,} documents), default model, batch 32; {cpu}; "
+    corpus = record["details"]["corpus"]
+    lines = [f"{corpus[0].upper() + corpus[1:]}, default model, batch 32; {cpu}; "
              f"median of {record['details']['repeats']} interleaved runs; record `results/distributed/throughput.json`.",
              "", "| configuration | texts/s | seconds (runs) | other processes' CPU (cores, max) |",
              "|---|---:|---|---:|"]

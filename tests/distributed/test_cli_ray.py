@@ -1,6 +1,7 @@
 """``embedkit encode --ray`` with the tiny model and bad input (one line, exit status 2, before any cluster work)."""
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -25,7 +26,11 @@ def test_other_options_start_over(ray_cluster, tiny_model_dir, tmp_path):
     out = tmp_path / "emb"
     base = ("encode", "--ray", ray_cluster, "--model", str(tiny_model_dir), "--input", str(source), "--out", str(out),
             "--rows-per-part", "16")
-    assert embedkit(*base)[0] == 0
+    code, _, stderr = embedkit(*base)
+    assert code == 0
+    # --backend auto (the default) is chosen once for the whole run and recorded as chosen
+    chosen = json.loads((out / "manifest.json").read_text())["identity"]["backend"]
+    assert chosen != "auto" and f"backend auto -> {chosen}" in stderr
     code, stdout, _ = embedkit(*base, "--normalize")
     assert code == 0 and "starting over" in stdout and "normalize" in stdout and "kept" not in stdout
     _, embeddings = EmbeddingsFolder.open(out).load()

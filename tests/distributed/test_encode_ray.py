@@ -19,6 +19,7 @@ pytestmark = pytest.mark.e2e
 TEXTS = 2000  # Wikipedia sentences: 8 parts of 256 rows, a few seconds each on one CPU
 PARTS = 8
 RUN_TIMEOUT = 600
+EXACT = ("--backend", "torch")  # the engine's float32 path (the CLI's default, auto, may choose an int8 one)
 
 
 def embedkit(*args: str, **kwargs) -> subprocess.Popen:
@@ -43,7 +44,8 @@ def wiki_input(shared_data, tmp_path_factory) -> Path:
 def reference(ray_cluster, wiki_input, tmp_path_factory) -> tuple[list[str], np.ndarray]:
     """An uninterrupted run of the CLI on the cluster: what every interrupted run must reproduce exactly."""
     out = tmp_path_factory.mktemp("reference") / "emb"
-    code, stdout, stderr = finish(embedkit("encode", "--ray", ray_cluster, "--input", str(wiki_input), "--out", str(out)))
+    code, stdout, stderr = finish(embedkit("encode", "--ray", ray_cluster, "--input", str(wiki_input), "--out", str(out),
+                                             *EXACT))
     assert code == 0, stderr
     assert f"wrote {TEXTS} x 384" in stdout and "2 actors x 1 CPU" in stdout
     return EmbeddingsFolder.open(out).load()
@@ -79,7 +81,7 @@ def test_equals_single_process_engine(reference, wiki_input):
 def test_worker_killed_mid_run_is_redone(ray_cluster, wiki_input, reference, tmp_path):
     """SIGKILL one encoder actor's process mid-run: Ray restarts it, its part is redone, the output is identical."""
     out = tmp_path / "emb"
-    run = embedkit("encode", "--ray", ray_cluster, "--input", str(wiki_input), "--out", str(out))
+    run = embedkit("encode", "--ray", ray_cluster, "--input", str(wiki_input), "--out", str(out), *EXACT)
     wait_for_parts(out, run)
     encoders = [p for p in psutil.Process().children(recursive=True)  # this session's cluster only
                 if any("PartEncoder" in part for part in _cmdline(p))]
@@ -99,7 +101,7 @@ def test_driver_killed_mid_run_resumes(ray_cluster, wiki_input, reference, tmp_p
     """SIGKILL the driver after its first part; running the same command again keeps the written parts,
     does the rest, and the output equals the uninterrupted run's, bit for bit."""
     out = tmp_path / "emb"
-    args = ("encode", "--ray", ray_cluster, "--input", str(wiki_input), "--out", str(out))
+    args = ("encode", "--ray", ray_cluster, "--input", str(wiki_input), "--out", str(out), *EXACT)
     run = embedkit(*args)
     wait_for_parts(out, run)
     run.send_signal(signal.SIGKILL)

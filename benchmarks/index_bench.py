@@ -346,7 +346,8 @@ def scifact(batch_size: int, threads: int) -> dict:
 
     from embedkit.data import load_beir
     from embedkit.encoding import cached_encode
-    from embedkit.index import BM25Index, FaissIndex, HybridSearcher, full_text
+    from embedkit.data import full_text
+    from embedkit.index import BM25Index, FaissIndex, HybridSearcher
     from embedkit.models import load_model, model_fingerprint
     from embedkit.paths import data_dir
 

@@ -194,7 +194,7 @@ def scifact_vectors(args) -> tuple[np.ndarray, np.ndarray, str]:
     claims as queries."""
     from embedkit.data import load_beir
     from embedkit.encoding import cached_encode
-    from embedkit.index import full_text
+    from embedkit.data import full_text
     from embedkit.models import load_model
     from embedkit.paths import data_dir
 

@@ -113,7 +113,7 @@ def start_cluster(nodes: int):
 def scifact_texts(limit: int | None, corpus: Path | None = None) -> tuple[Path, list[str]]:
     """The corpus as ``encode --ray`` reads it (a BEIR JSONL file) and the texts it embeds, in order."""
     from embedkit.data import iter_documents
-    from embedkit.index import full_text
+    from embedkit.data import full_text
     from embedkit.paths import data_dir
 
     corpus = corpus or data_dir() / "scifact" / "corpus.jsonl"

@@ -104,7 +104,7 @@ def build_index(folder: Path, docs) -> None:
     """Flat cosine index + BM25 over ``docs``, vectors through the embedding cache (a rerun reads them)."""
     from embedkit.encoding import cached_encode
     from embedkit.index import BM25Index, IndexFolder, build_from_vectors
-    from embedkit.index.chunking import full_text
+    from embedkit.data import full_text
     from embedkit.models import load_model, model_fingerprint, model_name
 
     model = load_model("default")
@@ -123,7 +123,7 @@ def build_txtai(folder: Path, docs) -> None:
     """The same documents in a txtai index (same model, exact FAISS search, texts stored for the hits)."""
     from txtai import Embeddings
 
-    from embedkit.index.chunking import full_text
+    from embedkit.data import full_text
     from embedkit.models import default_model_path
 
     if folder.exists():

@@ -233,3 +233,10 @@ def model_width(model) -> int | None:
         return embedding_dim(model)
     finally:
         model.truncate_dim = cut
+
+
+def model_source_of(model) -> str | None:
+    """What :func:`load_model` needs to load this model again, when it can be told."""
+    if getattr(model, "embedkit_name", None) == DEFAULT_MODEL_NAME:
+        return "default"
+    return getattr(model, "embedkit_source", None)

@@ -64,7 +64,7 @@ def documents_on_ray(args: argparse.Namespace, dataset, model) -> dict:
     a folder under EMBEDKIT_CACHE, which every node must be able to read on a multi-machine cluster."""
     from embedkit.distributed import encode_texts_on_ray
     from embedkit.errors import ModelError
-    from embedkit.index import full_text
+    from embedkit.data import full_text
     from embedkit.models import model_fingerprint
     from embedkit.paths import cache_dir
 

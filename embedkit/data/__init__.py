@@ -8,12 +8,12 @@ from embedkit.data.beir import count_documents, iter_documents, load_beir
 from embedkit.data.checksum import data_checksum, dataset_files, records_checksum
 from embedkit.data.hub import load_hub_beir, load_hub_sts
 from embedkit.data.pairs import load_pairs, load_sentences, load_triplets, read_lines
-from embedkit.data.records import BEIRDataset, Document, STSDataset, STSPair, Triplet, normalize_genre
+from embedkit.data.records import BEIRDataset, Document, STSDataset, STSPair, Triplet, full_text, normalize_genre
 from embedkit.data.sts import load_sts
 
 __all__ = [
     "BEIRDataset", "Document", "STSDataset", "STSPair", "Triplet",
-    "count_documents", "data_checksum", "dataset_files", "iter_documents", "load_beir", "load_hub_beir",
+    "count_documents", "data_checksum", "dataset_files", "full_text", "iter_documents", "load_beir", "load_hub_beir",
     "load_hub_sts", "load_pairs", "load_sentences", "load_sts", "load_triplets", "normalize_genre",
     "read_lines", "records_checksum",
 ]

@@ -12,6 +12,12 @@ def normalize_genre(genre: str | None) -> str | None:
     return GENRE_ALIASES.get(genre, genre) if genre is not None else None
 
 
+def full_text(title: str, text: str) -> str:
+    """Title and text joined by a space and stripped, as mteb and sentence-transformers' IR evaluator build
+    the document they encode."""
+    return (title + " " + text).strip() if title else text.strip()
+
+
 @dataclass(frozen=True)
 class STSPair:
     """Two sentences and their gold similarity score (STS-B 0-5, SICK 1-5, as the file gives it).
@@ -78,8 +84,7 @@ class Document:
 
     @property
     def full_text(self) -> str:
-        """Title and text joined by a space and stripped, as mteb builds the document it encodes."""
-        return (self.title + " " + self.text).strip() if self.title else self.text.strip()
+        return full_text(self.title, self.text)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class PartEncoder:
         from embedkit.distributed.output import identity_hash
         from embedkit.distributed.sources import Source
         from embedkit.encoding.engine import resolve_prompt
-        from embedkit.index.build import model_source_of
+        from embedkit.models import model_source_of
         from embedkit.models import model_fingerprint, model_name
 
         self.job = EncodeJob(**{**job, "spec": ModelSpec(**job["spec"])})

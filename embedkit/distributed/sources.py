@@ -7,7 +7,7 @@ else shared storage):
   0-based line number (the id :func:`embedkit.data.iter_documents` gives it).
 - ``jsonl``: a BEIR corpus (a folder holding ``corpus.jsonl``, or a ``.jsonl`` file): one object a
   non-blank line, ``{"_id", "title"?, "text"}``; the text embedded is title and text joined as
-  evaluation and index building join them (:func:`embedkit.index.full_text`).
+  evaluation and index building join them (:func:`embedkit.data.full_text`).
 - ``parquet``: a ``.parquet`` file or a folder of them (name order): the ``text_column``, and the
   ``id_column`` when the files have it (else the 0-based row number).
 
@@ -233,7 +233,7 @@ def _decode(raw: bytes, path: Path, line: int, strip_bom: bool = False) -> str:
 def _document(raw: bytes, path: Path, line: int) -> tuple[str, str]:
     from embedkit.data.beir import parse_document
     from embedkit.data.textio import parse_json_object
-    from embedkit.index.chunking import full_text
+    from embedkit.data.records import full_text
 
     doc = parse_document(parse_json_object(_decode(raw, path, line, strip_bom=line == 1), path, line), path, line)
     return doc.id, full_text(doc.title, doc.text)

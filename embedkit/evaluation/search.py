@@ -45,7 +45,8 @@ class IndexSearch:
                                    prompt_type=prompt_type)
 
     def index(self, corpus, *, task_metadata, hf_split, hf_subset, encode_kwargs, num_proc=None, **kwargs) -> None:
-        from embedkit.index import BM25Index, FaissIndex, full_text
+        from embedkit.data import full_text
+        from embedkit.index import BM25Index, FaissIndex
 
         self.ids = list(corpus["id"])
         titles = corpus["title"] if "title" in corpus.column_names else [""] * len(self.ids)

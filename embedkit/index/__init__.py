@@ -8,7 +8,7 @@ rescoring from memory-mapped rows.
 """
 from embedkit.index.bm25 import BM25Index
 from embedkit.index.build import add_documents, build_from_vectors, build_index
-from embedkit.index.chunking import Chunker, full_text
+from embedkit.index.chunking import Chunker
 from embedkit.index.faiss_index import FaissIndex
 from embedkit.index.folder import IndexFolder
 from embedkit.index.fusion import reciprocal_rank_fusion
@@ -18,4 +18,4 @@ from embedkit.index.lock import DEFAULT_WAIT, IndexLockedError, writer_lock
 
 __all__ = ["BM25Index", "Chunker", "DEFAULT_WAIT", "FaissIndex", "Hit", "HybridSearcher", "IndexFolder",
            "IndexLockedError", "SearchResults", "TunePoint", "TuneResult", "add_documents", "build_from_vectors",
-           "build_index", "full_text", "reciprocal_rank_fusion", "writer_lock"]
+           "build_index", "reciprocal_rank_fusion", "writer_lock"]

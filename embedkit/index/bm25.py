@@ -26,7 +26,7 @@ import numpy as np
 from embedkit.errors import IndexError_
 from embedkit.index import storage
 from embedkit.index.storage import MANIFEST
-from embedkit.index.chunking import full_text
+from embedkit.data.records import full_text
 from embedkit.index.hits import Hit
 
 FORMAT = "embedkit-bm25-index"

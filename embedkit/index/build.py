@@ -12,7 +12,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from embedkit.errors import DataError
-from embedkit.index.chunking import Chunker, Passage, full_text
+from embedkit.data.records import full_text
+from embedkit.index.chunking import Chunker, Passage
 from embedkit.index.faiss_index import FaissIndex
 from embedkit.index.specs import training_size
 
@@ -23,16 +24,6 @@ def embedding_dim(model) -> int:
     """The model's output dimension (sentence-transformers renamed the method in v5.2)."""
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())
-
-
-def model_source_of(model) -> str | None:
-    """What :func:`embedkit.models.load_model` needs to load this model again, when it can be told."""
-    from embedkit.models import DEFAULT_MODEL_NAME
-
-    name = getattr(model, "embedkit_name", None)
-    if name == DEFAULT_MODEL_NAME:
-        return "default"
-    return getattr(model, "embedkit_source", None)
 
 
 def _passages(documents: Iterable, chunker: Chunker | None) -> Iterator[Passage]:
@@ -142,7 +133,7 @@ def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "c
     later additions are encoded by the same one.
     """
     from embedkit.encoding.backends import embedding_variant, resolve_backend
-    from embedkit.models import model_fingerprint, model_name
+    from embedkit.models import model_fingerprint, model_name, model_source_of
 
     dim = embedding_dim(model)
     index = FaissIndex(dim, spec, metric, model_name=model_name(model), model_fingerprint=model_fingerprint(model),

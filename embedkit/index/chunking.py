@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from embedkit.data.records import full_text
 from embedkit.errors import ConfigError
 
 
@@ -20,11 +21,6 @@ class Passage:
     text: str
     title: str
     parent_id: str | None
-
-
-def full_text(title: str, text: str) -> str:
-    """Title and text joined by a space, as mteb and sentence-transformers' IR evaluator encode documents."""
-    return (title + " " + text).strip() if title else text.strip()
 
 
 class Chunker:

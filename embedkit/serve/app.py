@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from embedkit.encoding.bucketing import token_lengths
-from embedkit.index.chunking import full_text
+from embedkit.data import full_text
 from embedkit.serve import errors
 from embedkit.serve.body_limit import BodyLimit
 from embedkit.serve.errors import ApiError

@@ -22,7 +22,8 @@ import numpy as np
 
 from embedkit.errors import IndexError_
 from embedkit.index import BM25Index, FaissIndex, HybridSearcher, IndexFolder
-from embedkit.index.chunking import Chunker, full_text
+from embedkit.data import full_text
+from embedkit.index.chunking import Chunker
 from embedkit.index.hits import Hit
 
 MODES = ("dense", "bm25", "hybrid")

@@ -19,8 +19,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from embedkit.data import Document, full_text
 from embedkit.encoding.bucketing import token_lengths
-from embedkit.data import full_text
 from embedkit.serve import errors
 from embedkit.serve.body_limit import BodyLimit
 from embedkit.serve.errors import ApiError
@@ -29,7 +29,7 @@ from embedkit.serve.schemas import (DeleteResponse, DocumentOut, DocumentsReques
                                     EmbeddingsRequest, EmbeddingsResponse, ErrorOut, Health, ModelList,
                                     SearchRequest, SearchResponse)
 from embedkit.serve.service import Service
-from embedkit.serve.state import CHUNK_ID, Delete, Document, Row, ServedIndex, Upsert
+from embedkit.serve.state import CHUNK_ID, Delete, Row, ServedIndex, Upsert
 
 _ERRORS = {status: {"model": ErrorOut} for status in (400, 404, 413, 422)}
 _WRITE_ERRORS = {**_ERRORS, **{status: {"model": ErrorOut} for status in (401, 403, 409, 503)}}
@@ -161,7 +161,7 @@ def create_app(service: Service) -> FastAPI:
     async def post_documents(request: DocumentsRequest) -> dict:
         served = service.index(request.index)
         writer = service.writer(served)
-        docs = [Document(d.id, d.text, d.title) for d in request.documents]
+        docs = [Document(d.id, d.title, d.text) for d in request.documents]
         check_texts([d.text for d in docs], "documents.text")
         check_texts([d.title for d in docs], "documents.title")
         ids = [d.id for d in docs]

@@ -22,7 +22,7 @@ import numpy as np
 
 from embedkit.errors import IndexError_
 from embedkit.index import BM25Index, FaissIndex, HybridSearcher, IndexFolder
-from embedkit.data import full_text
+from embedkit.data import Document, full_text
 from embedkit.index.chunking import Chunker
 from embedkit.index.hits import Hit
 
@@ -67,13 +67,6 @@ class ReadWriteLock:
             with self._cond:
                 self._writing = False
                 self._cond.notify_all()
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    text: str
-    title: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import numpy as np
 
 from embedkit.errors import IndexError_
 from embedkit.index.storage import fsync_dir
-from embedkit.serve.state import Delete, Document, Row, Upsert
+from embedkit.data import Document
+from embedkit.serve.state import Delete, Row, Upsert
 
 NAME = "serve-wal.jsonl"
 

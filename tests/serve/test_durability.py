@@ -180,3 +180,19 @@ def test_unsaved_writes_are_saved_after_checkpoint_seconds_then_the_server_build
     assert {"cp", "other", "after"} <= ids and len(ids) == 9
     with writer_lock(fresh_index, wait=0):  # a clean stop let it go too
         pass
+
+
+def test_a_logged_upsert_reads_back_as_written():
+    """The log keeps each document's title and text apart (a swap would feed BM25 "text title" after a replay)."""
+    import numpy as np
+
+    from embedkit.data import Document
+    from embedkit.serve.state import Row, Upsert
+    from embedkit.serve.wal import decode_change, encode_change
+
+    change = Upsert([Document("d1", "The title", "The body text.")], [Row("d1", "The body text.", "The title", None)],
+                    np.arange(4, dtype=np.float32).reshape(1, 4))
+    line = encode_change(change)
+    back = decode_change(line[9:-1])  # after the CRC and its space, before the newline
+    assert back.documents == change.documents and back.rows == change.rows
+    assert np.array_equal(back.vectors, change.vectors)

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embedkit.errors import ModelError
 from embedkit.generative.lm import CausalLM, load_causal_lm
+from embedkit.generative.lm_encoder import LMTextEncoder
 from embedkit.generative.rationale import generate_rollouts, pool
 
 GRACE_MARKER = "embedkit_grace.json"
@@ -63,36 +64,21 @@ def is_grace_folder(path: str | os.PathLike) -> bool:
     return (Path(path) / GRACE_MARKER).is_file()
 
 
-class GraceEncoder:
+class GraceEncoder(LMTextEncoder):
     """A policy LM used as a text encoder (see the module docstring)."""
 
     def __init__(self, lm: CausalLM, settings: GraceSettings, name: str = "grace"):
-        self.lm = lm
+        super().__init__(lm, name)
         self.settings = settings
-        self.embedkit_name = name
-        self.prompts: dict[str, str] = {}
-        self.similarity_fn_name = "cosine"
 
-    # -- what embedkit's encoding engine and fingerprinting use
     @property
     def max_seq_length(self) -> int:
         return self.settings.max_input_tokens
 
-    @property
-    def device(self):
-        return self.lm.device
-
-    def get_sentence_embedding_dimension(self) -> int:
-        return int(self.lm.model.config.hidden_size)
-
     def state_dict(self):
-        """The policy's weights plus its settings (instruction, lengths, pooling): the embedding cache's
-        fingerprint hashes the state dict, and two encoders on the same weights with other settings
-        give other embeddings."""
-        import torch
-
+        """Marked with the policy's settings (instruction, lengths, pooling), which change its embeddings."""
         settings = json.dumps(self.settings.model_dump(mode="json"), sort_keys=True).encode()
-        return {**self.lm.model.state_dict(), "embedkit_grace_settings": torch.tensor(list(settings), dtype=torch.uint8)}
+        return self._state_dict_marked("embedkit_grace_settings", settings)
 
     def rollouts(self, texts: Sequence[str], **sampling):
         s = self.settings

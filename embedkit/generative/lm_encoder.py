@@ -11,18 +11,14 @@ import numpy as np
 from embedkit.generative.lm import CausalLM, load_causal_lm
 
 
-class MeanPooledLMEncoder:
-    """``encode(texts)``: mean-pooled last-layer states of the first ``max_input_tokens`` tokens of each text."""
+class LMTextEncoder:
+    """What embedkit's encoding engine and fingerprinting read from a model, for a causal LM used as an
+    encoder (not a ``SentenceTransformer``: its embeddings come from generation and pooling)."""
 
-    def __init__(self, lm: CausalLM, max_input_tokens: int = 128, name: str | None = None):
-        self.lm, self.max_input_tokens = lm, max_input_tokens
-        self.embedkit_name = name or f"{lm.name.split('/')[-1]}-mean-pooled"
+    def __init__(self, lm: CausalLM, name: str):
+        self.lm, self.embedkit_name = lm, name
         self.prompts: dict[str, str] = {}
         self.similarity_fn_name = "cosine"
-
-    @property
-    def max_seq_length(self) -> int:
-        return self.max_input_tokens
 
     @property
     def device(self):
@@ -31,13 +27,28 @@ class MeanPooledLMEncoder:
     def get_sentence_embedding_dimension(self) -> int:
         return int(self.lm.model.config.hidden_size)
 
-    def state_dict(self):
-        """The LM's weights plus this encoder's pooling, so the embedding cache's fingerprint (a hash of
-        the state dict) tells it apart from a GRACE encoder on the same weights."""
+    def _state_dict_marked(self, key: str, marker: bytes) -> dict:
+        """The LM's weights plus ``marker`` under ``key``: the embedding cache's fingerprint hashes the state
+        dict, and two encoders on the same weights that embed differently must not share entries."""
         import torch
 
-        marker = json.dumps({"encoder": "mean-pooled raw text"}).encode()
-        return {**self.lm.model.state_dict(), "embedkit_encoder": torch.tensor(list(marker), dtype=torch.uint8)}
+        return {**self.lm.model.state_dict(), key: torch.tensor(list(marker), dtype=torch.uint8)}
+
+
+class MeanPooledLMEncoder(LMTextEncoder):
+    """``encode(texts)``: mean-pooled last-layer states of the first ``max_input_tokens`` tokens of each text."""
+
+    def __init__(self, lm: CausalLM, max_input_tokens: int = 128, name: str | None = None):
+        super().__init__(lm, name or f"{lm.name.split('/')[-1]}-mean-pooled")
+        self.max_input_tokens = max_input_tokens
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.max_input_tokens
+
+    def state_dict(self):
+        """Marked with this encoder's pooling, apart from a GRACE encoder on the same weights."""
+        return self._state_dict_marked("embedkit_encoder", json.dumps({"encoder": "mean-pooled raw text"}).encode())
 
     def encode(self, sentences, prompt: str | None = None, batch_size: int = 16, show_progress_bar: bool | None = None,
                convert_to_numpy: bool = True, normalize_embeddings: bool = False, device: str | None = None, **_):

@@ -14,10 +14,11 @@ import psutil
 import pytest
 
 from embedkit.distributed import EmbeddingsFolder
+from embedkit.distributed.sources import default_rows_per_part
 
 pytestmark = pytest.mark.e2e
-TEXTS = 2000  # Wikipedia sentences: 8 parts of 256 rows, a few seconds each on one CPU
-PARTS = 8
+TEXTS = 2000  # Wikipedia sentences: 32 parts of 64 rows, about a second each on one CPU
+PARTS = -(-TEXTS // default_rows_per_part(TEXTS))
 RUN_TIMEOUT = 600
 EXACT = ("--backend", "torch")  # the engine's float32 path (the CLI's default, auto, may choose an int8 one)
 
@@ -75,7 +76,9 @@ def test_equals_single_process_engine(reference, wiki_input):
     cosine = (embeddings * expected).sum(1) / np.linalg.norm(embeddings, axis=1) / np.linalg.norm(expected, axis=1)
     assert cosine.min() >= 0.9999
     # each actor runs the engine as is: a part's rows are the bytes one process makes from that part alone
-    assert np.array_equal(embeddings[256:512], encode(model, texts[256:512], workers=1, threads=1))
+    size = default_rows_per_part(TEXTS)
+    second = slice(size, 2 * size)
+    assert np.array_equal(embeddings[second], encode(model, texts[second], workers=1, threads=1))
 
 
 def test_worker_killed_mid_run_is_redone(ray_cluster, wiki_input, reference, tmp_path):

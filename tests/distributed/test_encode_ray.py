@@ -17,7 +17,7 @@ from embedkit.distributed import EmbeddingsFolder
 from embedkit.distributed.sources import default_rows_per_part
 
 pytestmark = pytest.mark.e2e
-TEXTS = 2000  # Wikipedia sentences: 32 parts of 64 rows, about a second each on one CPU
+TEXTS = 2000  # Wikipedia sentences: 8 parts of 256 rows, a few seconds each on one CPU
 PARTS = -(-TEXTS // default_rows_per_part(TEXTS))
 RUN_TIMEOUT = 600
 EXACT = ("--backend", "torch")  # the engine's float32 path (the CLI's default, auto, may choose an int8 one)

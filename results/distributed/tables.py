@@ -22,8 +22,10 @@ def throughput() -> str:
     m, runs = record["metrics"], record["details"]["runs"]
     cpu = record["cpu"].get("model", "?")
     corpus = record["details"]["corpus"]
-    lines = [f"{corpus[0].upper() + corpus[1:]}, default model, batch 32; {cpu}; "
-             f"median of {record['details']['repeats']} interleaved runs; record `results/distributed/throughput.json`.",
+    repeats = record["details"]["repeats"]
+    timing = f"median of {repeats} interleaved runs" if repeats > 1 else "one run"
+    lines = [f"{corpus[0].upper() + corpus[1:]}, default model, batch 32; {cpu}; {timing}; "
+             "record `results/distributed/throughput.json`.",
              "", "| configuration | texts/s | seconds (runs) | other processes' CPU (cores, max) |",
              "|---|---:|---|---:|"]
     for key, label in CONFIGS:

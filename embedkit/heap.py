@@ -74,3 +74,12 @@ def reuse_freed_memory() -> Iterator[None]:
                 _libc.mallopt(_M_MMAP_THRESHOLD, _SETTLED_MMAP_THRESHOLD)
                 _libc.mallopt(_M_TRIM_THRESHOLD, _SETTLED_TRIM_THRESHOLD)
                 _libc.malloc_trim(0)
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the kernel now (``malloc_trim(0)``: every arena, not only the top
+    of each heap), whatever the settings above; a no-op without glibc. For a long-running process inside
+    :func:`reuse_freed_memory`, called now and then: the buffers of the next batches are reused in between,
+    and what fragmentation strands between live blocks does not pile up."""
+    if _libc is not None:
+        _libc.malloc_trim(0)

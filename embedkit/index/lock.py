@@ -11,6 +11,11 @@ can say who holds the folder. Within one process the lock is re-entrant for the 
 (``IndexFolder.update`` holds it and calls ``save``, which takes it again) and exclusive between threads,
 so a server that writes from several threads is serialised too.
 
+A server (``embedkit serve``) keeps acknowledged writes in a log in the folder (``SERVER_LOG``) until it
+saves them. If it dies first, the next server to take the lock replays that log; any other writer is
+refused while the log holds writes, because saving its own changes first would put the server's older
+writes on top of them when the log is replayed (a later write to the same document undone).
+
 Hand-written rather than the ``filelock`` package: that package offers no holder information and is not
 re-entrant per folder across the objects of one process.
 """
@@ -29,6 +34,7 @@ from typing import Iterator
 from embedkit.errors import IndexError_
 
 LOCK_FILE = "writer.lock"
+SERVER_LOG = "serve-wal.jsonl"  # embedkit.serve's write-ahead log; named here so that writers can see it
 DEFAULT_WAIT = 5.0  # seconds a writer waits for another before giving up (``--wait``)
 _POLL = (0.001, 0.05)  # first and longest pause between attempts while waiting
 
@@ -116,11 +122,14 @@ def _lock_file(folder: Path, deadline: float | None, wait: float | None) -> int:
 
 
 @contextmanager
-def writer_lock(folder: str | os.PathLike, wait: float | None = DEFAULT_WAIT) -> Iterator[None]:
+def writer_lock(folder: str | os.PathLike, wait: float | None = DEFAULT_WAIT,
+                replays_server_log: bool = False) -> Iterator[None]:
     """Hold the writer lock of ``folder`` (created if absent) for the duration of the block.
 
     ``wait``: seconds to wait for another writer (``None`` waits as long as it takes, ``0`` tries once);
     past it, :class:`IndexLockedError` names the folder and the holder. Re-entrant within a thread.
+    A folder whose server log holds unsaved writes is refused (see the module docstring) unless the
+    caller is a server that replays that log (``replays_server_log``).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -132,6 +141,8 @@ def writer_lock(folder: str | os.PathLike, wait: float | None = DEFAULT_WAIT) ->
     try:
         if held.depth == 0:
             held.fd = _lock_file(folder, deadline, wait)
+            if not replays_server_log:
+                _refuse_unsaved_server_log(folder, held)
         held.depth += 1
         try:
             yield
@@ -146,3 +157,17 @@ def writer_lock(folder: str | os.PathLike, wait: float | None = DEFAULT_WAIT) ->
     finally:
         held.thread_lock.release()
 
+
+def _refuse_unsaved_server_log(folder: Path, held: _FolderLock) -> None:
+    """Let go of the fresh lock and refuse if a server stopped with writes it had not saved."""
+    log = folder / SERVER_LOG
+    try:
+        pending = log.stat().st_size > 0
+    except FileNotFoundError:
+        return
+    if pending:
+        fd, held.fd = held.fd, -1
+        os.ftruncate(fd, 0)
+        os.close(fd)
+        raise IndexLockedError(f"{log}: a server stopped before saving writes it had acknowledged; start "
+                               f"`embedkit serve {folder}` once (it saves them at start), then write again")

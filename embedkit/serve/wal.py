@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.errors import IndexError_
+from embedkit.index.lock import SERVER_LOG
 from embedkit.index.storage import fsync_dir
 from embedkit.data import Document
 from embedkit.serve.state import Delete, Row, Upsert
-
-NAME = "serve-wal.jsonl"
 
 
 def encode_change(change: Upsert | Delete) -> bytes:
@@ -50,7 +49,7 @@ def decode_change(payload: bytes) -> Upsert | Delete:
 
 class WriteAheadLog:
     def __init__(self, folder: Path):
-        self.path = Path(folder) / NAME
+        self.path = Path(folder) / SERVER_LOG
         self._fd: int | None = None
         self._complete = 0  # bytes up to the end of the last whole line, as of the last replay
 

@@ -241,7 +241,7 @@ class IndexWriter:
     def _hold(self) -> int:
         """Take the folder's writer lock, bring the served state up to the folder's newest (replaying a log
         a crashed server left), and open the log for appending; returns the changes replayed."""
-        lock = writer_lock(self.folder, self.options.lock_wait)
+        lock = writer_lock(self.folder, self.options.lock_wait, replays_server_log=True)
         lock.__enter__()
         try:
             self._catch_up()

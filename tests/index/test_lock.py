@@ -14,6 +14,7 @@ from index.ixhelpers import DIM, clustered_vectors, ids_for, subprocess_env
 from embedkit.cli.main import main
 from embedkit.errors import IndexError_
 from embedkit.index import FaissIndex, IndexFolder, IndexLockedError, writer_lock
+from embedkit.index.lock import SERVER_LOG
 
 HOLD = """
 import sys, time
@@ -140,3 +141,26 @@ def test_a_forked_child_does_not_inherit_the_hold(folder):
         pass
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_server_log_with_unsaved_writes_is_replayed_by_a_server_before_anyone_else_writes(folder, capsys):
+    """A server killed before its checkpoint leaves acknowledged writes in its log. A CLI writer that saved
+    first would have those older writes replayed over its own later ones, so it is refused in one line
+    until a server (which replays the log under the lock) has saved them."""
+    log = folder / SERVER_LOG
+    log.write_bytes(b"")
+    with writer_lock(folder, wait=0):  # an empty log: nothing pending
+        pass
+    log.write_bytes(b'00000000 {"op":"delete","ids":["doc1"]}\n')
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["index", "remove", str(folder), "--ids", "doc2", "--wait", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{log}: a server stopped before saving writes it had acknowledged" in err[0]
+    assert f"embedkit serve {folder}" in err[0]
+    with pytest.raises(IndexLockedError):
+        FaissIndex.load(folder).save(folder, wait=0)  # the Python API too
+    assert sorted(p.name for p in folder.iterdir()) == before and len(FaissIndex.load(folder)) == 30
+    with writer_lock(folder, wait=0, replays_server_log=True):  # the refusal let the lock go; a server may
+        log.write_bytes(b"")  # stands for its replay, save and emptying of the log
+    assert main(["index", "remove", str(folder), "--ids", "doc2"]) == 0
+    assert len(FaissIndex.load(folder)) == 29

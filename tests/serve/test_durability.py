@@ -32,6 +32,11 @@ def test_acknowledged_upserts_survive_kill_9_and_a_torn_tail_is_dropped(fresh_in
     logged = wal.read_bytes()
     assert logged.count(b"\n") == 3  # the log, not a save, holds the writes
     assert _saved_files(fresh_index) == saved_before
+    refused = subprocess.run([sys.executable, "-m", "embedkit.cli.main", "index", "remove", str(fresh_index),
+                              "--ids", "k0", "--wait", "0"], capture_output=True, text=True, env=server_env(),
+                             timeout=300)  # saving first would let the replay put k0 back over this removal
+    assert refused.returncode == 2 and "a server stopped before saving" in refused.stderr.strip().splitlines()[-1]
+    assert _saved_files(fresh_index) == saved_before
     wal.write_bytes(logged + b'0badc0de {"op":"upsert","documents":[["cut')  # an append a crash cut short
 
     with _serve(fresh_index, token_file, tmp_path / "b.log") as again:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -160,3 +161,31 @@ def test_workers_encode_at_once_without_sharing_a_tokenizer(tiny_model):
         batcher.stop()
     np.testing.assert_allclose(np.vstack([v for v, _ in results]), encode(tiny_model, texts, batch_size=64), atol=1e-5)
     assert [n for _, n in results] == token_lengths(tiny_model, texts).tolist()
+
+
+def test_the_batcher_hands_free_heap_pages_back_at_most_once_per_interval(tiny_model, monkeypatch):
+    """Under steady load the workers trim the heap now and then (resident memory would otherwise creep
+    up as the heap fragments), never after every batch (which would undo the buffer reuse)."""
+    import embedkit.serve.batcher as batcher_module
+    from embedkit.serve.batcher import MicroBatcher
+
+    trims = []
+    monkeypatch.setattr(batcher_module, "release_free_memory", lambda: trims.append(time.monotonic()))
+    monkeypatch.setattr(batcher_module, "TRIM_SECONDS", 0.2)
+    batches = []
+    batcher = MicroBatcher(max_batch=4, max_wait=0.0, workers=2, observe_batch=lambda *_: batches.append(1))
+    batcher.register(tiny_model)
+    batcher.start()
+
+    async def load(seconds: float):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await asyncio.gather(*(batcher.run(tiny_model, [f"text {i}"]) for i in range(8)))
+
+    try:
+        asyncio.run(load(1.0))
+    finally:
+        batcher.stop()
+    assert len(batches) > 20  # many batches ...
+    assert 2 <= len(trims) <= 6  # ... about one trim per 0.2 s of them
+    assert all(b - a >= 0.2 for a, b in zip(trims, trims[1:]))

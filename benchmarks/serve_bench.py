@@ -355,6 +355,28 @@ def writes_phase(server: Server, bodies: Path, script: Path, seconds: float, cor
             "acknowledged_missing_after": len(missing), "driver_cpu_cores": (time.process_time() - own0) / seconds}
 
 
+# ---------------------------------------------------------------------------------------------- soak
+
+
+def soak(server: Server, bodies: dict, script: Path, rounds: int, seconds: float) -> dict:
+    """The heaviest load, the same each round (32 clients on /search, then on /v1/embeddings), and the
+    server's resident memory at the end of each round: memory that follows the load settles in the first
+    round and stays; memory that creeps grows from round to round."""
+    out = []
+    for number in range(1, rounds + 1):
+        row = {"round": number}
+        for key, endpoint in ENDPOINT_OF:
+            server.phase = f"soak {number} {endpoint}"
+            row[f"{key}_qps"] = wrk(server.base + endpoint, bodies[endpoint], 32, seconds, script)["qps"]
+            row[f"rss_mib_after_{key}"] = round(server.ps.memory_info().rss / 2**20, 1)
+        print(f"  round {number}: {row}", flush=True)
+        out.append(row)
+    after = [r["rss_mib_after_embeddings"] for r in out]
+    return {"rounds": out, "seconds_per_load_run": seconds, "rss_mib_samples": [round(m, 1) for _, m, _ in server.rss],
+            "rss_growth_mib_after_round_1": max(after[1:]) - after[0] if len(after) > 1 else None,
+            "rss_mib_range_after_round_1": [min(after[1:]), max(after[1:])] if len(after) > 1 else None}
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 ENDPOINT_OF = (("search", "/search"), ("embeddings", "/v1/embeddings"))
@@ -370,6 +392,10 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="/tmp/embedkit-serve-bench", help="index folder and logs (not in the repo)")
     p.add_argument("--out", default=str(ROOT / "results" / "serve"), help="records folder")
     p.add_argument("--no-record", action="store_true", help="print only")
+    p.add_argument("--soak", type=int, default=0, metavar="ROUNDS",
+                   help="instead: ROUNDS identical rounds of the heaviest load (32 clients, each endpoint, "
+                        "--seconds each) against one server with micro-batching on, resident memory after each "
+                        "(record results/serve/memory.json)")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("serve_bench needs wrk (Debian: apt-get install -y wrk)")
@@ -391,6 +417,20 @@ def main(argv=None) -> int:
     bodies["/search"].write_text("".join(json.dumps({"query": q, "k": 10, "mode": "dense"}) + "\n" for q in queries))
     bodies["/v1/embeddings"].write_text("".join(json.dumps({"model": "scifact", "input": t}) + "\n" for t in texts))
 
+    if args.soak:
+        server = Server(folder, ["--max-batch", "32", "--max-wait-ms", "2"], work / "server-soak.log")
+        try:
+            wrk(server.base + "/search", bodies["/search"], 8, 3, script)  # warm-up
+            result = soak(server, bodies, script, args.soak, args.seconds)
+        finally:
+            server.stop()
+        result["docs"] = len(docs)
+        print(json.dumps({k: v for k, v in result.items() if k.startswith("rss_growth") or k.startswith("rss_mib_range")}))
+        if not args.no_record:
+            command = ["python", "benchmarks/serve_bench.py", *(argv if argv is not None else sys.argv[1:])]
+            write_record(Path(args.out) / "memory.json", make_record("serve-memory", result, command,
+                                                                   time.perf_counter() - started))
+        return 0
     print("in-process (before)", flush=True)
     ceilings = [in_process(folder, queries, texts, args.inprocess_seconds)]
     print(f"  {ceilings[0]}", flush=True)

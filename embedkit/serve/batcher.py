@@ -176,10 +176,9 @@ class MicroBatcher:
         """At most once every ``TRIM_SECONDS``, hand the heap's free pages back to the kernel.
 
         Freed buffers stay in the heap for reuse (``start``), but requests of every size and the writer's
-        BM25 rebuilds fragment it, and free pages stranded between live blocks are never reused: measured
-        on 500 SciFact abstracts at 32 search clients, resident memory rose in every 15 s round (1,011,
-        1,102, 1,179, 1,223 MiB) at the same load. A trim a second keeps the reuse within the second and
-        lets nothing pile up; it costs about a millisecond."""
+        BM25 rebuilds fragment it, and free pages stranded between live blocks are never reused: without
+        this, resident memory rose in every round of the same load (``serve_bench.py --soak``). A trim a
+        second keeps the reuse within the second and lets nothing pile up."""
         now = time.monotonic()
         if now - self._trimmed < TRIM_SECONDS:
             return

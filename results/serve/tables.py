@@ -112,4 +112,22 @@ def writes_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"serve-load": load_table, "serve-ratio": ratio_table, "serve-peer": peer_table, "serve-writes": writes_table}
+def memory_table() -> str:
+    record = load_record(HERE / "memory.json")
+    m = record["metrics"]
+    lines = ["| round | /search at 32 clients, requests/s | RSS after (MiB) | /v1/embeddings at 32 clients, "
+             "requests/s | RSS after (MiB) |", "|---|---|---|---|---|"]
+    for r in m["rounds"]:
+        lines.append(f"| {r['round']} | {fmt(r['search_qps'], 1)} | {fmt(r['rss_mib_after_search'], 0)} | "
+                     f"{fmt(r['embeddings_qps'], 1)} | {fmt(r['rss_mib_after_embeddings'], 0)} |")
+    low, high = m["rss_mib_range_after_round_1"]
+    lines += ["", f"{m['docs']} SciFact abstracts, micro-batching on, {m['seconds_per_load_run']} s per load run, one "
+              f"server throughout. Resident memory at the end of rounds 2-4: {fmt(low, 0)}-"
+              f"{fmt(high, 0)} MiB, no trend (sampled every second: {fmt(min(m['rss_mib_samples']), 0)}-"
+              f"{fmt(max(m['rss_mib_samples']), 0)} over the whole run). {record['cpu'].get('model', '?')}, "
+              f"{record['cpu'].get('cores', '?')} cores; commit {record['commit'][:10]}; record "
+              "`results/serve/memory.json`."]
+    return "\n".join(lines)
+
+
+TABLES = {"serve-memory": memory_table, "serve-load": load_table, "serve-ratio": ratio_table, "serve-peer": peer_table, "serve-writes": writes_table}

@@ -121,9 +121,11 @@ def memory_table() -> str:
         lines.append(f"| {r['round']} | {fmt(r['search_qps'], 1)} | {fmt(r['rss_mib_after_search'], 0)} | "
                      f"{fmt(r['embeddings_qps'], 1)} | {fmt(r['rss_mib_after_embeddings'], 0)} |")
     low, high = m["rss_mib_range_after_round_1"]
+    ends = [r["rss_mib_after_embeddings"] for r in m["rounds"]]
+    trend = "rising every round" if all(a < b for a, b in zip(ends, ends[1:])) else "not rising round on round"
     lines += ["", f"{m['docs']} SciFact abstracts, micro-batching on, {m['seconds_per_load_run']} s per load run, one "
               f"server throughout. Resident memory at the end of rounds 2-4: {fmt(low, 0)}-"
-              f"{fmt(high, 0)} MiB, no trend (sampled every second: {fmt(min(m['rss_mib_samples']), 0)}-"
+              f"{fmt(high, 0)} MiB, {trend} (sampled every second: {fmt(min(m['rss_mib_samples']), 0)}-"
               f"{fmt(max(m['rss_mib_samples']), 0)} over the whole run). {record['cpu'].get('model', '?')}, "
               f"{record['cpu'].get('cores', '?')} cores; commit {record['commit'][:10]}; record "
               "`results/serve/memory.json`."]

@@ -161,7 +161,6 @@ class MicroBatcher:
                 continue
             if self._observe is not None:
                 self._observe(len(texts), started - head.arrived, time.perf_counter() - started)
-            self._trim_now_and_then()
             row = 0
             for job in batch:
                 rows = vectors[row:row + len(job.texts)]
@@ -170,7 +169,7 @@ class MicroBatcher:
                     _settle(job, result=job.then(rows, model) if job.then is not None else rows)
                 except BaseException as exc:
                     _settle(job, error=exc)
-
+            self._trim_now_and_then()  # after the answers are on their way: no request waits for it
 
     def _trim_now_and_then(self) -> None:
         """At most once every ``TRIM_SECONDS``, hand the heap's free pages back to the kernel.

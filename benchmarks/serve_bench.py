@@ -24,9 +24,11 @@ What it measures, on an index of SciFact abstracts (default model, Flat, with BM
 
 The load generator is wrk (C, one thread, a Lua script that rotates request bodies), a process of its
 own; it shares the machine's cores with the server, and its CPU time is reported beside the server's.
-Records: results/serve/load.json and results/serve/writes.json (tables: results/serve/tables.py).
+Records: results/serve/load.json, results/serve/writes.json and, with ``--soak``,
+results/serve/memory.json (tables: results/serve/tables.py).
 
-    flock /work/cpu.lock python benchmarks/serve_bench.py            # about 20 minutes
+    python benchmarks/serve_bench.py --docs 500                        # the recorded run, about 16 minutes
+    python benchmarks/serve_bench.py --docs 500 --soak 4 --seconds 20  # memory over identical rounds
     python benchmarks/serve_bench.py --seconds 5 --clients 1,8 --docs 500 --no-record   # a quick look
 """
 from __future__ import annotations
@@ -160,7 +162,7 @@ def in_process(folder: Path, queries: list[str], texts: list[str], seconds: floa
     order, one per core at a time (a thread per usable CPU, each encoding its own batch with one torch
     thread, the plan the server's encode workers follow). Batches are not sorted by length across one
     another: the server's micro-batches hold whatever arrived, and one ``encode`` call over many batches
-    would sort its texts by length first and pad less (about 3x the throughput on these texts)."""
+    would sort its texts by length first and pad less (1.7x the search throughput in a trial run)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from embedkit.encoding import encode

@@ -19,7 +19,8 @@ the 2-node cluster; run it for 100k and 1M lines to see whether memory grows wit
 
 CPU accounting: this process, the cluster and the driver are one process tree; a sampler reads every
 process of that tree and the machine's busy time (every second for throughput, every 0.5 s for memory
-peaks), so the CPU that other processes used during a run is the machine's minus the tree's (see ``benchlib`` for why it is recorded).
+peaks), so the CPU that other processes used during a run is the machine's minus the tree's (see
+``benchlib`` for why it is recorded).
 
     flock /work/cpu.lock python benchmarks/ray_bench.py throughput --repeats 2 --record [--limit 1500]
     flock /work/cpu.lock python benchmarks/ray_bench.py memory --lines 1000000

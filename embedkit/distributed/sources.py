@@ -140,8 +140,7 @@ def _plan_lines(source: Source, rows_per_part: int | None) -> InputPlan:
     jsonl = source.format == "jsonl"
     step = rows_per_part if rows_per_part is not None and rows_per_part < GRAIN else GRAIN
     h = hashlib.sha256()
-    # byte offset and 1-based line number of row 0, step, 2*step, ...: 16 bytes a mark (not a tuple's ~100),
-    # so that a 100M-line input's marks take 25 MB of the driver's memory
+    # byte offset and 1-based line number of row 0, step, 2*step, ...: 16 bytes a mark, not a tuple's ~100
     offsets, lines = array("q"), array("q")
     rows = offset = line = 0
     try:

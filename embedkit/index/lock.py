@@ -149,13 +149,17 @@ def writer_lock(folder: str | os.PathLike, wait: float | None = DEFAULT_WAIT,
         finally:
             held.depth -= 1
             if held.depth == 0:
-                fd, held.fd = held.fd, -1
-                try:
-                    os.ftruncate(fd, 0)  # no stale holder details for the next reader of the file
-                finally:
-                    os.close(fd)  # releases the flock
+                _let_go(held)
     finally:
         held.thread_lock.release()
+
+
+def _let_go(held: _FolderLock) -> None:
+    fd, held.fd = held.fd, -1
+    try:
+        os.ftruncate(fd, 0)  # no stale holder details for the next reader of the file
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def _refuse_unsaved_server_log(folder: Path, held: _FolderLock) -> None:
@@ -166,8 +170,6 @@ def _refuse_unsaved_server_log(folder: Path, held: _FolderLock) -> None:
     except FileNotFoundError:
         return
     if pending:
-        fd, held.fd = held.fd, -1
-        os.ftruncate(fd, 0)
-        os.close(fd)
+        _let_go(held)
         raise IndexLockedError(f"{log}: a server stopped before saving writes it had acknowledged; start "
                                f"`embedkit serve {folder}` once (it saves them at start), then write again")

@@ -1,14 +1,16 @@
 """Smaller indexes at the same quality: truncated dimensions (``--dim``) x float32 / int8 / binary / binary +
 rescore, and their search speed against raw FAISS doing the same. Writes records under results/quantization/.
 
-``quality``: SciFact test nDCG@10 and bytes per vector for the default model at each width in ``--dims``
-and each spec, scored by mteb through embedkit's index layer (:class:`embedkit.evaluation.search.IndexSearch`,
+``quality``: SciFact nDCG@10 and bytes per vector for a model (``--model``: the default model, or a trained
+model's folder) at each width in ``--dims`` and each spec, on ``--split test`` (the reported figures) or
+``--split dev`` (SciFact ``dev``, STS-B dev: what recipe choices are made on), scored by mteb through embedkit's index layer (:class:`embedkit.evaluation.search.IndexSearch`,
 what ``eval retrieval --index SPEC`` runs). The corpus and queries are encoded once at full width, through
 the embedding cache, and cut to each width (first d dimensions, renormalised: what ``--dim d`` gives).
 STS-B test Spearman at each width is mteb's STS evaluator over the STS-B test sentences encoded once and
 cut the same way (what ``eval sts --dim d`` computes; tests/index/test_dim.py checks that cutting
 precomputed vectors equals encoding with ``dim=d``). ``--max-seq-length N`` cuts documents at N tokens
-(default: the model's 256) for a cheaper run; the record says so.
+(default: the model's 256) for a cheaper run; the record says so. ``--record PATH`` names the record
+(default: ``scifact-dims[-msl N].json`` for the default model on test).
 
 ``speed``: queries per second on ``--limit`` real vectors (the bench sentences of ``index_bench.py``,
 encoded once through the cache; the first ``--queries`` are the queries; or, with ``--scifact-copies N``,
@@ -20,6 +22,7 @@ over ``np.packbits``, and for rescoring the binary top ``4 x k`` rescored in num
 memory map), interleaved, one FAISS thread, with recall@10 against exact search.
 
     EMBEDKIT_CACHE=/work/cache HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/quantization_bench.py quality
+    ... quantization_bench.py quality --model models/matryoshka --split dev --record results/quantization/x.json
     EMBEDKIT_CACHE=/work/cache HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/quantization_bench.py speed --limit 101000
 """
 from __future__ import annotations
@@ -71,18 +74,19 @@ def quality(args) -> None:
         def encode(self, *a, **kw):
             return truncate_embeddings(super().encode(*a, **kw), self.dim)
 
-    model = load_model("default", device="cpu", max_seq_length=args.max_seq_length)
-    dataset = load_beir(data_dir() / "scifact", split="test")
-    sts = load_sts(data_dir() / "stsb", split="test")
+    model = load_model(args.model, device="cpu", max_seq_length=args.max_seq_length)
+    dataset = load_beir(data_dir() / "scifact", split=args.split)
+    sts = load_sts(data_dir() / "stsb", split=args.split)
     encoder = MtebEncoder(model, batch_size=32, show_progress=True)
-    sts_encoder = TruncatedEncoder(load_model("default", device="cpu"), batch_size=32, show_progress=False)
+    sts_encoder = TruncatedEncoder(load_model(args.model, device="cpu"), batch_size=32, show_progress=False)
     task = retrieval_task(dataset)
     suffix = f"-msl{args.max_seq_length}" if args.max_seq_length else ""
-    with recording(OUT / f"scifact-dims{suffix}.json", "quantization-scifact-dims", sys.argv) as rec:
+    path = Path(args.record) if args.record else OUT / f"scifact-dims{suffix}.json"
+    with recording(path, "quantization-scifact-dims", sys.argv) as rec:
         rows = []
         for dim in args.dims:
             sts_encoder.dim = dim
-            spearman = run_sts(sts_encoder, sts, "test", None)["spearman"]
+            spearman = run_sts(sts_encoder, sts, args.split, None)["spearman"]
             for kind, spec in KINDS.items():
                 if "B" in spec and dim % 8:
                     continue
@@ -90,14 +94,18 @@ def quality(args) -> None:
                 t0 = time.perf_counter()
                 scores = task.evaluate(searcher, dataset.split, encode_kwargs={"batch_size": 32})["default"]
                 memory = searcher.dense.memory()
-                rows.append({"model": "default", "dim": dim, "kind": kind, "spec": spec,
+                rows.append({"model": args.model, "dim": dim, "kind": kind, "spec": spec,
                              "ndcg_at_10": 100 * scores["ndcg_at_10"], "recall_at_100": 100 * scores["recall_at_100"],
                              "recall_at_10_vs_exact": 100 * searcher.recall_vs_exact, "memory": memory,
-                             "stsb_test_spearman": spearman, "seconds": round(time.perf_counter() - t0, 1)})
+                             f"stsb_{args.split}_spearman": spearman, "seconds": round(time.perf_counter() - t0, 1)})
                 print(rows[-1], flush=True)
         rec.metrics["rows"] = rows
-        rec.details.update({"dataset": "SciFact test (300 queries, 5,183 documents); STS-B test",
-                            "model": "default (all-MiniLM-L6-v2), not fine-tuned",
+        rec.details.update({"dataset": f"SciFact {args.split} ({len(dataset.queries)} queries, "
+                                       f"{len(dataset.corpus):,} documents); STS-B {args.split}",
+                            "split": args.split,
+                            "model": ("default (all-MiniLM-L6-v2), not fine-tuned" if args.model == "default"
+                                      else args.model),
+                            "model_fingerprint": encoder.fingerprint,
                             "max_seq_length": model.max_seq_length,
                             "encoding": "once at 384 dims through the embedding cache, then cut and renormalised",
                             "rescore_factor": 4})
@@ -225,6 +233,10 @@ def main() -> None:
     q = sub.add_parser("quality")
     q.add_argument("--dims", type=int, nargs="+", default=[384, 256, 128, 64])
     q.add_argument("--max-seq-length", type=int, default=None, help="cut documents at this many tokens")
+    q.add_argument("--model", default="default", help="the default model, or a trained model's folder")
+    q.add_argument("--split", choices=["dev", "test"], default="test",
+                   help="dev: SciFact dev and STS-B dev, for choices; test: the reported figures")
+    q.add_argument("--record", default=None, help="record path (default: results/quantization/scifact-dims*.json)")
     s = sub.add_parser("speed")
     s.add_argument("--limit", type=int, default=101000, help="sentences: queries + database vectors")
     s.add_argument("--queries", type=int, default=1000)

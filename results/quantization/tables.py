@@ -4,12 +4,14 @@
 """
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
-from embedkit.records import fmt, load_record
+from embedkit.records import fmt, load_record, load_records
 
 HERE = Path(__file__).resolve().parent
+MATRYOSHKA = HERE / "matryoshka"  # quality records of trained models: dev-<run>.json (choices), test-<run>-s<seed>.json
 KINDS = ["float32", "int8", "binary", "binary+rescore", "binary+rescore-int8"]
 
 
@@ -103,7 +105,93 @@ def plot(path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
-TABLES = {"quantization-scifact": scifact, "quantization-speed": speed}
+# ------------------------------------------------------------------------------------------ Matryoshka
+
+
+def _ndcg(record: dict, dim: int, kind: str = "float32") -> float | None:
+    return next((r["ndcg_at_10"] for r in record["metrics"]["rows"] if r["dim"] == dim and r["kind"] == kind), None)
+
+
+def _spearman(record: dict, dim: int) -> float | None:
+    split = record["details"].get("split", "test")
+    return next((r[f"stsb_{split}_spearman"] for r in record["metrics"]["rows"] if r["dim"] == dim), None)
+
+
+def _seeds(values: list[float | None]) -> str:
+    """``mean (min-max)`` over seeds, as the training tables print them."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return fmt(values[0]) if values else "–"
+    return f"{fmt(statistics.mean(values))} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def _share(record: dict, dim: int, of: int = 384) -> float | None:
+    low, full = _ndcg(record, dim), _ndcg(record, of)
+    return None if low is None or full is None else 100 * low / full
+
+
+def matryoshka_dev() -> str:
+    """The dev screen: each run's model (seed 42, trained on train-fit) and the base model on the dev sets."""
+    lines = ["| model | SciFact dev nDCG@10 at 384 / 256 / 128 / 64 dims | 128 dims as % of 384 | "
+             "STS-B dev Spearman at 384 / 128 dims |", "|---|---|---|---|"]
+    for record in load_records(MATRYOSHKA, "dev-*.json"):
+        name = Path(record["path"]).stem.removeprefix("dev-")
+        scores = " / ".join(fmt(_ndcg(record, d)) for d in (384, 256, 128, 64))
+        lines.append(f"| {name} | {scores} | {fmt(_share(record, 128), 1)}% | "
+                     f"{fmt(_spearman(record, 384))} / {fmt(_spearman(record, 128))} |")
+    lines += ["", "float32 vectors cut to each width and renormalised; x100. Records: "
+              "results/quantization/matryoshka/dev-*.json (`quantization_bench.py quality --split dev`)."]
+    return "\n".join(lines)
+
+
+def _test_seeds() -> list[dict]:
+    return load_records(MATRYOSHKA, "test-*-s*.json")
+
+
+def matryoshka_test() -> str:
+    """The final recipe over seeds beside the base model, on the test sets, every width and precision."""
+    seeds, base = _test_seeds(), _dims_record()
+    if not seeds:
+        raise FileNotFoundError(f"no test-*-s*.json records in {MATRYOSHKA}")
+    kinds = KINDS[:4]  # int8 rescoring matches float32 rescoring (table above): left out here
+    lines = ["| dims | model | " + " | ".join(f"{k} nDCG@10" for k in kinds) + " | bytes in memory "
+             "(" + " / ".join(kinds) + ") | STS-B test Spearman |", "|---" * (len(kinds) + 4) + "|"]
+    for dim in (384, 256, 128, 64):
+        sizes = " / ".join(str(next(r["memory"]["codes"] for r in base["metrics"]["rows"]
+                                    if r["dim"] == dim and r["kind"] == k)) for k in kinds)
+        lines.append(f"| {dim} | base | " + " | ".join(fmt(_ndcg(base, dim, k)) for k in kinds)
+                     + f" | {sizes} | {fmt(_spearman(base, dim))} |")
+        lines.append(f"| {dim} | Matryoshka ({len(seeds)} seeds) | "
+                     + " | ".join(_seeds([_ndcg(r, dim, k) for r in seeds]) for k in kinds)
+                     + f" | {sizes} | {_seeds([_spearman(r, dim) for r in seeds])} |")
+    names = ", ".join(Path(r["path"]).name for r in seeds)
+    lines += ["", f"SciFact test (300 queries, 5,183 documents at 256 tokens) and STS-B test; x100; Matryoshka cells "
+              f"are mean (min-max) over seeds. Base: all-MiniLM-L6-v2 ({Path(base['path']).name}). Matryoshka: "
+              f"results/quantization/matryoshka/ {names}. CPU: {seeds[0]['cpu']['model']}."]
+    return "\n".join(lines)
+
+
+def matryoshka_targets() -> str:
+    """The issue's two targets at 128 dims, per seed and on the mean."""
+    seeds, base = _test_seeds(), _dims_record()
+    if not seeds:
+        raise FileNotFoundError(f"no test-*-s*.json records in {MATRYOSHKA}")
+    base_128 = _ndcg(base, 128)
+    lines = ["| run | nDCG@10 at 384 | at 128 | 128 as % of 384 (target >= 97%) | 128 minus base at 128 "
+             f"({fmt(base_128)}) |", "|---|---|---|---|---|"]
+    for record in seeds:
+        name = Path(record["path"]).stem.removeprefix("test-")
+        lines.append(f"| {name} | {fmt(_ndcg(record, 384))} | {fmt(_ndcg(record, 128))} | "
+                     f"{fmt(_share(record, 128), 1)}% | {fmt(_ndcg(record, 128) - base_128)} |")
+    low = [_ndcg(r, 128) for r in seeds]
+    lines.append(f"| mean (min-max) | {_seeds([_ndcg(r, 384) for r in seeds])} | {_seeds(low)} | "
+                 f"{fmt(statistics.mean(_share(r, 128) for r in seeds), 1)}% | "
+                 f"{fmt(statistics.mean(low) - base_128)} (spread over seeds {fmt(max(low) - min(low))}) |")
+    return "\n".join(lines)
+
+
+TABLES = {"quantization-scifact": scifact, "quantization-speed": speed, "quantization-matryoshka-dev": matryoshka_dev,
+          "quantization-matryoshka": matryoshka_test, "quantization-matryoshka-targets": matryoshka_targets}
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--plot":

@@ -89,7 +89,10 @@ def wise_ft() -> str:
 
 
 def _final_table(group: str, pattern: str, sets: list[tuple[str, str]]) -> str:
-    records = _records(group, pattern)
+    return _seed_table(_records(group, pattern), sets)
+
+
+def _seed_table(records: list[dict], sets: list[tuple[str, str]]) -> str:
     header = "| seed | training time | " + " | ".join(label for _, label in sets) + " |"
     rows = [header, "|---|---|" + "---|" * len(sets)]
     for record in records:
@@ -110,6 +113,21 @@ def retrieval_final() -> str:
     return _final_table("retrieval-scifact", "final-*.json",
                         [("stsb-dev", "STS-B dev"), ("scifact-dev", "SciFact dev nDCG@10"),
                          ("stsb-test", "STS-B test"), ("scifact-test", "SciFact test nDCG@10")])
+
+
+def matryoshka_screen() -> str:
+    """matryoshka-scifact's widths weighting, one seed each on train-fit (test figures: docs/quantization.md)."""
+    return _screen("matryoshka-scifact")
+
+
+def matryoshka_seeds() -> str:
+    """The chosen variant's screen run (seed 42) and its further seeds (``seed-<variant>-s<seed>.json``)."""
+    seeds = _records("matryoshka-scifact", "seed-*.json")
+    if not seeds:
+        raise FileNotFoundError(f"no seed-*.json records in {HERE / 'matryoshka-scifact'}")
+    variant = Path(seeds[0]["path"]).stem.removeprefix("seed-").rsplit("-s", 1)[0]
+    return _seed_table(_records("matryoshka-scifact", f"screen-{variant}-s*.json") + seeds,
+                       [("stsb-dev", "STS-B dev"), ("scifact-dev", "SciFact dev nDCG@10 (384 dims)")])
 
 
 def retrieval_hybrid() -> str:
@@ -190,6 +208,8 @@ TABLES = {
     "training-retrieval-wise-ft": wise_ft,
     "training-retrieval-final": retrieval_final,
     "training-retrieval-hybrid": retrieval_hybrid,
+    "training-matryoshka-screen": matryoshka_screen,
+    "training-matryoshka-seeds": matryoshka_seeds,
     "training-simcse-vs-debcse": simcse_vs_debcse,
     "training-ccp-screen": ccp_screen,
     "training-ccp-steps": ccp_steps,

@@ -81,7 +81,8 @@ def speed() -> str:
 
 
 def plot(path: str) -> None:
-    """nDCG@10 against bytes per vector, one line per kind, from the SciFact record."""
+    """nDCG@10 against bytes per vector, one line per kind, from the SciFact record; the Matryoshka model's
+    float32 and binary + rescore lines (mean over its seeds) beside them when its test records exist."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,10 +96,17 @@ def plot(path: str) -> None:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=kind)
             for x, y, dim in points:
                 ax.annotate(str(dim), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    seeds = _test_seeds()
+    for kind in ("float32", "binary+rescore") if seeds else ():
+        points = sorted((r["memory"]["codes"], r["dim"]) for r in rows if r["kind"] == kind)
+        means = [statistics.mean(_ndcg(seed, dim, kind) for seed in seeds) for _, dim in points]
+        ax.plot([p[0] for p in points], means, marker="s", linestyle="--",
+                label=f"Matryoshka {kind} (mean of {len(seeds)} seeds)")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bytes per vector held in memory (log scale); labels: dimensions kept")
     ax.set_ylabel("SciFact test nDCG@10 x100")
-    ax.set_title(f"all-MiniLM-L6-v2, SciFact test (documents cut at {_dims_record()['details']['max_seq_length']} tokens)")
+    ax.set_title(f"SciFact test (documents cut at {_dims_record()['details']['max_seq_length']} tokens): "
+                 "all-MiniLM-L6-v2 and the Matryoshka model", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

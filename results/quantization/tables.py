@@ -93,7 +93,7 @@ def plot(path: str) -> None:
     for kind in KINDS:
         points = sorted((r["memory"]["codes"], r["ndcg_at_10"], r["dim"]) for r in rows if r["kind"] == kind)
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=kind)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"base {kind}")
             for x, y, dim in points:
                 ax.annotate(str(dim), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
     seeds = _test_seeds()
@@ -147,8 +147,18 @@ def matryoshka_dev() -> str:
         scores = " / ".join(fmt(_ndcg(record, d)) for d in (384, 256, 128, 64))
         lines.append(f"| {name} | {scores} | {fmt(_share(record, 128), 1)}% | "
                      f"{fmt(_spearman(record, 384))} / {fmt(_spearman(record, 128))} |")
+    further = load_records(MATRYOSHKA, "seeddev-*.json")  # the chosen variant's other seeds, after the choice
+    if further:
+        variant = Path(further[0]["path"]).stem.removeprefix("seeddev-").rsplit("-s", 1)[0]
+        runs = load_records(MATRYOSHKA, f"dev-{variant}-s*.json") + further
+        shares = [_share(r, 128) for r in runs]
+        lines.append(f"| {variant}, {len(runs)} seeds: mean (min-max) | "
+                     + " / ".join(_seeds([_ndcg(r, d) for r in runs]) for d in (384, 256, 128, 64))
+                     + f" | {fmt(min(shares), 1)}-{fmt(max(shares), 1)}% | "
+                     f"{_seeds([_spearman(r, 384) for r in runs])} / {_seeds([_spearman(r, 128) for r in runs])} |")
     lines += ["", "float32 vectors cut to each width and renormalised; x100. Records: "
-              "results/quantization/matryoshka/dev-*.json (`quantization_bench.py quality --split dev`)."]
+              "results/quantization/matryoshka/dev-*.json and, for the chosen variant's further seeds (scored "
+              "after the choice), seeddev-*.json (`quantization_bench.py quality --split dev`)."]
     return "\n".join(lines)
 
 

@@ -102,7 +102,8 @@ def _seed_table(records: list[dict], sets: list[tuple[str, str]]) -> str:
         def cell(name: str) -> str:
             return (f"{_seeds([_score(r, 'before', name) for r in records])} → "
                     f"**{_seeds([_score(r, 'after', name) for r in records])}**")
-        times = _seeds([r["metrics"]["train_seconds"] for r in records]).replace(".00", "")
+        seconds = [r["metrics"]["train_seconds"] for r in records]
+        times = f"{fmt(statistics.mean(seconds), 0)} ({fmt(min(seconds), 0)}-{fmt(max(seconds), 0)})"
         rows.append(f"| mean (min-max) of {len(records)} | {times} s | "
                     + " | ".join(cell(name) for name, _ in sets) + " |")
     return "\n".join(rows)

@@ -10,6 +10,12 @@ import torch.distributed as dist
 ROWS = 8
 SPLITS = {"even": [4, 4], "uneven": [3, 5]}
 TEMPERATURE, WEIGHT = 0.1, 2.0
+MATRYOSHKA_WEIGHTS = [1.0, 2.0]  # at the model's full width and half of it
+
+
+def matryoshka_dims(model) -> list[int]:
+    width = model.get_embedding_dimension()
+    return [width, width // 2]
 TEXTS = {
     "anchor": [f"anchor sentence number {i} about topic {i % 3}" for i in range(ROWS)],
     "positive": [f"positive text {i} on subject {i % 3}" for i in range(ROWS)],
@@ -29,6 +35,7 @@ def run(rank: int, world_size: int, init_file: str, out_dir: str, model_dir: str
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     from embedkit.losses import CachedInfoNCELoss, InfoNCELoss
     from embedkit.losses.infonce import info_nce_from_columns
+    from embedkit.losses.matryoshka import matryoshka_loss
     from embedkit.models import load_model
 
     results = {}
@@ -44,7 +51,13 @@ def run(rank: int, world_size: int, init_file: str, out_dir: str, model_dir: str
     rows = slice(rank * ROWS // world_size, (rank + 1) * ROWS // world_size)
     for name, loss_fn in [("module", InfoNCELoss(model, TEMPERATURE, WEIGHT, gather_across_devices=True)),
                           ("cached", CachedInfoNCELoss(model, mini_batch_size=3, temperature=TEMPERATURE,
-                                                       hard_negative_weight=WEIGHT, gather_across_devices=True))]:
+                                                       hard_negative_weight=WEIGHT, gather_across_devices=True)),
+                          ("matryoshka", matryoshka_loss(model, InfoNCELoss(model, TEMPERATURE, WEIGHT,
+                                                                            gather_across_devices=True),
+                                                         matryoshka_dims(model), MATRYOSHKA_WEIGHTS)),
+                          ("matryoshka-cached", matryoshka_loss(model, CachedInfoNCELoss(
+                              model, mini_batch_size=3, temperature=TEMPERATURE, hard_negative_weight=WEIGHT,
+                              gather_across_devices=True), matryoshka_dims(model), MATRYOSHKA_WEIGHTS))]:
         model.zero_grad()
         features = [model.tokenize(TEXTS[column][rows]) for column in ("anchor", "positive", "negative")]
         loss = loss_fn(features, None)

@@ -3,7 +3,7 @@
 Values: the mean over processes of the returned losses equals the combined loss. Gradients: DDP averages
 parameter gradients over the W processes, so the gradient each process gets for its own rows, divided
 by W, must equal the combined loss's gradient for those rows (checked for the input embeddings, and
-for the model parameters with the plain and the cached loss).
+for the model parameters with the plain and the cached loss, each also inside the Matryoshka wrapper).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import losses_gather_worker as worker  # noqa: E402
 from embedkit.losses import InfoNCELoss  # noqa: E402
 from embedkit.losses.gather import all_gather_with_grad, gather_columns  # noqa: E402
 from embedkit.losses.infonce import info_nce  # noqa: E402
+from embedkit.losses.matryoshka import matryoshka_loss  # noqa: E402
 
 WORLD = 2
 
@@ -46,11 +47,14 @@ def test_gathered_values_and_input_gradients_match_combined_batch(rank_results, 
             assert torch.allclose(grad / WORLD, expected, atol=1e-6), (case, rank, column)
 
 
-@pytest.mark.parametrize("name", ["module", "cached"])
+@pytest.mark.parametrize("name", ["module", "cached", "matryoshka", "matryoshka-cached"])
 def test_gathered_model_gradients_match_combined_batch(rank_results, tiny_model, name):
     tiny_model.eval()
     features = [tiny_model.tokenize(worker.TEXTS[c]) for c in ("anchor", "positive", "negative")]
-    loss = InfoNCELoss(tiny_model, worker.TEMPERATURE, worker.WEIGHT)(features, None)
+    reference = InfoNCELoss(tiny_model, worker.TEMPERATURE, worker.WEIGHT)
+    if name.startswith("matryoshka"):  # the plain loss at each width, weighted: the gathered ones must agree
+        reference = matryoshka_loss(tiny_model, reference, worker.matryoshka_dims(tiny_model), worker.MATRYOSHKA_WEIGHTS)
+    loss = reference(features, None)
     loss.backward()
     assert sum(r[name]["loss"] for r in rank_results) / WORLD == pytest.approx(loss.item(), abs=1e-5)
     for param_name, param in tiny_model.named_parameters():

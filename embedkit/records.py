@@ -161,3 +161,12 @@ def render_document(path: str | Path, tables: Mapping[str, Callable[[], str]], c
 def fmt(value: float | None, digits: int = 2) -> str:
     """A figure as the tables print it (one rounding everywhere), or an en dash when missing."""
     return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def fmt_seeds(values, digits: int = 2) -> str:
+    """Runs over seeds as the tables print them: ``mean (min-max)``, the spread being max - min; one value
+    alone; an en dash for none (``None`` values are skipped)."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return fmt(values[0], digits) if values else "–"
+    return f"{fmt(sum(values) / len(values), digits)} ({fmt(min(values), digits)}-{fmt(max(values), digits)})"

@@ -8,7 +8,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from embedkit.records import fmt, load_record, load_records
+from embedkit.records import fmt, fmt_seeds as _seeds, load_record, load_records
 
 HERE = Path(__file__).resolve().parent
 MATRYOSHKA = HERE / "matryoshka"  # quality records of trained models: dev-<run>.json (choices), test-<run>-s<seed>.json
@@ -123,14 +123,6 @@ def _ndcg(record: dict, dim: int, kind: str = "float32") -> float | None:
 def _spearman(record: dict, dim: int) -> float | None:
     split = record["details"].get("split", "test")
     return next((r[f"stsb_{split}_spearman"] for r in record["metrics"]["rows"] if r["dim"] == dim), None)
-
-
-def _seeds(values: list[float | None]) -> str:
-    """``mean (min-max)`` over seeds, as the training tables print them."""
-    values = [v for v in values if v is not None]
-    if len(values) < 2:
-        return fmt(values[0]) if values else "–"
-    return f"{fmt(statistics.mean(values))} ({fmt(min(values))}-{fmt(max(values))})"
 
 
 def _share(record: dict, dim: int, of: int = 384) -> float | None:

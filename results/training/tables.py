@@ -6,10 +6,9 @@ is ``mean (min-max)``, the spread being max - min.
 """
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
-from embedkit.records import fmt, load_record, load_records
+from embedkit.records import fmt, fmt_seeds as _seeds, load_record, load_records
 
 HERE = Path(__file__).resolve().parent
 HEADLINE = {"sts": "spearman", "beir": "ndcg@10"}
@@ -33,15 +32,6 @@ def _change(record: dict, name: str) -> str:
     if after is None:
         return "–"
     return f"{fmt(before)} → **{fmt(after)}**" if before is not None else f"**{fmt(after)}**"
-
-
-def _seeds(values: list[float | None]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return fmt(values[0])
-    return f"{fmt(statistics.mean(values))} ({fmt(min(values))}-{fmt(max(values))})"
 
 
 def _seconds(record: dict) -> str:
@@ -102,8 +92,7 @@ def _seed_table(records: list[dict], sets: list[tuple[str, str]]) -> str:
         def cell(name: str) -> str:
             return (f"{_seeds([_score(r, 'before', name) for r in records])} → "
                     f"**{_seeds([_score(r, 'after', name) for r in records])}**")
-        seconds = [r["metrics"]["train_seconds"] for r in records]
-        times = f"{fmt(statistics.mean(seconds), 0)} ({fmt(min(seconds), 0)}-{fmt(max(seconds), 0)})"
+        times = _seeds([r["metrics"]["train_seconds"] for r in records], digits=0)
         rows.append(f"| mean (min-max) of {len(records)} | {times} s | "
                     + " | ".join(cell(name) for name, _ in sets) + " |")
     return "\n".join(rows)

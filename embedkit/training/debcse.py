@@ -20,7 +20,9 @@ corpus (the recipe's ``data``, kind ``sentences``):
    candidate positives with probability proportional to ``1 / e`` (trimmed at ``max_weight``); each row's
    hard negative is drawn from its anchor's candidate negatives with probability proportional to
    ``1 / (1 - e)`` (an anchor without any gets a uniformly drawn corpus sentence). Dropout views, whose
-   surface screams "positive", are drawn less often than neighbours that share few words; negatives that
+   surface screams "positive", are drawn less often than neighbours that share few words, and never once
+   their propensity is above ``1 - trim`` (with the shipped recipe's trim of 0.1 no dropout view is drawn:
+   every positive is a neighbour; ``sampled_dropout_view_share`` in a run's results); negatives that
    share many words are drawn more often. Under these probabilities the surface features are (nearly)
    balanced between positives and negatives, which :func:`surface_auc` measures: the ROC AUC with which a
    logistic regression on the surface features tells the sampled positives from the sampled negatives,

@@ -143,23 +143,25 @@ def retrieval_hybrid() -> str:
 
 def simcse_vs_debcse() -> str:
     """Unsupervised SimCSE and DebCSE at the same steps and batch size, 3 seeds each, STS-B dev and test."""
-    rows = ["| recipe | seeds | steps × batch | training time | STS-B dev | STS-B test | sampled pairs' surface AUC (unweighted → drawn) |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| recipe | seeds | steps × batch | training time | STS-B dev | STS-B test | sampled pairs' surface AUC (unweighted → drawn) | positives that are dropout views (unweighted → drawn) |",
+            "|---|---|---|---|---|---|---|---|"]
     for method in ("simcse-unsup", "debcse"):
         records = _records("simcse-vs-debcse", f"{method}-s*.json")
         if not records:
             continue
         seeds = ", ".join(str(r["details"]["seed"]) for r in records)
         steps = {f"{r['metrics']['steps']} × {r['recipe']['batch_size']}" for r in records}
-        times = _seeds([r["metrics"]["train_seconds"] for r in records])
+        times = _seeds([r["metrics"]["train_seconds"] for r in records], digits=0)
         sampling = [r["details"]["results_json"].get("data", {}).get("debcse_sampling") for r in records]
-        auc = (f"{_seeds([s['surface_auc_uniform'] for s in sampling])} → {_seeds([s['surface_auc_sampled'] for s in sampling])}"
-               if all(sampling) else "–")
+        auc, views = ((f"{_seeds([s[before] for s in sampling], 3)} → {_seeds([s[after] for s in sampling], 3)}"
+                       for before, after in (("surface_auc_uniform", "surface_auc_sampled"),
+                                             ("uniform_dropout_view_share", "sampled_dropout_view_share")))
+                      if all(sampling) else ("–", "–"))
         rows.append(f"| {method} | {seeds} | {', '.join(sorted(steps))} | {times} s | "
                     f"{_seeds([_score(r, 'before', 'stsb-dev') for r in records])} → "
                     f"**{_seeds([_score(r, 'after', 'stsb-dev') for r in records])}** | "
                     f"{_seeds([_score(r, 'before', 'stsb-test') for r in records])} → "
-                    f"**{_seeds([_score(r, 'after', 'stsb-test') for r in records])}** | {auc} |")
+                    f"**{_seeds([_score(r, 'after', 'stsb-test') for r in records])}** | {auc} | {views} |")
     return "\n".join(rows)
 
 

@@ -1,8 +1,11 @@
 """Helpers tests import by name (conftest modules cannot be imported reliably: each folder has one)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 STS_ROWS = [
     ("main-news", "A man is playing a guitar.", "A person plays a guitar.", 4.6),
@@ -68,3 +71,12 @@ def make_tiny_model_dir(path: Path, seed: int = 0, hidden: int = 32, layers: int
     st_dir = path / "st"
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(st_dir))
     return st_dir
+
+
+def load_script(relative: str):
+    """A script of the repository that is not in a package (``results/<area>/tables.py``), as a module."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.parent.name + "_" + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

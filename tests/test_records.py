@@ -6,6 +6,8 @@ from embedkit.errors import DataError
 from embedkit.machine import cpu_info
 from embedkit.records import load_records, make_record, recording, render_document, write_record
 
+from helpers import load_script
+
 
 def test_record_carries_environment(tmp_path):
     path = write_record(tmp_path / "a.json", make_record("x", {"ndcg@10": 64.5}, ["embedkit", "eval"], 1.23456))
@@ -61,13 +63,7 @@ def test_a_table_whose_record_is_missing_is_named(tmp_path):
 
 def test_documents_agree_with_records():
     """Every generated table in the README, training/, benchmarks/, evaluation/ and docs/ matches its records."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parent.parent / "results" / "tables.py"
-    spec = importlib.util.spec_from_file_location("results_tables", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("results/tables.py")
     tables = module.all_tables()
     errors: list = []
     stale = {str(doc): render_document(doc, tables, check=True, errors=errors) for doc in module.documents()}

@@ -1,18 +1,13 @@
 """results/encode/tables.py: quality merged over several records, and the issue's targets judged from the rows."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-TABLES = Path(__file__).resolve().parents[2] / "results" / "encode" / "tables.py"
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def tables():
-    spec = importlib.util.spec_from_file_location("encode_tables", TABLES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("results/encode/tables.py")
 
 
 def _quality(*rows):

@@ -1,20 +1,16 @@
 """The held-out suffix identification table places a slow scorer's slices (study.py --part K/N) at their
 prefixes, compares scorers on the prefixes all of them were measured on, and refuses overlaps."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from embedkit.records import make_record, write_record
 
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import load_script
 
 
 def _tables():
-    spec = importlib.util.spec_from_file_location("generative_tables", ROOT / "results/generative/tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("results/generative/tables.py")
 
 
 def _write(folder: Path, name: str, part: list[int], hits: dict) -> None:

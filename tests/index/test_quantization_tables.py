@@ -1,18 +1,13 @@
 """results/quantization/tables.py: the Matryoshka targets judged from per-seed records against the base model."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-TABLES = Path(__file__).resolve().parents[2] / "results" / "quantization" / "tables.py"
+from helpers import load_script
 
 
 @pytest.fixture()
 def tables():
-    spec = importlib.util.spec_from_file_location("quantization_tables", TABLES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("results/quantization/tables.py")
 
 
 def _record(path: str, scores: dict, split: str = "test") -> dict:

@@ -1,18 +1,13 @@
 """results/training/tables.py: the retrieval target judged on the final runs' mean, and the SimCSE/DebCSE row."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-TABLES = Path(__file__).resolve().parents[2] / "results" / "training" / "tables.py"
+from helpers import load_script
 
 
 @pytest.fixture()
 def tables():
-    spec = importlib.util.spec_from_file_location("training_tables", TABLES)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("results/training/tables.py")
 
 
 def _final(seed: int, scifact: float, stsb: float) -> dict:

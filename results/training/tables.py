@@ -171,10 +171,12 @@ def simcse_vs_debcse() -> str:
         steps = {f"{r['metrics']['steps']} × {r['recipe']['batch_size']}" for r in records}
         times = _seeds([r["metrics"]["train_seconds"] for r in records], digits=0)
         sampling = [r["details"]["results_json"].get("data", {}).get("debcse_sampling") for r in records]
-        auc, views = ((f"{_seeds([s[before] for s in sampling], 3)} → {_seeds([s[after] for s in sampling], 3)}"
-                       for before, after in (("surface_auc_uniform", "surface_auc_sampled"),
-                                             ("uniform_dropout_view_share", "sampled_dropout_view_share")))
-                      if all(sampling) else ("–", "–"))
+        def shift(unweighted: str, drawn: str) -> str:
+            if not all(sampling):  # SimCSE draws nothing
+                return "–"
+            return f"{_seeds([s[unweighted] for s in sampling], 3)} → {_seeds([s[drawn] for s in sampling], 3)}"
+        auc = shift("surface_auc_uniform", "surface_auc_sampled")
+        views = shift("uniform_dropout_view_share", "sampled_dropout_view_share")
         rows.append(f"| {method} | {seeds} | {', '.join(sorted(steps))} | {times} s | "
                     f"{_seeds([_score(r, 'before', 'stsb-dev') for r in records])} → "
                     f"**{_seeds([_score(r, 'after', 'stsb-dev') for r in records])}** | "

@@ -9,7 +9,10 @@ trainer draws each batch from one domain (sentence-transformers' multi-dataset b
 mixed" baseline -- and ``params.only: [science]`` trains on a subset (with ``dense``: the "N separate
 models" baseline, one run per domain). Each domain is evaluated on its own set, MoE models routed to the
 domain's experts; STS domains that share a file are also pooled into one Spearman over all their pairs.
-That evaluation runs before and after training and, with ``eval.steps``, every N steps during it.
+A domain's ``eval`` set is what the recipe is chosen on (a dev split): it runs before and after training
+and, with ``eval.steps``, every N steps during it. Its ``test`` set is scored only in the final run of a
+recipe (``--set eval.final=true``), before and after training, never during -- as ``eval.test_sets`` for
+the other methods.
 """
 from __future__ import annotations
 
@@ -66,7 +69,8 @@ class DomainSpec(_Strict):
     min_score: Optional[float] = None
     min_count: int = Field(1, ge=1)
     limit: Optional[int] = Field(None, ge=1)
-    eval: Optional[DomainEval] = None
+    eval: Optional[DomainEval] = None  # chosen on: a dev split
+    test: Optional[DomainEval] = None  # scored only in the final run (eval.final)
 
     @model_validator(mode="after")
     def _defaults(self) -> "DomainSpec":
@@ -74,6 +78,9 @@ class DomainSpec(_Strict):
             self.split = {"beir": "train", "sts": "train", "nli": "dev"}.get(self.kind)
         if self.genres and self.kind != "sts":
             raise ValueError("genres is only for kind sts")
+        if self.eval is not None and self.eval.split == "test":
+            raise ValueError(f"domain {self.name!r}: eval is what the recipe is chosen on, so not a test split; "
+                             "move it to test (scored with --set eval.final=true) and select on dev")
         return self
 
 
@@ -182,6 +189,7 @@ class LoadedDomainEval:
     domain: str
     spec: DomainEval
     dataset: object  # BEIRDataset, STSDataset (genre-filtered) or a list of triplets
+    final_only: bool = False  # a domain's test set: never scored during training
 
     @property
     def name(self) -> str:
@@ -189,15 +197,15 @@ class LoadedDomainEval:
         return f"{self.domain}:{Path(self.spec.path).name}-{self.spec.split}{genres}"
 
 
-def load_domain_evals(domains: Sequence[DomainSpec], seed: int = 0) -> list[LoadedDomainEval]:
+def load_domain_evals(domains: Sequence[DomainSpec], seed: int = 0, final: bool = False) -> list[LoadedDomainEval]:
+    """Each domain's ``eval`` set and, when ``final``, its ``test`` set."""
     from embedkit import data
     from embedkit.data.records import normalize_genre
     from embedkit.training.evaluation import subset_beir
 
     loaded = []
-    for domain in domains:
-        spec = domain.eval
-        if spec is None:
+    for domain, spec, final_only in [(d, d.eval, False) for d in domains] + [(d, d.test, True) for d in domains]:
+        if spec is None or (final_only and not final):
             continue
         path = resolve_data_path(spec.path)
         if spec.kind == "beir":
@@ -215,7 +223,7 @@ def load_domain_evals(domains: Sequence[DomainSpec], seed: int = 0) -> list[Load
             dataset = dataset[: spec.limit]
             if not dataset:
                 raise DataError(f"domain {domain.name!r}: no triplets", path=path)
-        loaded.append(LoadedDomainEval(domain.name, spec, dataset))
+        loaded.append(LoadedDomainEval(domain.name, spec, dataset, final_only))
     return loaded
 
 
@@ -328,8 +336,9 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     # 1. Data and evaluation sets before any model, so a bad file fails first.
     train_data = {d.name: to_dataset({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]})
                   for d, pairs in ((d, domain_pairs(d)) for d in domains)}
-    evals = load_domain_evals(domains, seed=recipe.seed)
-    args = moe_training_arguments(recipe, out_dir, evaluate_during=bool(evals))
+    evals = load_domain_evals(domains, seed=recipe.seed, final=recipe.eval.final)
+    dev_evals = [item for item in evals if not item.final_only]
+    args = moe_training_arguments(recipe, out_dir, evaluate_during=bool(dev_evals))
     args.multi_dataset_batch_sampler = (MultiDatasetBatchSamplers.ROUND_ROBIN if params.sampling == "round_robin"
                                         else MultiDatasetBatchSamplers.PROPORTIONAL)
 
@@ -348,8 +357,8 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     finite = NonFiniteLossGuard(inner)
     collapse = CollapseGuard(model, params.collapse_threshold, params.collapse_patience)
     routes = {n: n if moe else None for n in names}
-    evaluator = DomainEvaluator(evals, routes, recipe.eval.batch_size, inference_length) \
-        if evals and recipe.eval.steps else None
+    evaluator = DomainEvaluator(dev_evals, routes, recipe.eval.batch_size, inference_length) \
+        if dev_evals and recipe.eval.steps else None
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_data), loss=losses,
                                          evaluator=evaluator, callbacks=[finite, collapse])
     model.max_seq_length = recipe.max_seq_length or inference_length
@@ -409,13 +418,18 @@ def moe_training_arguments(recipe: Recipe, out_dir: Path, evaluate_during: bool 
 
 
 def evaluate_separate(recipe: Recipe, folders: dict[str, Union[str, Path]]) -> dict:
-    """The "N separate models" row: each domain scored by its own model (``{domain: model folder}``)."""
+    """The "N separate models" row: each domain scored by its own model (``{domain: model folder}``); the
+    domains' test sets too when the recipe's ``eval.final`` is set."""
     from embedkit.models import load_model
     from embedkit.training.runners import validate_params
 
     params: MoEParams = validate_params(recipe)
+    unknown = sorted(set(folders) - {d.name for d in params.domains})
+    if unknown:
+        raise ConfigError(f"unknown domain(s) {', '.join(unknown)}; the recipe's domains: "
+                          f"{', '.join(d.name for d in params.domains)}")
     domains = [d for d in params.domains if d.name in folders]
-    evals = load_domain_evals(domains, seed=recipe.seed)
+    evals = load_domain_evals(domains, seed=recipe.seed, final=recipe.eval.final)
     models = {name: (load_model(str(folder)), None) for name, folder in folders.items()}
     for model, _ in models.values():
         model.max_seq_length = recipe.eval.max_seq_length or model.max_seq_length  # as the runner evaluates
@@ -423,18 +437,44 @@ def evaluate_separate(recipe: Recipe, folders: dict[str, Union[str, Path]]) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m embedkit.training.moe RECIPE domain=FOLDER ...``: print the separate-models row as JSON."""
+    """``python -m embedkit.training.moe RECIPE domain=FOLDER ... [--set KEY=VALUE] [--record PATH]``: print the
+    separate-models row as JSON; with ``--record``, also write it as a record whose ``train_seconds`` is the
+    sum over the models (each folder's results.json)."""
     import argparse
+    import sys
 
+    from embedkit.errors import EmbedkitError
+    from embedkit.records import recording
     from embedkit.training.recipe import load_recipe
 
     parser = argparse.ArgumentParser(prog="python -m embedkit.training.moe",
                                      description="score N separately trained models, each on its own domain")
     parser.add_argument("recipe")
     parser.add_argument("models", nargs="+", metavar="DOMAIN=FOLDER")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value, as for embedkit train (eval.final=true: the test sets too)")
+    parser.add_argument("--record", default=None, metavar="PATH", help="also write the row as a record")
     args = parser.parse_args(argv)
+    bad = [item for item in args.models if "=" not in item]
+    if bad:
+        parser.error(f"expected DOMAIN=FOLDER, got {bad[0]!r}")
     folders = dict(item.split("=", 1) for item in args.models)
-    print(json.dumps(evaluate_separate(load_recipe(args.recipe), folders), indent=2))
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        if args.record is None:
+            print(json.dumps(evaluate_separate(recipe, folders), indent=2))
+            return 0
+        with recording(args.record, "moe-separate", ["python", "-m", "embedkit.training.moe", *sys.argv[1:]]) as rec:
+            rec.metrics["after"] = evaluate_separate(recipe, folders)
+            runs = {name: json.loads((Path(folder) / "results.json").read_text(encoding="utf-8"))
+                    for name, folder in folders.items()}
+            rec.metrics["train_seconds"] = round(sum(run["train_seconds"] for run in runs.values()), 1)
+            rec.metrics["steps"] = {name: run["steps"] for name, run in runs.items()}
+            rec.details = {"models": folders, "seed": recipe.seed, "recipe_yaml": recipe.to_yaml()}
+        print(json.dumps(rec.metrics["after"], indent=2))
+    except (EmbedkitError, OSError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -443,7 +483,7 @@ def read_domain_data(recipe: Recipe, params: MoEParams) -> tuple[int, int]:
     ``embedkit train --check`` reports for this method, whose data is ``params.domains``, not ``data``."""
     domains = params.active()
     pairs = sum(len(domain_pairs(d)) for d in domains)
-    return pairs, len(load_domain_evals(domains, seed=recipe.seed))
+    return pairs, len(load_domain_evals(domains, seed=recipe.seed, final=recipe.eval.final))
 
 
 def _register() -> None:

@@ -215,6 +215,86 @@ def ccp_final() -> str:
                          ("stsb-test", "STS-B test"), ("scifact-test", "SciFact test nDCG@10")])
 
 
+# ------------------------------------------------------------------------------------------------ MoE
+
+MOE_DOMAINS = [("science", "scifact", "science nDCG@10"), ("news", "stsb", "news Spearman"),
+               ("captions", "stsb", "captions Spearman"), ("forums", "stsb", "forums Spearman")]
+MOE_ROWS = [("mixed", "one model, all domains mixed"), ("separate", "5 separate models"),
+            ("moe", "MoE (one model, 5 experts)")]
+
+
+def _moe_name(domain: str, file: str, split: str) -> str:
+    genre = f"-main-{domain}" if file == "stsb" else ""
+    return f"{domain}:{file}-{split}{genre}"
+
+
+def _moe_sets(split: str) -> list[tuple[str, str]]:
+    sets = [(_moe_name(d, f, split), label) for d, f, label in MOE_DOMAINS]
+    sets.append((f"all:stsb-{split}", "STS-B all (routed by genre)"))
+    return sets + ([("nli:snli_senteval-test", "NLI triplet accuracy")] if split == "test" else [])
+
+
+def _headline(metrics: dict | None) -> float | None:
+    """A domain set's headline: nDCG@10 (beir), Spearman (sts) or accuracy (triplets)."""
+    if metrics is None:
+        return None
+    return next(metrics[key] for key in ("ndcg@10", "spearman", "accuracy") if key in metrics)
+
+
+def _moe_mean(scores: dict) -> float | None:
+    """The budget's selection score: the mean of the four domains' dev headlines."""
+    values = [_headline(scores.get(_moe_name(d, f, "dev"))) for d, f, _ in MOE_DOMAINS]
+    return None if None in values else sum(values) / len(values)
+
+
+def moe_screen() -> str:
+    """The MoE at each budget (``screen-moe-STEPS-sN.json``), on each domain's dev set; chosen by the mean."""
+    sets = _moe_sets("dev")
+    rows = ["| run | steps | training time | load (start / end) | " + " | ".join(label for _, label in sets)
+            + " | mean of the 4 domains |", "|---|---|---|---|" + "---|" * (len(sets) + 1)]
+    records = _records("moe-domains", "screen-*.json")
+    if records:
+        before = records[0]["metrics"]["before"]
+        rows.append("| base (all-MiniLM-L6-v2) | 0 | – | – | " + " | ".join(fmt(_headline(before.get(n))) for n, _ in sets)
+                    + f" | {fmt(_moe_mean(before))} |")
+    for record in records:
+        after = record["metrics"]["after"]
+        rows.append(f"| {Path(record['path']).stem.removeprefix('screen-')} | {record['metrics']['steps']} | "
+                    f"{_seconds(record)} | {_load(record)} | "
+                    + " | ".join(fmt(_headline(after.get(n))) for n, _ in sets) + f" | **{fmt(_moe_mean(after))}** |")
+    return "\n".join(rows)
+
+
+def moe_final() -> str:
+    """The chosen budget, seeds as recorded (``final-{mixed,separate,moe}-sN.json``), on each domain's test
+    set: mean (min-max) over the seeds, and MoE - separate paired by seed."""
+    sets = _moe_sets("test")
+    by_row = {row: {r["details"]["seed"]: r for r in _records("moe-domains", f"final-{row}-s*.json")}
+              for row, _ in MOE_ROWS}
+    rows = ["| model | seeds | training time | " + " | ".join(label for _, label in sets) + " |",
+            "|---|---|---|" + "---|" * len(sets)]
+    if by_row["moe"]:
+        befores = [r["metrics"]["before"] for r in by_row["moe"].values()]
+        rows.append("| base (all-MiniLM-L6-v2) | – | – | "
+                    + " | ".join(_seeds([_headline(b.get(n)) for b in befores]) for n, _ in sets) + " |")
+    for row, label in MOE_ROWS:
+        records = list(by_row[row].values())
+        if records:
+            times = _seeds([r["metrics"]["train_seconds"] for r in records], digits=0)
+            rows.append(f"| {label} | {len(records)} | {times} s | "
+                        + " | ".join(_seeds([_headline(r["metrics"]["after"].get(n)) for r in records]) for n, _ in sets)
+                        + " |")
+    paired = sorted(set(by_row["moe"]) & set(by_row["separate"]))
+    if paired:
+        def difference(name: str, seed: int) -> float | None:
+            moe = _headline(by_row["moe"][seed]["metrics"]["after"].get(name))
+            separate = _headline(by_row["separate"][seed]["metrics"]["after"].get(name))
+            return None if moe is None or separate is None else moe - separate
+        rows.append(f"| MoE - separate (paired by seed) | {len(paired)} | – | "
+                    + " | ".join(_seeds([difference(n, seed) for seed in paired]) for n, _ in sets) + " |")
+    return "\n".join(rows)
+
+
 TABLES = {
     "training-retrieval-screen": retrieval_screen,
     "training-retrieval-wise-ft": wise_ft,
@@ -227,4 +307,6 @@ TABLES = {
     "training-ccp-screen": ccp_screen,
     "training-ccp-steps": ccp_steps,
     "training-ccp-final": ccp_final,
+    "training-moe-screen": moe_screen,
+    "training-moe-final": moe_final,
 }

@@ -34,17 +34,20 @@ def write_snli(folder, rows=SNLI, splits=("dev", "test")):
 @pytest.fixture()
 def moe_recipe(tiny_recipe, data_dir):
     write_snli(data_dir / "snli")
+    stsb = data_dir / "stsb"
+    (stsb / "sts-test.csv").write_bytes((stsb / "sts-dev.csv").read_bytes())  # a test split for the final run
 
     def build(**params) -> dict:
         domains = [
             {"name": "science", "kind": "beir", "path": "beir", "split": "train",
              "eval": {"kind": "beir", "path": "beir", "split": "train"}},
             {"name": "news", "kind": "sts", "path": "stsb", "genres": ["main-news"], "min_score": 4.0,
-             "eval": {"kind": "sts", "path": "stsb", "split": "dev", "genres": ["main-news"]}},
+             "eval": {"kind": "sts", "path": "stsb", "split": "dev", "genres": ["main-news"]},
+             "test": {"kind": "sts", "path": "stsb", "split": "test", "genres": ["main-news"]}},
             {"name": "captions", "kind": "sts", "path": "stsb", "genres": ["main-captions"], "min_score": 0,
              "eval": {"kind": "sts", "path": "stsb", "split": "dev", "genres": ["main-captions"]}},
             {"name": "nli", "kind": "nli", "path": "snli",
-             "eval": {"kind": "triplets", "path": "snli", "split": "test"}},
+             "test": {"kind": "triplets", "path": "snli", "split": "test"}},
         ]
         recipe = tiny_recipe(method="moe", max_steps=4, save_steps=100, eval={"sets": [], "before": True, "batch_size": 8},
                              params={"domains": domains, **params})
@@ -80,24 +83,65 @@ def test_moe_trains_routes_evaluates_and_saves(moe_recipe, tmp_path):
 
     result = run_recipe(validate_recipe(moe_recipe()), tmp_path / "out")
     assert result.steps == 4
-    expected = {"science:beir-train", "news:stsb-dev-main-news", "captions:stsb-dev-main-captions",
-                "nli:snli-test", "all:stsb-dev"}
-    assert set(result.after) == expected and set(result.before) == expected
-    assert result.headline["nli:snli-test"] == "accuracy" and result.headline["science:beir-train"] == "ndcg@10"
+    expected = {"science:beir-train", "news:stsb-dev-main-news", "captions:stsb-dev-main-captions", "all:stsb-dev"}
+    assert set(result.after) == expected and set(result.before) == expected  # no test set outside the final run
+    assert result.headline["science:beir-train"] == "ndcg@10"
     model = SentenceTransformer(str(tmp_path / "out"), trust_remote_code=True, device="cpu")
     assert model_domains(model) == ["science", "news", "captions", "nli"]
     assert json.loads((tmp_path / "out" / "results.json").read_text())["steps"] == 4
 
 
 def test_eval_steps_scores_every_domain_during_training(moe_recipe, tmp_path):
-    recipe = moe_recipe(only=["news", "nli"])
+    recipe = moe_recipe(only=["news", "science"])
     recipe["eval"].update(steps=2, before=False)
     result = run_recipe(validate_recipe(recipe), tmp_path / "out")
     evaluated = [e for e in result.during if any(k.startswith("eval_") for k in e)]
     assert [e["step"] for e in evaluated] == [2, 4]
-    assert {"eval_news:stsb-dev-main-news_spearman", "eval_nli:snli-test_accuracy"} <= set(evaluated[-1])
+    assert {"eval_news:stsb-dev-main-news_spearman", "eval_science:beir-train_ndcg@10"} <= set(evaluated[-1])
     assert any("embedding_spread" in e for e in result.during)  # the collapse guard's entries stay
     assert not (tmp_path / "out" / "eval").exists()
+
+
+def test_final_run_scores_test_sets_before_and_after_never_during(moe_recipe, tmp_path):
+    recipe = moe_recipe(only=["news", "nli"])
+    recipe["eval"].update(steps=2, final=True)
+    result = run_recipe(validate_recipe(recipe), tmp_path / "out")
+    expected = {"news:stsb-dev-main-news", "news:stsb-test-main-news", "nli:snli-test"}
+    assert set(result.before) == expected and set(result.after) == expected
+    assert result.headline["nli:snli-test"] == "accuracy"
+    during = {k for e in result.during for k in e if k.startswith("eval_")}
+    assert "eval_news:stsb-dev-main-news_spearman" in during and not any("test" in k for k in during)
+
+
+def test_a_test_split_is_not_what_the_recipe_is_chosen_on(moe_recipe):
+    recipe = moe_recipe()
+    recipe["params"]["domains"][1]["eval"]["split"] = "test"
+    with pytest.raises(ConfigError, match="domain 'news': eval is what the recipe is chosen on, so not a test split"):
+        validate_recipe(recipe)
+
+
+def test_separate_row_is_scored_and_recorded(moe_recipe, tmp_path, capsys):
+    from embedkit.records import load_record
+    from embedkit.training.moe import main as separate_main
+
+    path = tmp_path / "moe.yaml"
+    path.write_text(yaml.safe_dump(moe_recipe(architecture="dense")), encoding="utf-8")
+    folders = {}
+    for domain in ("news", "nli"):
+        folders[domain] = tmp_path / domain
+        assert main(["train", str(path), "--out", str(folders[domain]), "--set", f"params.only=[{domain}]",
+                     "--set", "max_steps=2", "--no-eval"]) == 0
+    capsys.readouterr()
+    models = [f"{name}={folder}" for name, folder in folders.items()]
+    assert separate_main([str(path), *models, "--set", "eval.final=true", "--record", str(tmp_path / "sep.json")]) == 0
+    record = load_record(tmp_path / "sep.json")
+    assert set(record["metrics"]["after"]) == {"news:stsb-dev-main-news", "news:stsb-test-main-news", "nli:snli-test"}
+    assert record["metrics"]["after"] == json.loads(capsys.readouterr().out)
+    runs = [json.loads((folder / "results.json").read_text()) for folder in folders.values()]
+    assert record["metrics"]["train_seconds"] == round(sum(run["train_seconds"] for run in runs), 1)
+    assert record["metrics"]["steps"] == {"news": 2, "nli": 2}
+    assert separate_main([str(path), "law=" + str(folders["news"])]) == 2
+    assert "unknown domain(s) law" in capsys.readouterr().err
 
 
 def test_dense_and_only_give_the_baselines(moe_recipe, tmp_path):
@@ -133,7 +177,7 @@ def test_check_reads_every_domain(moe_recipe, tmp_path, capsys):
     path.write_text(yaml.safe_dump(moe_recipe()), encoding="utf-8")
     assert main(["train", str(path), "--check"]) == 0
     pairs = sum(len(domain_pairs(d)) for d in MoEParams.model_validate(moe_recipe()["params"]).domains)
-    assert f"# ok: {pairs} training examples, 4 evaluation set(s)" in capsys.readouterr().out
+    assert f"# ok: {pairs} training examples, 3 evaluation set(s)" in capsys.readouterr().out
 
 
 def test_cli_runs_the_moe_recipe(moe_recipe, tmp_path, capsys):

@@ -52,3 +52,38 @@ def test_simcse_against_debcse_reports_the_sampling_shift_of_debcse_only(tables,
     assert simcse == ("| simcse-unsup | 42, 43 | 187 × 64 | 500 (500-500) s | 86.00 (86.00-86.00) → **87.50 (87.00-88.00)** "
                       "| 82.00 (82.00-82.00) → **83.00 (83.00-83.00)** | – | – |")
     assert debcse.endswith("| 0.990 → 0.850 | 0.600 → 0.000 |")
+
+
+def _moe_scores(split: str, science: float, stsb: float) -> dict:
+    scores = {f"science:scifact-{split}": {"ndcg@10": science, "recall@100": 99.0},
+              **{f"{d}:stsb-{split}-main-{d}": {"spearman": stsb, "pearson": 1.0} for d in ("news", "captions", "forums")},
+              f"all:stsb-{split}": {"spearman": stsb}}
+    return scores | ({"nli:snli_senteval-test": {"accuracy": 90.0}} if split == "test" else {})
+
+
+def test_moe_screen_chooses_by_the_mean_of_the_four_dev_domains(tables, monkeypatch):
+    record = {"path": "screen-moe-300-s42.json", "details": {"seed": 42},
+              "metrics": {"steps": 300, "train_seconds": 170.0, "before": _moe_scores("dev", 60.0, 80.0),
+                          "after": _moe_scores("dev", 64.0, 84.0)}}
+    monkeypatch.setattr(tables, "_records", lambda group, pattern: [record])
+    base, run = tables.moe_screen().splitlines()[2:]
+    assert base == "| base (all-MiniLM-L6-v2) | 0 | – | – | 60.00 | 80.00 | 80.00 | 80.00 | 80.00 | 75.00 |"
+    assert run == "| moe-300-s42 | 300 | 170 s | – | 64.00 | 84.00 | 84.00 | 84.00 | 84.00 | **79.00** |"
+
+
+def test_moe_final_pairs_moe_and_separate_by_seed(tables, monkeypatch):
+    def record(row, seed, science):
+        return {"path": f"final-{row}-s{seed}.json", "details": {"seed": seed},
+                "metrics": {"train_seconds": 100.0, "before": _moe_scores("test", 60.0, 80.0),
+                            "after": _moe_scores("test", science, 82.0)}}
+
+    records = {"mixed": [], "separate": [record("separate", 42, 65.0), record("separate", 43, 66.0)],
+               "moe": [record("moe", 42, 66.0), record("moe", 43, 66.5), record("moe", 44, 70.0)]}
+    monkeypatch.setattr(tables, "_records", lambda group, pattern: records[pattern.split("-")[1]])
+    base, separate, moe, difference = tables.moe_final().splitlines()[2:]
+    assert base.startswith("| base (all-MiniLM-L6-v2) | – | – | 60.00 (60.00-60.00) |")
+    assert separate.startswith("| 5 separate models | 2 | 100 (100-100) s | 65.50 (65.00-66.00) |")
+    assert moe.startswith("| MoE (one model, 5 experts) | 3 | 100 (100-100) s | 67.50 (66.00-70.00) |")
+    # seed 44 has no separate row, so it is not paired: (66.0 - 65.0 + 66.5 - 66.0) / 2
+    assert difference.startswith("| MoE - separate (paired by seed) | 2 | – | 0.75 (0.50-1.00) | 0.00 (0.00-0.00) |")
+    assert difference.endswith("| 0.00 (0.00-0.00) |")

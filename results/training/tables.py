@@ -203,9 +203,9 @@ def ccp_steps() -> str:
         points += [(e["step"], e.get("eval_scifact-dev-cut_ndcg@10")) for e in results["during"]]
         points += [(results["steps"], results["after"].get("scifact-dev-cut", {}).get("ndcg@10"))]
         name = Path(record["path"]).stem.removeprefix("screen-")
-        for step, value in dict(points).items():
-            if value is not None:
-                rows.append(f"| {name} | {step} | {fmt(value)} |")
+        # a step also has entries without the score (the collapse guard's spread): keep the scored one
+        for step, value in dict((step, value) for step, value in points if value is not None).items():
+            rows.append(f"| {name} | {step} | {fmt(value)} |")
     return "\n".join(rows)
 
 

@@ -87,3 +87,14 @@ def test_moe_final_pairs_moe_and_separate_by_seed(tables, monkeypatch):
     # seed 44 has no separate row, so it is not paired: (66.0 - 65.0 + 66.5 - 66.0) / 2
     assert difference.startswith("| MoE - separate (paired by seed) | 2 | – | 0.75 (0.50-1.00) | 0.00 (0.00-0.00) |")
     assert difference.endswith("| 0.00 (0.00-0.00) |")
+
+
+def test_ccp_steps_keep_the_scored_entry_of_a_step_that_also_has_a_spread_entry(tables, monkeypatch):
+    during = [{"step": 30, "eval_scifact-dev-cut_ndcg@10": 85.0}, {"step": 30, "embedding_spread": 0.4},
+              {"step": 60, "embedding_spread": 0.4}]
+    record = {"path": "screen-steps-60-s42.json",
+              "details": {"results_json": {"before": {"scifact-dev-cut": {"ndcg@10": 86.0}}, "during": during,
+                                           "steps": 60, "after": {"scifact-dev-cut": {"ndcg@10": 86.5}}}}}
+    monkeypatch.setattr(tables, "_records", lambda group, pattern: [record])
+    assert tables.ccp_steps().splitlines()[2:] == ["| steps-60-s42 | 0 | 86.00 |", "| steps-60-s42 | 30 | 85.00 |",
+                                                    "| steps-60-s42 | 60 | 86.50 |"]

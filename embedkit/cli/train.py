@@ -77,7 +77,7 @@ def without_evaluation(recipe):
     emptied = {name: [] for name in ("sets", "test_sets") if name in type(recipe.eval).model_fields}
     update = {"eval": recipe.eval.model_copy(update={**emptied, "before": False})}
     if isinstance(recipe.params.get("domains"), list):  # moe: each domain names its own evaluation
-        update["params"] = {**recipe.params, "domains": [{**d, "eval": None} if isinstance(d, dict) else d
+        update["params"] = {**recipe.params, "domains": [{**d, "eval": None, "test": None} if isinstance(d, dict) else d
                                                          for d in recipe.params["domains"]]}
     return recipe.model_copy(update=update)
 
@@ -90,7 +90,8 @@ def _evaluated(recipe) -> list[tuple[str, int, bool]]:
     if recipe.method == "moe":
         from embedkit.training.moe import load_domain_evals
 
-        sets = [(s.name, s.dataset, True) for s in load_domain_evals(validate_params(recipe).active(), seed=recipe.seed)]
+        sets = [(s.name, s.dataset, not s.final_only) for s in
+                load_domain_evals(validate_params(recipe).active(), seed=recipe.seed, final=recipe.eval.final)]
     else:
         sets = [(s.name, s.dataset, s.spec.during) for s in load_eval_sets(recipe.eval, seed=recipe.seed)]
     return [(name, _texts(dataset), during) for name, dataset, during in sets]
@@ -122,6 +123,8 @@ def evaluation_cost(recipe) -> str:
     unknown = " (plus every evaluation during training)" if during_runs is None and any(d for _, _, d in sets) else ""
     return (f"evaluation {when}: {listed}; up to {total:,} texts to encode in all{unknown} (the base model's may "
             "be in the embedding cache). --no-eval skips them")
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The ``embedkit train`` command that reproduces this run, as the record quotes it."""
     words = ["embedkit", "train", args.recipe]

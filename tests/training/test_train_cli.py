@@ -39,11 +39,16 @@ def test_no_eval_trains_and_saves_without_evaluating(recipe_file, tmp_path, monk
 
 
 def test_no_eval_drops_moe_domain_evaluations(tiny_recipe, tmp_path):
-    domains = [{"name": "news", "kind": "sts", "path": "stsb", "eval": {"kind": "sts", "path": "stsb", "split": "dev"}}]
+    domains = [{"name": "news", "kind": "sts", "path": "stsb", "eval": {"kind": "sts", "path": "stsb", "split": "dev"},
+                "test": {"kind": "sts", "path": "stsb", "split": "train"}}]  # the fixture's data has no test split
     raw = tiny_recipe(method="moe", params={"domains": domains})
     del raw["data"]
     path = tmp_path / "moe.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     recipe = load_recipe(path)
     assert evaluation_cost(recipe).startswith("evaluation after training: news:stsb-dev 16 texts")
+    assert "news:stsb-train" not in evaluation_cost(recipe)  # a domain's test set: the final run only
+    final = load_recipe(path, ["eval.final=true"])
+    assert "news:stsb-train" in evaluation_cost(final)
     assert evaluation_cost(without_evaluation(recipe)) == "evaluation: none"
+    assert evaluation_cost(without_evaluation(final)) == "evaluation: none"

@@ -252,7 +252,7 @@ def moe_screen() -> str:
     sets = _moe_sets("dev")
     rows = ["| run | steps | training time | load (start / end) | " + " | ".join(label for _, label in sets)
             + " | mean of the 4 domains |", "|---|---|---|---|" + "---|" * (len(sets) + 1)]
-    records = _records("moe-domains", "screen-*.json")
+    records = sorted(_records("moe-domains", "screen-*.json"), key=lambda r: (r["metrics"]["steps"], r["path"]))
     if records:
         before = records[0]["metrics"]["before"]
         rows.append("| base (all-MiniLM-L6-v2) | 0 | – | – | " + " | ".join(fmt(_headline(before.get(n))) for n, _ in sets)

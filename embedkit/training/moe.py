@@ -464,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.record is None:
             print(json.dumps(evaluate_separate(recipe, folders), indent=2))
             return 0
-        with recording(args.record, "moe-separate", ["python", "-m", "embedkit.training.moe", *sys.argv[1:]]) as rec:
+        with recording(args.record, "moe-separate", ["python", "-m", "embedkit.training.moe",
+                                                            *(sys.argv[1:] if argv is None else argv)]) as rec:
             rec.metrics["after"] = evaluate_separate(recipe, folders)
             runs = {name: json.loads((Path(folder) / "results.json").read_text(encoding="utf-8"))
                     for name, folder in folders.items()}

@@ -24,7 +24,12 @@ def _score(record: dict, side: str, name: str) -> float | None:
     if metrics is None:
         return None
     metric = record["details"]["headline"].get(name) if "headline" in record.get("details", {}) else None
-    return metrics.get(metric or ("spearman" if "spearman" in metrics else "ndcg@10"))
+    return metrics.get(metric) if metric else _headline(metrics)
+
+
+def _headline(metrics: dict) -> float | None:
+    """A set's headline when the record does not name it: nDCG@10 (beir), Spearman (sts), accuracy (triplets)."""
+    return next((metrics[key] for key in ("ndcg@10", "spearman", "accuracy") if key in metrics), None)
 
 
 def _change(record: dict, name: str) -> str:
@@ -234,16 +239,9 @@ def _moe_sets(split: str) -> list[tuple[str, str]]:
     return sets + ([("nli:snli_senteval-test", "NLI triplet accuracy")] if split == "test" else [])
 
 
-def _headline(metrics: dict | None) -> float | None:
-    """A domain set's headline: nDCG@10 (beir), Spearman (sts) or accuracy (triplets)."""
-    if metrics is None:
-        return None
-    return next(metrics[key] for key in ("ndcg@10", "spearman", "accuracy") if key in metrics)
-
-
-def _moe_mean(scores: dict) -> float | None:
+def _moe_mean(record: dict, side: str) -> float | None:
     """The budget's selection score: the mean of the four domains' dev headlines."""
-    values = [_headline(scores.get(_moe_name(d, f, "dev"))) for d, f, _ in MOE_DOMAINS]
+    values = [_score(record, side, _moe_name(d, f, "dev")) for d, f, _ in MOE_DOMAINS]
     return None if None in values else sum(values) / len(values)
 
 
@@ -254,14 +252,14 @@ def moe_screen() -> str:
             + " | mean of the 4 domains |", "|---|---|---|---|" + "---|" * (len(sets) + 1)]
     records = sorted(_records("moe-domains", "screen-*.json"), key=lambda r: (r["metrics"]["steps"], r["path"]))
     if records:
-        before = records[0]["metrics"]["before"]
-        rows.append("| base (all-MiniLM-L6-v2) | 0 | – | – | " + " | ".join(fmt(_headline(before.get(n))) for n, _ in sets)
-                    + f" | {fmt(_moe_mean(before))} |")
+        rows.append("| base (all-MiniLM-L6-v2) | 0 | – | – | "
+                    + " | ".join(fmt(_score(records[0], "before", n)) for n, _ in sets)
+                    + f" | {fmt(_moe_mean(records[0], 'before'))} |")
     for record in records:
-        after = record["metrics"]["after"]
         rows.append(f"| {Path(record['path']).stem.removeprefix('screen-')} | {record['metrics']['steps']} | "
                     f"{_seconds(record)} | {_load(record)} | "
-                    + " | ".join(fmt(_headline(after.get(n))) for n, _ in sets) + f" | **{fmt(_moe_mean(after))}** |")
+                    + " | ".join(fmt(_score(record, "after", n)) for n, _ in sets)
+                    + f" | **{fmt(_moe_mean(record, 'after'))}** |")
     return "\n".join(rows)
 
 
@@ -274,21 +272,21 @@ def moe_final() -> str:
     rows = ["| model | seeds | training time | " + " | ".join(label for _, label in sets) + " |",
             "|---|---|---|" + "---|" * len(sets)]
     if by_row["moe"]:
-        befores = [r["metrics"]["before"] for r in by_row["moe"].values()]
         rows.append("| base (all-MiniLM-L6-v2) | – | – | "
-                    + " | ".join(_seeds([_headline(b.get(n)) for b in befores]) for n, _ in sets) + " |")
+                    + " | ".join(_seeds([_score(r, "before", n) for r in by_row["moe"].values()]) for n, _ in sets)
+                    + " |")
     for row, label in MOE_ROWS:
         records = list(by_row[row].values())
         if records:
             times = _seeds([r["metrics"]["train_seconds"] for r in records], digits=0)
             rows.append(f"| {label} | {len(records)} | {times} s | "
-                        + " | ".join(_seeds([_headline(r["metrics"]["after"].get(n)) for r in records]) for n, _ in sets)
+                        + " | ".join(_seeds([_score(r, "after", n) for r in records]) for n, _ in sets)
                         + " |")
     paired = sorted(set(by_row["moe"]) & set(by_row["separate"]))
     if paired:
         def difference(name: str, seed: int) -> float | None:
-            moe = _headline(by_row["moe"][seed]["metrics"]["after"].get(name))
-            separate = _headline(by_row["separate"][seed]["metrics"]["after"].get(name))
+            moe = _score(by_row["moe"][seed], "after", name)
+            separate = _score(by_row["separate"][seed], "after", name)
             return None if moe is None or separate is None else moe - separate
         rows.append(f"| MoE - separate (paired by seed) | {len(paired)} | – | "
                     + " | ".join(_seeds([difference(n, seed) for seed in paired]) for n, _ in sets) + " |")

@@ -248,7 +248,8 @@ def onnx_runner(model, backend: str, threads: int) -> OnnxRunner:
     with _lock:
         cached = _sessions.setdefault(model, {})
         if key not in cached:
-            cached.clear()  # the weights changed or another backend is asked for: drop old sessions
+            for stale in [k for k in cached if k[0] != key[0]]:  # sessions of other weights; one per backend stays
+                del cached[stale]
             path, names = onnx_file(model, backend)
             cached[key] = OnnxRunner(path, names, threads)
         return cached[key]

@@ -186,7 +186,10 @@ def openvino_runner(model, backend: str, threads: int, workers: int) -> Openvino
     with _lock:
         cached = _runners.setdefault(model, {})
         if key not in cached:
-            cached.clear()
+            # only runners of other weights are stale: one per backend stays, since `auto`'s calibration
+            # alternates openvino and openvino-int8 and would otherwise time a recompile in every round
+            for stale in [k for k in cached if k[0] != key[0]]:
+                del cached[stale]
             path, names = openvino_file(model, backend)
             cached[key] = OpenvinoRunner(path, names, threads, workers)
         return cached[key]

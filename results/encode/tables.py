@@ -224,3 +224,41 @@ def ceiling_table(kernels: str) -> str:
 
 TABLES.update({f"encode-ceiling-{p.name.split('-')[0]}": (lambda kernels=p.name.split("-")[0]: ceiling_table(kernels))
                for p in HERE.glob("*-ceiling.json")})
+
+
+def summary_table() -> str:
+    """One row per kind of CPU measured: what ``auto`` picked and its speed and quality against
+    sentence-transformers float32 and the fastest sentence-transformers row (the README's speed table)."""
+    lines = ["| CPU | `auto` picked | STS-B: x ST float32 | STS-B: x best ST row | SciFact: x ST float32 | "
+             "SciFact: x best ST row | STS-B Spearman (ST float32) | SciFact nDCG@10 (ST float32) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kernels in _kernels_found():
+        records = _records(kernels)
+        speed = [records[kind] for kind in ("speed-stsb", "speed-scifact") if kind in records]
+        if not speed:
+            continue
+        cpu = speed[0]["cpu"]
+        auto = next((r["details"]["auto_backend"] for r in speed if r["details"].get("auto_backend")), None)
+        quality = _quality_rows(records.get("quality", []))
+        auto_quality, reference = quality.get(auto or "", {}), quality.get(ST, {})
+
+        def ratios(kind: str) -> list[str]:
+            summary = _summaries(records.get(kind)).get("auto")
+            if summary is None:
+                return ["–", "–"]
+            best = LABELS.get(summary["best_st"], summary["best_st"]) if summary["best_st"] else None
+            return [fmt(summary["ratio_vs_st"]) + "x" if summary["ratio_vs_st"] is not None else "–",
+                    f"{fmt(summary['ratio_vs_best_st'])}x ({best})" if summary["ratio_vs_best_st"] is not None else "–"]
+
+        def score(metric: str) -> str:
+            if metric not in auto_quality or metric not in reference:
+                return "–"
+            return f"{fmt(auto_quality[metric])} ({fmt(reference[metric])})"
+
+        lines.append(f"| {_cpu_name(cpu)}, {cpu['cores']} cores, {kernels} | `{auto}` | "
+                     + " | ".join([*ratios("speed-stsb"), *ratios("speed-scifact"),
+                                   score("stsb_test_spearman"), score("scifact_ndcg@10")]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+TABLES["encode-summary"] = summary_table

@@ -48,6 +48,27 @@ def test_openvino_float32_equals_the_model_and_int8_is_close(tiny_model, texts, 
     assert min_cosine(int8, reference) > 0.9 and not np.allclose(int8, reference, atol=1e-5)
 
 
+def test_alternating_backends_reuse_their_compiled_models(tiny_model, texts, tmp_path, monkeypatch):
+    """auto's calibration alternates the backends; a recompile per call would be timed as their speed."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from embedkit.encoding.onnx_backend import onnx_runner
+    from embedkit.encoding.openvino_backend import openvino_runner
+
+    calibration = tmp_path / "calibration.txt"
+    calibration.write_text("\n".join(texts[:40]), encoding="utf-8")
+    monkeypatch.setenv("EMBEDKIT_CALIBRATION", str(calibration))
+    first = {b: openvino_runner(tiny_model, b, 1, 1) for b in ("openvino", "openvino-int8")}
+    assert {b: openvino_runner(tiny_model, b, 1, 1) for b in first} == first  # same objects, not recompiled
+    onnx = {b: onnx_runner(tiny_model, b, 1) for b in ("onnx", "onnx-int8")}
+    assert {b: onnx_runner(tiny_model, b, 1) for b in onnx} == onnx
+    import torch
+
+    with torch.no_grad():  # new weights: the runners of the old ones are dropped, not reused
+        next(tiny_model.parameters()).add_(0.01)
+    assert openvino_runner(tiny_model, "openvino", 1, 1) is not first["openvino"]
+
+
 def test_openvino_int8_without_calibration_sentences_is_a_config_error(tiny_model, tmp_path, monkeypatch):
     pytest.importorskip("openvino")
     from embedkit.errors import ConfigError

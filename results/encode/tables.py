@@ -68,7 +68,8 @@ def _quality_rows(records: list[dict]) -> dict:
     out = {}
     for method, row in rows.items():
         losses = [reference[m] - row[m] for m in METRICS if m in row and m in reference]
-        out[method] = {**row, "flagged": any(loss > QUALITY_TOLERANCE for loss in losses)}
+        # without the reference row nothing can be judged: None, not "not flagged"
+        out[method] = {**row, "flagged": any(loss > QUALITY_TOLERANCE for loss in losses) if reference else None}
     return out
 
 
@@ -138,7 +139,7 @@ def cpu_table(kernels: str) -> str:
     for method in methods:
         q = quality.get(method, {})
         cos = [c for c in (stsb.get(method, {}).get("min_cos"), scifact.get(method, {}).get("min_cos")) if c is not None]
-        flag = "–" if not q else ("**yes**" if q.get("flagged") else "no")
+        flag = "–" if not q or q.get("flagged") is None else ("**yes**" if q["flagged"] else "no")
         lines.append("| " + " | ".join([LABELS.get(method, method), *_speed_cells(stsb.get(method)),
                                          *_speed_cells(scifact.get(method)), fmt(min(cos), 4) if cos else "–",
                                          fmt(q.get("stsb_test_spearman")), fmt(q.get("scifact_ndcg@10")), flag]) + " |")
@@ -154,7 +155,9 @@ def _load_line(records: dict) -> str:
             continue
         others = sorted(o for row in records[kind]["metrics"]["rows"] for o in row.get("others_cpu", []))
         details = records[kind]["details"]
-        parts.append(f"{name}: first {details['limit']} texts, {details['repeats']} interleaved runs per method, "
+        texts = records[kind]["metrics"]["rows"][0]["texts"]
+        which = f"first {details['limit']:,}" if details.get("limit") else f"all {texts:,}"
+        parts.append(f"{name}: {which} texts, {details['repeats']} interleaved runs per method, "
                      f"other processes used {fmt(others[len(others) // 2])} cores (median of all timed runs; "
                      f"{fmt(others[0])}-{fmt(others[-1])})")
     return ("Load: " + "; ".join(parts) + ", on cores shared with other jobs: only the quiet runs count above, "
@@ -183,6 +186,8 @@ def _targets_line(cpu: dict, stsb: dict, scifact: dict, quality: dict) -> str:
     q = quality.get("auto")
     if q is None:
         parts.append("quality within 0.5 points: not measured")
+    elif q["flagged"] is None:
+        parts.append("quality within 0.5 points: not established (no sentence-transformers float32 quality row)")
     else:
         parts.append(f"quality within 0.5 points of sentence-transformers float32: {'**not met**' if q['flagged'] else 'met'}")
     text = "Targets on this CPU, `auto` at >= 1.0x the best sentence-transformers row: " + "; ".join(parts) + "."

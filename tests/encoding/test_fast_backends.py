@@ -36,28 +36,28 @@ def test_bf16_is_close_to_float32_and_not_float32(tiny_model, texts):
     assert next(tiny_model.parameters()).dtype == torch.float32  # the model itself is left in float32
 
 
-def test_openvino_float32_equals_the_model_and_int8_is_close(tiny_model, texts, tmp_path, monkeypatch):
+@pytest.fixture()
+def openvino_calibration(texts, tmp_path, monkeypatch):
+    """OpenVINO and NNCF present, and calibration sentences for openvino-int8."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     calibration = tmp_path / "calibration.txt"
     calibration.write_text("\n".join(texts[:40]), encoding="utf-8")
     monkeypatch.setenv("EMBEDKIT_CALIBRATION", str(calibration))
+
+
+def test_openvino_float32_equals_the_model_and_int8_is_close(tiny_model, texts, openvino_calibration):
     reference = tiny_model.encode(texts)
     assert min_cosine(encode(tiny_model, texts, backend="openvino", workers=2), reference) >= 0.9999
     int8 = encode(tiny_model, texts, backend="openvino-int8")
     assert min_cosine(int8, reference) > 0.9 and not np.allclose(int8, reference, atol=1e-5)
 
 
-def test_alternating_backends_reuse_their_compiled_models(tiny_model, texts, tmp_path, monkeypatch):
+def test_alternating_backends_reuse_their_compiled_models(tiny_model, openvino_calibration):
     """auto's calibration alternates the backends; a recompile per call would be timed as their speed."""
-    pytest.importorskip("openvino")
-    pytest.importorskip("nncf")
     from embedkit.encoding.onnx_backend import onnx_runner
     from embedkit.encoding.openvino_backend import openvino_runner
 
-    calibration = tmp_path / "calibration.txt"
-    calibration.write_text("\n".join(texts[:40]), encoding="utf-8")
-    monkeypatch.setenv("EMBEDKIT_CALIBRATION", str(calibration))
     first = {b: openvino_runner(tiny_model, b, 1, 1) for b in ("openvino", "openvino-int8")}
     assert {b: openvino_runner(tiny_model, b, 1, 1) for b in first} == first  # same objects, not recompiled
     onnx = {b: onnx_runner(tiny_model, b, 1) for b in ("onnx", "onnx-int8")}

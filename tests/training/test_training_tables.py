@@ -81,12 +81,14 @@ def test_moe_final_pairs_moe_and_separate_by_seed(tables, monkeypatch):
                "moe": [record("moe", 42, 66.0), record("moe", 43, 66.5), record("moe", 44, 70.0)]}
     monkeypatch.setattr(tables, "_records", lambda group, pattern: records[pattern.split("-")[1]])
     base, separate, moe, difference = tables.moe_final().splitlines()[2:]
-    assert base.startswith("| base (all-MiniLM-L6-v2) | – | – | 60.00 (60.00-60.00) |")
+    assert base.startswith("| base (all-MiniLM-L6-v2) | – | – | 60.00 | 80.00 |")  # the same in every seed: one value
     assert separate.startswith("| 5 separate models | 2 | 100 (100-100) s | 65.50 (65.00-66.00) |")
     assert moe.startswith("| MoE (one model, 5 experts) | 3 | 100 (100-100) s | 67.50 (66.00-70.00) |")
     # seed 44 has no separate row, so it is not paired: (66.0 - 65.0 + 66.5 - 66.0) / 2
     assert difference.startswith("| MoE - separate (paired by seed) | 2 | – | 0.75 (0.50-1.00) | 0.00 (0.00-0.00) |")
     assert difference.endswith("| 0.00 (0.00-0.00) |")
+    records["moe"][2]["metrics"]["before"] = _moe_scores("test", 61.0, 80.0)  # records that disagree show it
+    assert tables.moe_final().splitlines()[2].startswith("| base (all-MiniLM-L6-v2) | – | – | 60.50 (60.00-61.00) |")
 
 
 def test_ccp_steps_keep_the_scored_entry_of_a_step_that_also_has_a_spread_entry(tables, monkeypatch):

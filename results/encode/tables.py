@@ -115,14 +115,23 @@ def _speed_cells(summary: dict | None) -> list[str]:
             fmt(summary["ratio_vs_best_st"]) if summary["ratio_vs_best_st"] is not None else "–"]
 
 
+def _speed_records(records: dict) -> list[dict]:
+    return [records[kind] for kind in ("speed-stsb", "speed-scifact") if kind in records]
+
+
+def _auto_pick(speed_records: list[dict]) -> str | None:
+    """The backend ``auto`` picked in these runs (recorded by encode_bench.py), or None."""
+    return next((r["details"]["auto_backend"] for r in speed_records if r["details"].get("auto_backend")), None)
+
+
 def cpu_table(kernels: str) -> str:
     records = _records(kernels)
     stsb, scifact = _summaries(records.get("speed-stsb")), _summaries(records.get("speed-scifact"))
     quality = _quality_rows(records.get("quality", []))
     methods = list(dict.fromkeys([*stsb, *scifact, *quality]))
-    speed_records = [records[kind] for kind in ("speed-stsb", "speed-scifact") if kind in records]
+    speed_records = _speed_records(records)
     cpu = (speed_records or records["quality"])[0]["cpu"]
-    auto = next((r["details"]["auto_backend"] for r in speed_records if r["details"].get("auto_backend")), None)
+    auto = _auto_pick(speed_records)
     picked = (f"`auto` picked `{auto}` here (its quality is that backend's row)" if auto
               else "no speed run yet, so `auto` not calibrated in one")
     if auto in quality and "auto" not in quality:  # auto runs exactly the backend it picked
@@ -239,11 +248,11 @@ def summary_table() -> str:
              "|---|---|---|---|---|---|---|---|"]
     for kernels in _kernels_found():
         records = _records(kernels)
-        speed = [records[kind] for kind in ("speed-stsb", "speed-scifact") if kind in records]
+        speed = _speed_records(records)
         if not speed:
             continue
         cpu = speed[0]["cpu"]
-        auto = next((r["details"]["auto_backend"] for r in speed if r["details"].get("auto_backend")), None)
+        auto = _auto_pick(speed)
         quality = _quality_rows(records.get("quality", []))
         auto_quality, reference = quality.get(auto or "", {}), quality.get(ST, {})
 

@@ -30,7 +30,7 @@ Runs on CUDA when ``--device cuda`` is given (the CPU-only backends are then ski
     python benchmarks/encode_bench.py --data stsb --limit 500 --batch-sizes 32,128 --repeats 3
     python benchmarks/encode_bench.py --quality --backends torch,onnx,onnx-int8,int8
     python benchmarks/encode_bench.py --data stsb --batch-sizes 16,32 --backends torch,auto,st-onnx-int8 \
-        --peer-python /work/cache/peer-venv/bin/python --record results/encode/speed-stsb-avx2.json
+        --peer-python /work/cache/peer-venv/bin/python --record results/encode/amd-f23m49-avx2/speed-stsb.json
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 # The flags that change which kernels torch, ONNX Runtime and OpenVINO can use, by their /proc/cpuinfo names.
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
          "amx_int8")
+VENDORS = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class CpuInfo:
     cores: int  # usable by this process (its affinity), not the host's count
     flags: tuple[str, ...]  # the subset of FLAGS this CPU has
     family: str = ""  # /proc/cpuinfo's "cpu family" and "model": they tell generations apart where the model
-    model_number: str = ""  # name does not (a VM's "AMD EPYC" is Zen 2 at family 23 model 49, Zen 3 at family 25)
+    model_number: str = ""  # name does not (a VM's "AMD EPYC" is Zen 2 at family 23 model 49, Zen 5 at family 26)
+    vendor: str = ""  # amd, intel, or /proc/cpuinfo's vendor_id as it is
 
     @property
     def vnni(self) -> bool:
@@ -55,14 +57,22 @@ class CpuInfo:
                 return name
         return "other"
 
+    @property
+    def kind(self) -> str:
+        """One name per kind of CPU, e.g. ``amd-f26m2-avx512_vnni``: vendor, family and model number (the
+        generation) and kernels. Benchmark records are kept apart by it; kernels alone would not do, since
+        an AMD Zen 5 and an Intel Ice Lake both have AVX-512 VNNI and run the same backends at other speeds."""
+        generation = f"f{self.family}m{self.model_number}" if self.family else "unknown"
+        return f"{self.vendor or 'cpu'}-{generation}-{self.kernels}"
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "flags": list(self.flags), "kernels": self.kernels}
+        return {**asdict(self), "flags": list(self.flags), "kernels": self.kernels, "kind": self.kind}
 
 
 @lru_cache(maxsize=1)
 def cpu_info() -> CpuInfo:
     model, flags = platform.processor() or platform.machine(), set()
-    numbers = {"cpu family": "", "model": ""}
+    numbers = {"cpu family": "", "model": "", "vendor_id": ""}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -78,7 +88,8 @@ def cpu_info() -> CpuInfo:
     except OSError:  # not Linux: no flags to read
         pass
     return CpuInfo(model, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                   tuple(f for f in FLAGS if f in flags), numbers["cpu family"], numbers["model"])
+                   tuple(f for f in FLAGS if f in flags), numbers["cpu family"], numbers["model"],
+                   VENDORS.get(numbers["vendor_id"], numbers["vendor_id"].lower()))
 
 
 def accelerator() -> str:

@@ -19,13 +19,14 @@ def run(args: argparse.Namespace) -> int:
 
     cpu = cpu_info()
     info = {"cpu": cpu.model, "family": cpu.family, "model_number": cpu.model_number, "cores": cpu.cores,
-            "kernels": cpu.kernels,
+            "kernels": cpu.kernels, "kind": cpu.kind,
             "flags": {flag: flag in cpu.flags for flag in FLAGS}, "device": accelerator(),
             "backends": installed_backends(), "auto": recorded_choices()}
     if args.json:
         print_json_line(info)
         return 0
     print(f"cpu       {cpu.model} (family {cpu.family or '?'}, model {cpu.model_number or '?'}; {cpu.cores} usable cores)")
+    print(f"kind      {cpu.kind} (names this CPU's benchmark records)")
     print(f"kernels   {cpu.kernels}: " + ", ".join(f"{flag} {'yes' if has else 'no'}" for flag, has in info["flags"].items()))
     print(f"device    {info['device']}")
     print("backends  " + ", ".join(f"{name} ({why})" if why != "yes" else name for name, why in info["backends"].items()))

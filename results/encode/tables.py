@@ -1,9 +1,9 @@
 """Tables of the encode benchmark records (``benchmarks/encode_bench.py --record``): one table per CPU.
 
-Records are named ``<kernels>-speed-stsb.json``, ``<kernels>-speed-scifact.json`` and
-``<kernels>-quality*.json``, where ``<kernels>`` is the CPU's best matrix-product instruction set
-(``embedkit.machine.CpuInfo.kernels``: avx2, avx512, avx512_vnni, avx_vnni, amx), so runs on different
-kinds of CPU sit side by side: ``encode-cpu-avx2``, ``encode-cpu-amx``, ... Quality may come from several
+Records of one kind of CPU sit in a folder named by ``embedkit.machine.CpuInfo.kind`` (vendor, family and
+model number, and best matrix-product instruction set, e.g. ``amd-f26m2-avx512_vnni/``): ``speed-stsb.json``,
+``speed-scifact.json``, ``quality*.json`` and ``ceiling.json``, so runs on different kinds of CPU sit side by
+side as tables ``encode-cpu-<kind>`` and ``encode-ceiling-<kind>``. Quality may come from several
 runs: their rows are merged, each metric of a method from the first record (by name) that has it, and each
 row's loss is taken against the sentence-transformers float32 row (every run scores the same model on the
 same test sets). Each table has one row per method: its best batch size and throughput on each data set
@@ -46,10 +46,10 @@ QUALITY_TOLERANCE = 0.5  # as encode_bench.py: points a row may lose before it i
 METRICS = ("stsb_test_spearman", "scifact_ndcg@10")
 
 
-def _records(kernels: str) -> dict:
+def _records(cpu_kind: str) -> dict:
     records = {kind: load_record(path) for kind in ("speed-stsb", "speed-scifact")
-               if (path := HERE / f"{kernels}-{kind}.json").exists()}
-    quality = [load_record(path) for path in sorted(HERE.glob(f"{kernels}-quality*.json"))]
+               if (path := HERE / cpu_kind / f"{kind}.json").exists()}
+    quality = [load_record(path) for path in sorted((HERE / cpu_kind).glob("quality*.json"))]
     if quality:
         records["quality"] = quality
     return records
@@ -124,8 +124,8 @@ def _auto_pick(speed_records: list[dict]) -> str | None:
     return next((r["details"]["auto_backend"] for r in speed_records if r["details"].get("auto_backend")), None)
 
 
-def cpu_table(kernels: str) -> str:
-    records = _records(kernels)
+def cpu_table(cpu_kind: str) -> str:
+    records = _records(cpu_kind)
     stsb, scifact = _summaries(records.get("speed-stsb")), _summaries(records.get("speed-scifact"))
     quality = _quality_rows(records.get("quality", []))
     methods = list(dict.fromkeys([*stsb, *scifact, *quality]))
@@ -211,17 +211,17 @@ def _targets_line(cpu: dict, stsb: dict, scifact: dict, quality: dict) -> str:
     return text
 
 
-def _kernels_found() -> list[str]:
-    return sorted({p.name.split("-")[0] for p in HERE.glob("*-speed-*.json")} |
-                  {p.name.split("-")[0] for p in HERE.glob("*-quality.json")})
+def _cpu_kinds_found() -> list[str]:
+    """The CPU kinds with a speed or quality record (a folder with only a ceiling record has no table of its own)."""
+    return sorted({p.parent.name for p in [*HERE.glob("*/speed-*.json"), *HERE.glob("*/quality*.json")]})
 
 
-TABLES = {f"encode-cpu-{kernels}": (lambda kernels=kernels: cpu_table(kernels)) for kernels in _kernels_found()}
+TABLES = {f"encode-cpu-{kind}": (lambda kind=kind: cpu_table(kind)) for kind in _cpu_kinds_found()}
 
 
-def ceiling_table(kernels: str) -> str:
+def ceiling_table(cpu_kind: str) -> str:
     """The matrix-product bound on SciFact abstracts (``ceiling_bench.py --record``) on this kind of CPU."""
-    record = load_record(HERE / f"{kernels}-ceiling.json")
+    record = load_record(HERE / cpu_kind / "ceiling.json")
     m, cpu = record["metrics"], record["cpu"]
     lines = [f"CPU: {_cpu_name(cpu)}, {cpu['cores']} cores, flags {', '.join(cpu['flags'])}; first {m['texts']} SciFact "
              f"abstracts, {fmt(m['mean_tokens'], 1)} tokens on average; sentence-transformers "
@@ -236,8 +236,8 @@ def ceiling_table(kernels: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-TABLES.update({f"encode-ceiling-{p.name.split('-')[0]}": (lambda kernels=p.name.split("-")[0]: ceiling_table(kernels))
-               for p in HERE.glob("*-ceiling.json")})
+TABLES.update({f"encode-ceiling-{p.parent.name}": (lambda kind=p.parent.name: ceiling_table(kind))
+               for p in HERE.glob("*/ceiling.json")})
 
 
 def summary_table() -> str:
@@ -246,8 +246,8 @@ def summary_table() -> str:
     lines = ["| CPU | `auto` picked | STS-B: x ST float32 | STS-B: x best ST row | SciFact: x ST float32 | "
              "SciFact: x best ST row | STS-B Spearman (ST float32) | SciFact nDCG@10 (ST float32) |",
              "|---|---|---|---|---|---|---|---|"]
-    for kernels in _kernels_found():
-        records = _records(kernels)
+    for cpu_kind in _cpu_kinds_found():
+        records = _records(cpu_kind)
         speed = _speed_records(records)
         if not speed:
             continue
@@ -269,7 +269,7 @@ def summary_table() -> str:
                 return "–"
             return f"{fmt(auto_quality[metric])} ({fmt(reference[metric])})"
 
-        lines.append(f"| {_cpu_name(cpu)}, {cpu['cores']} cores, {kernels} | `{auto}` | "
+        lines.append(f"| {_cpu_name(cpu)}, {cpu['cores']} cores, {cpu['kernels']} | `{auto}` | "
                      + " | ".join([*ratios("speed-stsb"), *ratios("speed-scifact"),
                                    score("stsb_test_spearman"), score("scifact_ndcg@10")]) + " |")
     return "\n".join(lines) + "\n"

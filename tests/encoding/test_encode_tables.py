@@ -63,3 +63,25 @@ def test_targets_line_says_met_and_not_met(tables):
     assert "no speed row" in tables._targets_line({"kernels": "avx2"}, {}, {}, {})
     partial = tables._targets_line({"kernels": "avx2"}, _auto(1.2, 1.5, ["st-openvino"]), {}, {"auto": {"flagged": False}})
     assert "met among the rows with a quiet run" in partial and "`openvino`, float32" in partial
+
+
+def test_cpu_kind_keeps_vendors_and_generations_with_the_same_instruction_sets_apart():
+    from embedkit.machine import CpuInfo
+
+    flags = ("avx2", "avx512f", "avx512_vnni")
+    zen5 = CpuInfo("AMD EPYC", 2, flags, "26", "2", "amd")
+    ice_lake = CpuInfo("Intel Xeon", 2, flags, "6", "106", "intel")
+    assert zen5.kernels == ice_lake.kernels == "avx512_vnni"
+    assert zen5.kind == "amd-f26m2-avx512_vnni" and ice_lake.kind == "intel-f6m106-avx512_vnni"
+    assert CpuInfo("?", 1, ()).kind == "cpu-unknown-other"
+
+
+def test_each_recorded_cpu_kind_has_its_own_tables(tables):
+    kinds = tables._cpu_kinds_found()
+    assert "amd-f23m49-avx2" in kinds and "amd-f26m2-avx512_vnni" in kinds
+    for kind in kinds:  # the folder's name is the kind its records were measured on
+        records = tables._records(kind)
+        cpu = (tables._speed_records(records) or records["quality"])[0]["cpu"]
+        # records written before CpuInfo had a vendor and a kind name the rest of it
+        assert kind == cpu["kind"] if "kind" in cpu else kind.endswith(f"-f{cpu['family']}m{cpu['model_number']}-{cpu['kernels']}")
+        assert f"encode-cpu-{kind}" in tables.TABLES

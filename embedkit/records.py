@@ -164,9 +164,11 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def fmt_seeds(values, digits: int = 2) -> str:
-    """Runs over seeds as the tables print them: ``mean (min-max)``, the spread being max - min; one value
-    alone; an en dash for none (``None`` values are skipped)."""
+    """Runs over seeds as the tables print them: ``mean (min-max)``, the spread being max - min, or
+    ``mean (min to max)`` where the minimum is negative (``-1.15--0.59`` misreads); one value alone; an en
+    dash for none (``None`` values are skipped)."""
     values = [v for v in values if v is not None]
     if len(values) < 2:
         return fmt(values[0], digits) if values else "–"
-    return f"{fmt(sum(values) / len(values), digits)} ({fmt(min(values), digits)}-{fmt(max(values), digits)})"
+    low, high = min(values), max(values)
+    return f"{fmt(sum(values) / len(values), digits)} ({fmt(low, digits)}{' to ' if low < 0 else '-'}{fmt(high, digits)})"

@@ -69,3 +69,11 @@ def test_documents_agree_with_records():
     stale = {str(doc): render_document(doc, tables, check=True, errors=errors) for doc in module.documents()}
     assert not [str(e) for e in errors]  # a table whose records are not committed
     assert not {doc: names for doc, names in stale.items() if names}
+
+
+def test_seed_ranges_read_as_ranges_when_negative():
+    from embedkit.records import fmt_seeds
+
+    assert fmt_seeds([1.0, 2.0, 3.0]) == "2.00 (1.00-3.00)"
+    assert fmt_seeds([-1.15, -0.59]) == "-0.87 (-1.15 to -0.59)"
+    assert fmt_seeds([None, 4.0]) == "4.00" and fmt_seeds([]) == "–"

@@ -263,10 +263,10 @@ def moe_screen() -> str:
     return "\n".join(rows)
 
 
-def moe_final() -> str:
-    """The chosen budget, seeds as recorded (``final-{mixed,separate,moe}-sN.json``), on each domain's test
-    set: mean (min-max) over the seeds, and MoE - separate paired by seed."""
-    sets = _moe_sets("test")
+def moe_final(split: str) -> str:
+    """The chosen budget, seeds as recorded (``final-{mixed,separate,moe}-sN.json``), on each domain's
+    ``split`` set: mean (min-max) over the seeds, and the MoE minus each baseline, paired by seed."""
+    sets = _moe_sets(split)
     by_row = {row: {r["details"]["seed"]: r for r in _records("moe-domains", f"final-{row}-s*.json")}
               for row, _ in MOE_ROWS}
     rows = ["| model | seeds | training time | " + " | ".join(label for _, label in sets) + " |",
@@ -284,13 +284,15 @@ def moe_final() -> str:
             rows.append(f"| {label} | {len(records)} | {times} s | "
                         + " | ".join(_seeds([_score(r, "after", n) for r in records]) for n, _ in sets)
                         + " |")
-    paired = sorted(set(by_row["moe"]) & set(by_row["separate"]))
-    if paired:
+    for baseline in ("separate", "mixed"):
+        paired = sorted(set(by_row["moe"]) & set(by_row[baseline]))
+        if not paired:
+            continue
+
         def difference(name: str, seed: int) -> float | None:
-            moe = _score(by_row["moe"][seed], "after", name)
-            separate = _score(by_row["separate"][seed], "after", name)
-            return None if moe is None or separate is None else moe - separate
-        rows.append(f"| MoE - separate (paired by seed) | {len(paired)} | – | "
+            moe, other = (_score(by_row[r][seed], "after", name) for r in ("moe", baseline))
+            return None if moe is None or other is None else moe - other
+        rows.append(f"| MoE - {baseline} (paired by seed) | {len(paired)} | – | "
                     + " | ".join(_seeds([difference(n, seed) for seed in paired]) for n, _ in sets) + " |")
     return "\n".join(rows)
 
@@ -308,5 +310,6 @@ TABLES = {
     "training-ccp-steps": ccp_steps,
     "training-ccp-final": ccp_final,
     "training-moe-screen": moe_screen,
-    "training-moe-final": moe_final,
+    "training-moe-final": lambda: moe_final("test"),
+    "training-moe-final-dev": lambda: moe_final("dev"),
 }

@@ -71,24 +71,32 @@ def test_moe_screen_chooses_by_the_mean_of_the_four_dev_domains(tables, monkeypa
     assert run == "| moe-300-s42 | 300 | 170 s | – | 64.00 | 84.00 | 84.00 | 84.00 | 84.00 | **79.00** |"
 
 
-def test_moe_final_pairs_moe_and_separate_by_seed(tables, monkeypatch):
+def test_moe_final_pairs_moe_with_each_baseline_by_seed_on_test_and_on_dev(tables, monkeypatch):
     def record(row, seed, science):
         return {"path": f"final-{row}-s{seed}.json", "details": {"seed": seed},
-                "metrics": {"train_seconds": 100.0, "before": _moe_scores("test", 60.0, 80.0),
-                            "after": _moe_scores("test", science, 82.0)}}
+                "metrics": {"train_seconds": 100.0,
+                            "before": _moe_scores("test", 60.0, 80.0) | _moe_scores("dev", 70.0, 85.0),
+                            "after": _moe_scores("test", science, 82.0) | _moe_scores("dev", science + 10, 86.0)}}
 
-    records = {"mixed": [], "separate": [record("separate", 42, 65.0), record("separate", 43, 66.0)],
+    records = {"mixed": [record("mixed", 42, 64.0)],
+               "separate": [record("separate", 42, 65.0), record("separate", 43, 66.0)],
                "moe": [record("moe", 42, 66.0), record("moe", 43, 66.5), record("moe", 44, 70.0)]}
     monkeypatch.setattr(tables, "_records", lambda group, pattern: records[pattern.split("-")[1]])
-    base, separate, moe, difference = tables.moe_final().splitlines()[2:]
+    base, mixed, separate, moe, minus_separate, minus_mixed = tables.moe_final("test").splitlines()[2:]
     assert base.startswith("| base (all-MiniLM-L6-v2) | – | – | 60.00 | 80.00 |")  # the same in every seed: one value
+    assert mixed.startswith("| one model, all domains mixed | 1 | 100 s | 64.00 |")
     assert separate.startswith("| 5 separate models | 2 | 100 (100-100) s | 65.50 (65.00-66.00) |")
     assert moe.startswith("| MoE (one model, 5 experts) | 3 | 100 (100-100) s | 67.50 (66.00-70.00) |")
     # seed 44 has no separate row, so it is not paired: (66.0 - 65.0 + 66.5 - 66.0) / 2
-    assert difference.startswith("| MoE - separate (paired by seed) | 2 | – | 0.75 (0.50-1.00) | 0.00 (0.00-0.00) |")
-    assert difference.endswith("| 0.00 (0.00-0.00) |")
+    assert minus_separate.startswith("| MoE - separate (paired by seed) | 2 | – | 0.75 (0.50-1.00) | 0.00 (0.00-0.00) |")
+    assert minus_separate.endswith("| 0.00 (0.00-0.00) |")  # the NLI column
+    assert minus_mixed.startswith("| MoE - mixed (paired by seed) | 1 | – | 2.00 | 0.00 |")
+    dev = tables.moe_final("dev").splitlines()
+    assert dev[0].count("|") == 9 and "NLI" not in dev[0]  # no held-out NLI split
+    assert dev[2].startswith("| base (all-MiniLM-L6-v2) | – | – | 70.00 | 85.00 |")
+    assert dev[5].startswith("| MoE (one model, 5 experts) | 3 | 100 (100-100) s | 77.50 (76.00-80.00) | 86.00")
     records["moe"][2]["metrics"]["before"] = _moe_scores("test", 61.0, 80.0)  # records that disagree show it
-    assert tables.moe_final().splitlines()[2].startswith("| base (all-MiniLM-L6-v2) | – | – | 60.50 (60.00-61.00) |")
+    assert tables.moe_final("test").splitlines()[2].startswith("| base (all-MiniLM-L6-v2) | – | – | 60.50 (60.00-61.00) |")
 
 
 def test_ccp_steps_keep_the_scored_entry_of_a_step_that_also_has_a_spread_entry(tables, monkeypatch):

@@ -118,7 +118,7 @@ def retrieval_final(prefix: str) -> str:
     return _final_table("retrieval-scifact", f"{prefix}-s*.json", RETRIEVAL_SETS)
 
 
-# The model-quality target for the final recipe: 3-seed means on test, both at once.
+# The model-quality target, judged on each final configuration: 3-seed means on test, both at once.
 RETRIEVAL_TARGETS = [("scifact-test", "SciFact test nDCG@10", 72.0), ("stsb-test", "STS-B test Spearman", 82.0)]
 
 

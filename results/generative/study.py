@@ -16,7 +16,7 @@ document's tables. Run each under ``flock /work/cpu.lock`` on the shared machine
     python results/generative/study.py grace-train seed-1 --set seed=1 --test
 
 Training runs go to runs/generative/<method>/<name> (checkpoints; a second call with the same name
-resumes). Records: rankgen-data.json, costs.json, rankgen-runs/<name>.json, rankgen-suffix-id-held-out*.json
+resumes). Records: rankgen-data.json, costs/<CPU kind>.json, rankgen-runs/<name>.json, rankgen-suffix-id-held-out*.json
 (merged per scorer by tables.py),
 rankgen-decoding.json, grace-runs/<name>.json, grace-baselines-<split>.json.
 """
@@ -92,7 +92,8 @@ def _train(method: str, recipe_path: Path, args) -> int:
 
 
 def costs(args) -> int:
-    """Seconds per unit of each step of the study at the recipes' settings, to plan the budget."""
+    """Seconds per unit of each step of the study at the recipes' settings, to plan the budget; one record
+    per kind of CPU (costs/<kind>.json), since the kinds differ several-fold."""
     import random
 
     import torch
@@ -106,6 +107,7 @@ def costs(args) -> int:
     from embedkit.generative.rankgen import load_scorer
     from embedkit.generative.rankgen_train import build_examples
     from embedkit.generative.sampling import sample_continuations
+    from embedkit.machine import cpu_info
 
     started = time.perf_counter()
     metrics: dict = {}
@@ -184,7 +186,8 @@ def costs(args) -> int:
     timed("raw_lm_encode_s_per_scifact_doc", len(texts), lambda: raw.encode(texts, batch_size=16))
     metrics["torch_threads"] = torch.get_num_threads()
     metrics["load_average_1min_at_start"], metrics["load_average_1min_at_end"] = load_start, os.getloadavg()[0]
-    write_record(HERE / "costs.json", make_record("generative-costs", metrics, _command(), time.perf_counter() - started))
+    write_record(HERE / "costs" / f"{cpu_info().kind}.json",
+                 make_record("generative-costs", metrics, _command(), time.perf_counter() - started))
     return 0
 
 

@@ -29,25 +29,33 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+COSTS = [  # (metric, what it times, per, digits)
+    ("gen_negative_s_per_prefix_x2", "SmolLM2 GEN negatives, 2 one-sentence samples per prefix (batch 16)", "prefix", 2),
+    ("lm_likelihood_s_per_prefix_7", "LM likelihood scorer, 7 candidates", "prefix", 2),
+    ("rankgen_suffix_id_s_per_prefix_7", "RankGen scorer (MiniLM), 7 candidates", "prefix", 3),
+    ("rankgen_step_s_batch16_5_texts_per_row", "RankGen optimisation step, batch 16 (prefix + 4 continuations a row)",
+     "step", 2),
+    ("rankgen_step_s_batch32_5_texts_per_row", "RankGen optimisation step, batch 32", "step", 2),
+    ("rerank_sample8_s_per_prefix", "8 nucleus samples (rerank)", "prefix", 2),
+    ("beam_2x4_every16_s_per_prefix", "RankGen beam search, 2 beams x 4 samples, rescored every 16 tokens", "prefix", 2),
+    ("grace_policy_step_s_sts", "GRACE policy step, 4 STS-B pairs x 4 rationales", "step", 2),
+    ("grace_policy_step_s_scifact", "GRACE policy step, 4 SciFact pairs x 4 rationales", "step", 2),
+    ("grace_held_out_reward_s", "GRACE held-out reward, 32 pairs, greedy", "measurement", 2),
+    ("grace_encode_s_per_scifact_doc", "GRACE encode, SciFact abstract (64 tokens + 16-token rationale)", "text", 3),
+    ("grace_encode_s_per_sts_sentence", "GRACE encode, STS-B sentence", "text", 3),
+    ("raw_lm_encode_s_per_scifact_doc", "SmolLM2 mean-pooled raw text, SciFact abstract", "text", 3),
+]
+
+
 def costs() -> str:
-    m = _record("costs.json")["metrics"]
-    rows = [
-        ["SmolLM2 GEN negatives, 2 one-sentence samples per prefix (batch 16)", fmt(m["gen_negative_s_per_prefix_x2"]), "prefix"],
-        ["LM likelihood scorer, 7 candidates", fmt(m["lm_likelihood_s_per_prefix_7"]), "prefix"],
-        ["RankGen scorer (MiniLM), 7 candidates", fmt(m["rankgen_suffix_id_s_per_prefix_7"], 3), "prefix"],
-        ["RankGen optimisation step, batch 16 (prefix + 4 continuations a row)",
-         fmt(m["rankgen_step_s_batch16_5_texts_per_row"]), "step"],
-        ["RankGen optimisation step, batch 32", fmt(m["rankgen_step_s_batch32_5_texts_per_row"]), "step"],
-        ["8 nucleus samples (rerank)", fmt(m["rerank_sample8_s_per_prefix"]), "prefix"],
-        ["RankGen beam search, 2 beams x 4 samples, rescored every 16 tokens", fmt(m["beam_2x4_every16_s_per_prefix"]), "prefix"],
-        ["GRACE policy step, 4 STS-B pairs x 4 rationales", fmt(m["grace_policy_step_s_sts"]), "step"],
-        ["GRACE policy step, 4 SciFact pairs x 4 rationales", fmt(m["grace_policy_step_s_scifact"]), "step"],
-        ["GRACE held-out reward, 32 pairs, greedy", fmt(m["grace_held_out_reward_s"]), "measurement"],
-        ["GRACE encode, SciFact abstract (64 tokens + 16-token rationale)", fmt(m["grace_encode_s_per_scifact_doc"], 3), "text"],
-        ["GRACE encode, STS-B sentence", fmt(m["grace_encode_s_per_sts_sentence"], 3), "text"],
-        ["SmolLM2 mean-pooled raw text, SciFact abstract", fmt(m["raw_lm_encode_s_per_scifact_doc"], 3), "text"],
-    ]
-    return _table(["step", "seconds", "per"], rows)
+    """Seconds per unit, one column per kind of CPU (``costs/<kind>.json``), with the load each ran under."""
+    records = {path.stem: load_record(path) for path in sorted((HERE / "costs").glob("*.json"))}
+    header = ["step", "per"] + [
+        f"{kind} (load {fmt(r['metrics']['load_average_1min_at_start'], 1)} -> {fmt(r['metrics']['load_average_1min_at_end'], 1)})"
+        for kind, r in records.items()]
+    rows = [[title, per] + [fmt(r["metrics"][metric], digits) for r in records.values()]
+            for metric, title, per, digits in COSTS]
+    return _table(header, rows)
 
 
 def rankgen_data() -> str:

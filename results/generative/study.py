@@ -57,19 +57,14 @@ def _recipe(path: Path, overrides: list[str]):
 
 
 def chosen_on_dev(method: str) -> list[str]:
-    """The overrides of the best dev run: RankGen by dev suffix identification (all candidates) after
-    training, GRACE by the held-out reward (STS-B dev + SciFact dev pairs) at the run's last step."""
-    from embedkit.records import load_records
+    """The overrides of the best dev run (the rule is tables.best_dev_run's, so the tables name the same run)."""
+    from tables import best_dev_run  # results/generative/tables.py, beside this script
 
-    runs = load_records(HERE / f"{method}-runs", "dev-*.json")
-    if not runs:
-        raise SystemExit(f"--from-dev: no {method} dev runs recorded yet")
+    best = best_dev_run(method)
     if method == "rankgen":
-        best = max(runs, key=lambda r: r["metrics"]["after"]["suffix-id-dev"]["accuracy_all"])
         mix = best["recipe"]["params"]["negatives"]
         return [f"learning_rate={best['recipe']['learning_rate']}", f"params.negatives.in_document={mix['in_document']}",
                 f"params.negatives.lm_generated={mix['lm_generated']}"]
-    best = max(runs, key=lambda r: max(r["metrics"]["during"], key=lambda e: e["step"])["held_out_reward"])
     return [f"learning_rate={best['recipe']['learning_rate']}"]
 
 

@@ -40,3 +40,35 @@ def test_a_part_of_the_wrong_size_is_refused(tmp_path):
     _write(tmp_path, "rankgen-suffix-id-held-out-b", [1, 2], {"lm:default": {"hits_all": [0]}})
     with pytest.raises(ValueError, match="part 1/2 of 4"):
         _tables().held_out_hits(tmp_path)
+
+
+def _dev_run(folder: Path, name: str, after: float, lr: float) -> None:
+    metrics = {"before": {"suffix-id-dev": {"accuracy_all": 10.0}}, "after": {"suffix-id-dev": {"accuracy_all": after}}}
+    recipe = {"learning_rate": lr, "params": {"negatives": {"in_document": 3, "lm_generated": 0}}}
+    write_record(folder / "rankgen-runs" / f"{name}.json", make_record("rankgen", metrics, "test", 0.0, recipe=recipe))
+
+
+def test_the_best_dev_run_is_the_one_with_the_highest_dev_accuracy_after_training(tmp_path, monkeypatch):
+    tables = _tables()
+    monkeypatch.setattr(tables, "HERE", tmp_path)
+    _dev_run(tmp_path, "dev-a", 30.0, 5e-5)
+    _dev_run(tmp_path, "dev-b", 34.0, 1e-4)
+    _dev_run(tmp_path, "dev-c", 31.0, 2e-4)
+    assert tables.best_dev_run("rankgen")["recipe"]["learning_rate"] == 1e-4
+
+
+def test_the_rankgen_target_is_judged_on_the_mean_of_three_seeds(tmp_path, monkeypatch):
+    tables = _tables()
+    monkeypatch.setattr(tables, "HERE", tmp_path)
+    hits = {"default": {"hits_all": [0] * 8 + [1] * 2},           # 20
+            "lm:default": {"hits_all": [0] * 9 + [1]},             # 10
+            "runs/a": {"hits_all": [1] * 3 + [0] * 7},             # 30: 10 above the untrained encoder
+            "runs/b": {"hits_all": [1] * 4 + [0] * 6},             # 40
+            "runs/c": {"hits_all": [1] * 2 + [0] * 8}}             # 20
+    _write(tmp_path, "rankgen-suffix-id-held-out", [1, 1], hits)
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in tables.rankgen_target().splitlines()[2:]}
+    assert rows["untrained all-MiniLM-L6-v2 + markers"][1:3] == ["10.00", "0.00"]
+    assert rows["untrained all-MiniLM-L6-v2 + markers"][4].strip(" |") == "met"
+    assert rows["SmolLM2-135M log-likelihood"][1] == "20.00"
+    _write(tmp_path, "rankgen-suffix-id-held-out", [1, 1], {k: v for k, v in hits.items() if k != "runs/c"})
+    assert tables.rankgen_target().splitlines()[2].split(" | ")[4].strip(" |") == "–"  # 2 seeds decide nothing

@@ -80,7 +80,7 @@ def rankgen_dev() -> str:
                      str(r["metrics"]["steps"]), fmt(_dev_accuracy(r, "before")), fmt(_dev_accuracy(r, "after")),
                      fmt(_dev_accuracy(r, "after", "in_document")), fmt(_dev_accuracy(r, "after", "lm_generated"))])
     return _table(["run", "learning rate", "negatives (INBOOK + GEN)", "steps", "dev all, before", "dev all, after",
-                   "dev INBOOK only", "dev GEN only"], rows)
+                   "dev INBOOK only, after", "dev GEN only, after"], rows)
 
 
 def best_dev_run(method: str) -> dict:

@@ -227,6 +227,17 @@ def grace_curve() -> str:
     return _table(["step", "held-out reward", "contrastive part", "seeds"], rows)
 
 
+def grace_baselines_dev() -> str:
+    """The two baselines with the same LM on the dev sets the GRACE runs are chosen on."""
+    base = _record("grace-baselines-dev.json")["metrics"]
+    names = {"raw_text_mean_pooled": "SmolLM2-135M mean-pooled raw text",
+             "untrained_policy": "untrained policy (rationale + text pooled)"}
+    sets = list(next(iter(base.values())))
+    headline = {name: "spearman" if "spearman" in base["raw_text_mean_pooled"][name] else "ndcg@10" for name in sets}
+    rows = [[names[encoder]] + [fmt(base[encoder][name][headline[name]]) for name in sets] for encoder in names]
+    return _table(["encoder"] + [f"{name} {headline[name]}" for name in sets], rows)
+
+
 def grace_test() -> str:
     base = _record("grace-baselines-test.json")["metrics"]
     runs = _runs("grace", "seed-")
@@ -253,5 +264,6 @@ TABLES = {
     "generative-rankgen-decoding": rankgen_decoding,
     "generative-grace-dev": grace_dev,
     "generative-grace-curve": grace_curve,
+    "generative-grace-baselines-dev": grace_baselines_dev,
     "generative-grace-test": grace_test,
 }

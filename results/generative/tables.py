@@ -227,14 +227,16 @@ def grace_curve() -> str:
     return _table(["step", "held-out reward", "contrastive part", "seeds"], rows)
 
 
+GRACE_BASELINES = {"raw_text_mean_pooled": "SmolLM2-135M mean-pooled raw text",
+                   "untrained_policy": "untrained policy (rationale + text pooled)"}  # study.py grace-baselines
+
+
 def grace_baselines_dev() -> str:
     """The two baselines with the same LM on the dev sets the GRACE runs are chosen on."""
     base = _record("grace-baselines-dev.json")["metrics"]
-    names = {"raw_text_mean_pooled": "SmolLM2-135M mean-pooled raw text",
-             "untrained_policy": "untrained policy (rationale + text pooled)"}
     sets = list(next(iter(base.values())))
     headline = {name: "spearman" if "spearman" in base["raw_text_mean_pooled"][name] else "ndcg@10" for name in sets}
-    rows = [[names[encoder]] + [fmt(base[encoder][name][headline[name]]) for name in sets] for encoder in names]
+    rows = [[title] + [fmt(base[encoder][name][headline[name]]) for name in sets] for encoder, title in GRACE_BASELINES.items()]
     return _table(["encoder"] + [f"{name} {headline[name]}" for name in sets], rows)
 
 
@@ -243,8 +245,7 @@ def grace_test() -> str:
     runs = _runs("grace", "seed-")
     sets = {"stsb-test": ("spearman", "STS-B test Spearman (all pairs)"),
             "scifact-test-1000": ("ndcg@10", "SciFact test nDCG@10 (all queries, 1,000-abstract corpus)")}
-    rows = [["SmolLM2-135M mean-pooled raw text"] + [fmt(base["raw_text_mean_pooled"][k][m]) for k, (m, _) in sets.items()],
-            ["untrained policy (rationale + text pooled)"] + [fmt(base["untrained_policy"][k][m]) for k, (m, _) in sets.items()]]
+    rows = [[title] + [fmt(base[encoder][k][m]) for k, (m, _) in sets.items()] for encoder, title in GRACE_BASELINES.items()]
     if runs:
         steps = sorted({r["metrics"]["steps"] for r in runs})
         rows.append([f"GRACE, {'/'.join(map(str, steps))} policy steps ({len(runs)} seeds, mean ± sd)"]

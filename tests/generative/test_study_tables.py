@@ -72,3 +72,26 @@ def test_the_rankgen_target_is_judged_on_the_mean_of_three_seeds(tmp_path, monke
     assert rows["SmolLM2-135M log-likelihood"][1] == "20.00"
     _write(tmp_path, "rankgen-suffix-id-held-out", [1, 1], {k: v for k, v in hits.items() if k != "runs/c"})
     assert tables.rankgen_target().splitlines()[2].split(" | ")[4].strip(" |") == "–"  # 2 seeds decide nothing
+
+
+def _grace_final(folder: Path, name: str, spearman: float) -> None:
+    metrics = {"steps": 200, "after": {"stsb-test": {"spearman": spearman}, "scifact-test": {"ndcg@10": 30.0}}}
+    write_record(folder / "grace-runs" / f"{name}.json", make_record("grace", metrics, "test", 0.0))
+
+
+def test_the_grace_target_needs_a_gain_above_the_seed_spread_over_three_seeds(tmp_path, monkeypatch):
+    tables = _tables()
+    monkeypatch.setattr(tables, "HERE", tmp_path)
+    base = {encoder: {"stsb-test": {"spearman": value}, "scifact-test": {"ndcg@10": 25.0}}
+            for encoder, value in [("raw_text_mean_pooled", 50.0), ("untrained_policy", 58.0)]}
+    write_record(tmp_path / "grace-baselines-test.json", make_record("grace-baselines", base, "test", 0.0))
+    for name, value in [("seed-42", 59.0), ("seed-43", 61.0), ("seed-44", 60.0)]:  # mean 60, sd 1
+        _grace_final(tmp_path, name, value)
+    rows = [line.split(" | ") for line in tables.grace_target().splitlines()[2:]]
+    assert [row[1] for row in rows] == ["10.00", "2.00"]
+    assert [row[3].strip(" |") for row in rows] == ["met", "met"]
+    _grace_final(tmp_path, "seed-44", 54.0)  # mean 58, sd 3.61: no gain over the untrained policy
+    assert [line.split(" | ")[3].strip(" |") for line in tables.grace_target().splitlines()[2:]] == ["met", "missed"]
+    (tmp_path / "grace-runs" / "seed-44.json").unlink()
+    assert tables.grace_target().splitlines()[2].split(" | ")[3].strip(" |") == "–"  # 2 seeds decide nothing
+    assert "SciFact test nDCG@10" in tables.grace_test()

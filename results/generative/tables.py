@@ -207,12 +207,24 @@ def _held_out(record: dict) -> dict[int, dict]:
 
 
 def grace_dev() -> str:
-    """The dev runs that chose the learning rate (held-out reward on STS-B dev + SciFact dev pairs)."""
+    """The dev runs that chose the learning rate: the held-out reward (STS-B dev + SciFact dev pairs) that
+    chooses, and the dev sets scored after training (the baselines' dev table is beside it)."""
+    rows = []
+    for r in _runs("grace", "dev-"):
+        curve, after = _held_out(r), r["metrics"]["after"]
+        rows.append([Path(r["path"]).stem, f"{r['recipe']['learning_rate']:g}", fmt(curve[0]["held_out_reward"], 3),
+                     fmt(curve[max(curve)]["held_out_reward"], 3), fmt(after["stsb-dev"]["spearman"]),
+                     fmt(after["scifact-dev"]["ndcg@10"]), f"{r['wall_seconds'] / 60:.0f}"])
+    return _table(["run", "learning rate", "held-out reward, step 0", "held-out reward, last step",
+                   "STS-B dev Spearman", "SciFact dev nDCG@10", "minutes"], rows)
+
+
+def grace_dev_curve() -> str:
+    """Held-out reward of each dev run every ``held_out_every`` steps."""
     runs = _runs("grace", "dev-")
     steps = sorted({s for r in runs for s in _held_out(r)})
-    rows = [[Path(r["path"]).stem, f"{r['recipe']['learning_rate']:g}"]
-            + [fmt(_held_out(r).get(s, {}).get("held_out_reward"), 3) for s in steps] for r in runs]
-    return _table(["run", "learning rate"] + [f"held-out reward, step {s}" for s in steps], rows)
+    rows = [[str(s)] + [fmt(_held_out(r).get(s, {}).get("held_out_reward"), 3) for r in runs] for s in steps]
+    return _table(["step"] + [f"{Path(r['path']).stem} (lr {r['recipe']['learning_rate']:g})" for r in runs], rows)
 
 
 def grace_curve() -> str:
@@ -284,6 +296,7 @@ TABLES = {
     "generative-rankgen-suffix-id-inbook": lambda: rankgen_suffix_id(INBOOK),
     "generative-rankgen-decoding": rankgen_decoding,
     "generative-grace-dev": grace_dev,
+    "generative-grace-dev-curve": grace_dev_curve,
     "generative-grace-curve": grace_curve,
     "generative-grace-baselines-dev": grace_baselines_dev,
     "generative-grace-test": grace_test,

@@ -101,7 +101,8 @@ def test_the_grace_dev_tables_show_the_reward_that_chooses_and_the_dev_sets_afte
     tables = _tables()
     monkeypatch.setattr(tables, "HERE", tmp_path)
     for name, lr, last in [("dev-lr1e-4", 1e-4, 0.41), ("dev-lr2e-4", 2e-4, 0.47)]:
-        metrics = {"during": [{"step": 0, "held_out_reward": 0.30}, {"step": 200, "held_out_reward": last}],
+        metrics = {"during": [{"step": 0, "held_out_reward": 0.30, "held_out_contrastive": -0.2},
+                              {"step": 200, "held_out_reward": last, "held_out_contrastive": -0.1}],
                    "after": {"stsb-dev": {"spearman": 60.0}, "scifact-dev": {"ndcg@10": 31.0}}}
         write_record(tmp_path / "grace-runs" / f"{name}.json",
                      make_record("grace", metrics, "test", 4800.0, recipe={"learning_rate": lr}))
@@ -109,4 +110,4 @@ def test_the_grace_dev_tables_show_the_reward_that_chooses_and_the_dev_sets_afte
     rows = [line.split(" | ") for line in tables.grace_dev().splitlines()[2:]]
     assert [row[1:5] for row in rows] == [["0.0001", "0.300", "0.410", "60.00"], ["0.0002", "0.300", "0.470", "60.00"]]
     assert rows[0][6].strip(" |") == "80"
-    assert tables.grace_dev_curve().splitlines()[3].split(" | ")[1:] == ["0.410", "0.470 |"]
+    assert tables.grace_dev_curve().splitlines()[3].split(" | ")[1:] == ["0.410", "-0.100", "0.470", "-0.100 |"]

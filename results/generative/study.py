@@ -15,7 +15,7 @@ document's tables. Run each under ``flock /work/cpu.lock`` on the shared machine
     python results/generative/study.py grace-baselines --split test       # raw-text LM and untrained policy
     python results/generative/study.py grace-train seed-43 --from-dev --set seed=43 --test
     python results/generative/study.py grace-train seed-42 --from-dev --set seed=42 --test \\
-        --continue-from dev-lr1e-4 --set 'eval.sets=[]'                 # the best dev run, on test only
+        --continue-from dev-lr2e-4 --set 'eval.sets=[]'                 # the best dev run, on test only
 
 Training runs go to runs/generative/<method>/<name> (checkpoints; a second call with the same name
 resumes). Records: rankgen-data.json, costs/<CPU kind>.json, rankgen-runs/<name>.json, rankgen-suffix-id-held-out*.json

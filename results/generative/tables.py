@@ -223,9 +223,9 @@ def grace_dev_curve() -> str:
     """Held-out reward of each dev run every ``held_out_every`` steps, and its contrastive part."""
     runs = _runs("grace", "dev-")
     steps = sorted({s for r in runs for s in _held_out(r)})
-    rows = [[str(s)] + [fmt(_held_out(r).get(s, {}).get(key), 3) for r in runs for key in ("held_out_reward", "held_out_contrastive")]
-            for s in steps]
-    return _table(["step"] + [f"{Path(r['path']).stem} {part}" for r in runs for part in ("reward", "contrastive part")], rows)
+    parts = {"held_out_reward": "reward", "held_out_contrastive": "contrastive part"}
+    rows = [[str(s)] + [fmt(_held_out(r).get(s, {}).get(key), 3) for r in runs for key in parts] for s in steps]
+    return _table(["step"] + [f"{Path(r['path']).stem} {part}" for r in runs for part in parts.values()], rows)
 
 
 def grace_curve() -> str:

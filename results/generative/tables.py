@@ -260,13 +260,12 @@ GRACE_TEST_SETS = {"stsb-test": ("spearman", "STS-B test Spearman (all pairs)"),
 def grace_test() -> str:
     base = _record("grace-baselines-test.json")["metrics"]
     runs = _runs("grace", "seed-")
-    sets = GRACE_TEST_SETS
-    rows = [[title] + [fmt(base[encoder][k][m]) for k, (m, _) in sets.items()] for encoder, title in GRACE_BASELINES.items()]
+    rows = [[title] + [fmt(base[encoder][k][m]) for k, (m, _) in GRACE_TEST_SETS.items()] for encoder, title in GRACE_BASELINES.items()]
     if runs:
         steps = sorted({r["metrics"]["steps"] for r in runs})
         rows.append([f"GRACE, {'/'.join(map(str, steps))} policy steps ({len(runs)} seeds, mean ± sd)"]
-                    + [_mean_spread([r["metrics"]["after"][k][m] for r in runs]) for k, (m, _) in sets.items()])
-    return _table(["encoder"] + [title for _, title in sets.values()], rows)
+                    + [_mean_spread([r["metrics"]["after"][k][m] for r in runs]) for k, (m, _) in GRACE_TEST_SETS.items()])
+    return _table(["encoder"] + [title for _, title in GRACE_TEST_SETS.values()], rows)
 
 
 def grace_target() -> str:
@@ -276,7 +275,7 @@ def grace_target() -> str:
     trained = [r["metrics"]["after"]["stsb-test"]["spearman"] for r in _runs("grace", "seed-")]
     if not trained:
         raise SystemExit("no GRACE final run recorded yet (results/generative/grace-runs/seed-*.json)")
-    spread = statistics.stdev(trained) if len(trained) > 1 else float("nan")
+    spread = statistics.stdev(trained) if len(trained) > 1 else None  # one seed has no spread: an en dash
     rows = []
     for encoder, title in GRACE_BASELINES.items():
         gain = statistics.mean(trained) - base[encoder]["stsb-test"]["spearman"]

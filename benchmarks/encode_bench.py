@@ -380,7 +380,7 @@ def main() -> None:
     started = time.perf_counter()
     auto = None
     if "auto" in args.backends:  # calibrates now (once per CPU and model, cached), outside every timing
-        from embedkit.encoding.backends import resolve_backend
+        from embedkit.encoding.auto import resolve_backend
 
         auto = resolve_backend(model, "auto", args.device)
         print(f"backend auto picks {auto} on this CPU", flush=True)

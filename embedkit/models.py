@@ -152,6 +152,18 @@ def _hub_error(text: str, reason: str) -> str:
             "Pass a local model folder, or --model default for the packaged all-MiniLM-L6-v2")
 
 
+def _folder_loader(path: Path):
+    """The loader registered for a model folder of another kind, by the marker file it holds. Such kinds
+    (GRACE: ``embedkit_grace.json``) live on floors above this module, so they register through the
+    entry-point group ``embedkit.model_folders`` (pyproject.toml) instead of being imported from here."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="embedkit.model_folders"):
+        if (path / entry.name).is_file():
+            return entry.load()
+    return None
+
+
 def _load_quietly(name_or_path, device):
     from sentence_transformers import SentenceTransformer
 
@@ -165,10 +177,9 @@ def _load_quietly(name_or_path, device):
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
-        if (path / "embedkit_grace.json").is_file():  # a GRACE policy LM + LoRA adapter, not an ST folder
-            from embedkit.generative.grace import load_grace_encoder
-
-            return load_grace_encoder(path, device)
+        folder_loader = _folder_loader(path)
+        if folder_loader is not None:  # e.g. a GRACE policy LM + LoRA adapter, not a SentenceTransformer folder
+            return folder_loader(path, device)
         from embedkit.modules.loading import uses_embedkit_modules
 
         try:

@@ -100,7 +100,8 @@ def _announce_backend(model, args: argparse.Namespace) -> str:
     """Resolve ``--backend auto`` and say on stderr what it chose (the output file's rows come from it)."""
     import sys
 
-    from embedkit.encoding.backends import AUTO, resolve_backend
+    from embedkit.encoding.auto import resolve_backend
+    from embedkit.encoding.backends import AUTO
 
     backend = resolve_backend(model, args.backend, args.device)
     if args.backend == AUTO:

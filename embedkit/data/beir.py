@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from embedkit.data.hub import load_hub_beir, local_path_or_hub_id
+from embedkit.data.hub import hub_column, load_hub_rows, local_path_or_hub_id
 from embedkit.data.records import BEIRDataset, Document
 from embedkit.data.textio import iter_lines, parse_json_object, text_field
 from embedkit.errors import DataError
@@ -141,7 +141,7 @@ def load_beir(path: str | os.PathLike, split: str = "test", show_progress: bool 
 
     ``path`` is absolute, relative to the working directory, or relative to ``EMBEDKIT_DATA``
     (``"scifact"``). A string that exists nowhere locally and looks like a hub id (``owner/name``)
-    is loaded with :func:`embedkit.data.hub.load_hub_beir`. A progress bar shows while reading the
+    is loaded with :func:`load_hub_beir`. A progress bar shows while reading the
     corpus when ``show_progress`` is True, or by default when ``corpus.jsonl`` is 64 MiB or more.
     """
     local = local_path_or_hub_id(path)
@@ -210,3 +210,29 @@ def count_documents(path: str | os.PathLike) -> int:
     except OSError as exc:
         raise DataError(f"cannot read: {exc.strerror or exc}", path=file) from None
     return count
+
+
+def load_hub_beir(name: str, split: str = "test") -> BEIRDataset:
+    """A BEIR dataset in mteb's or BeIR's hub layout: configs ``corpus`` and ``queries``, and qrels
+    (``query-id``, ``corpus-id``, ``score``) as split ``split`` of config ``default`` (mteb/*) or of
+    the companion dataset ``<name>-qrels`` (BeIR/*). Checked like a local folder."""
+    where = f"hub:{name}"
+    corpus_rows = load_hub_rows(name, "corpus", "corpus")
+    query_rows = load_hub_rows(name, "queries", "queries")
+    try:
+        qrels_rows, qrels_where = load_hub_rows(name, "default", split), f"{where} qrels"
+    except DataError as first_error:
+        try:
+            qrels_rows, qrels_where = load_hub_rows(f"{name}-qrels", None, split), f"hub:{name}-qrels"
+        except DataError:
+            raise first_error from None
+    corpus = read_corpus(enumerate(corpus_rows, start=1), f"{where} corpus")
+    all_queries = read_queries(enumerate(query_rows, start=1), f"{where} queries")
+    qrels_iter = ((line, str(hub_column(row, ("query-id",), qrels_where, line)),
+                   str(hub_column(row, ("corpus-id",), qrels_where, line)),
+                   hub_column(row, ("score",), qrels_where, line))
+                  for line, row in enumerate(qrels_rows, start=1))
+    qrels = read_qrels(qrels_iter, qrels_where, corpus, all_queries, corpus_name="the corpus",
+                       queries_name="the queries")
+    queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
+    return BEIRDataset(corpus, queries, qrels, name=name.split("/")[-1], split=split, source=where)

@@ -21,6 +21,7 @@ from embedkit.data.catalog import CATALOG, GROUPS, DatasetSpec, Part
 from embedkit.data.checksum import sha256_file
 from embedkit.errors import DataError
 from embedkit.paths import data_dir
+from embedkit.version import embedkit_version
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
@@ -195,11 +196,9 @@ def _replace(new: Path, target: Path) -> None:
 
 def provenance(spec: DatasetSpec, facts: list[Fact], fetched: list[dict]) -> str:
     """The folder's README: what it is, where every file came from, and what was verified."""
-    from embedkit import __version__
-
     when = datetime.datetime.fromtimestamp(time.time(), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# {spec.folder}: {spec.title}", "",
-             f"Written by `embedkit data get {spec.name}` (embedkit {__version__}) on {when}.", "",
+             f"Written by `embedkit data get {spec.name}` (embedkit {embedkit_version()}) on {when}.", "",
              "## Source", f"- {spec.source}", f"- upstream: {spec.origin}", f"- license: {spec.license}", "",
              *([spec.notes, ""] if spec.notes else []), "Fetched:"]
     for item in fetched:

@@ -4,7 +4,8 @@
 under ``EMBEDKIT_DATA``) and looks like a hub id: ``owner/name`` with exactly one slash and no
 data-file suffix such as ``.csv``. Offline (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``), a dataset
 already in the ``datasets`` cache still loads; any other failure is one DataError line that says
-to pass a local path.
+to pass a local path. STS rows are read here; BEIR's three configs are read by
+:func:`embedkit.data.beir.load_hub_beir` with BEIR's own readers.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from embedkit.data.records import BEIRDataset, STSDataset, STSPair
+from embedkit.data.records import STSDataset, STSPair
 from embedkit.data.textio import parse_score
 from embedkit.errors import DataError
 from embedkit.paths import data_dir, resolve_data_path
@@ -42,7 +43,7 @@ def _offline() -> bool:
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARS)
 
 
-def _load_dataset(name: str, config: str | None, split: str):
+def load_hub_rows(name: str, config: str | None, split: str):
     import datasets
 
     try:
@@ -58,7 +59,7 @@ def _load_dataset(name: str, config: str | None, split: str):
                         f"(absolute, or relative to EMBEDKIT_DATA={data_dir()})") from None
 
 
-def _column(row: dict, names: tuple[str, ...], where: str, line: int) -> object:
+def hub_column(row: dict, names: tuple[str, ...], where: str, line: int) -> object:
     for name in names:
         if name in row and row[name] is not None:
             return row[name]
@@ -69,41 +70,13 @@ def load_hub_sts(name: str, split: str = "test", config: str | None = None) -> S
     """An STS dataset with columns ``sentence1``, ``sentence2``, ``score`` (or ``similarity_score``)
     and optionally ``genre`` (``mteb/stsbenchmark-sts``, ``sentence-transformers/stsb``, ``mteb/sickr-sts``).
     Errors name ``hub:<name>`` and the 1-based row as the line."""
-    rows = _load_dataset(name, config, split)
+    rows = load_hub_rows(name, config, split)
     where = f"hub:{name}"
     pairs = []
     for line, row in enumerate(rows, start=1):
-        s1, s2 = _column(row, ("sentence1",), where, line), _column(row, ("sentence2",), where, line)
-        score = parse_score(_column(row, STS_SCORE_COLUMNS, where, line), where, line, "score")
+        s1, s2 = hub_column(row, ("sentence1",), where, line), hub_column(row, ("sentence2",), where, line)
+        score = parse_score(hub_column(row, STS_SCORE_COLUMNS, where, line), where, line, "score")
         pairs.append(STSPair(str(s1), str(s2), score, genre=row.get("genre")))
     if not pairs:
         raise DataError(f"split {split!r} has no rows (empty dataset)", path=where)
     return STSDataset(name=name.split("/")[-1] + f"-{split}", pairs=pairs, source=where)
-
-
-def load_hub_beir(name: str, split: str = "test") -> BEIRDataset:
-    """A BEIR dataset in mteb's or BeIR's hub layout: configs ``corpus`` and ``queries``, and qrels
-    (``query-id``, ``corpus-id``, ``score``) as split ``split`` of config ``default`` (mteb/*) or of
-    the companion dataset ``<name>-qrels`` (BeIR/*). Checked like a local folder."""
-    from embedkit.data.beir import read_corpus, read_qrels, read_queries  # beir imports this module
-
-    where = f"hub:{name}"
-    corpus_rows = _load_dataset(name, "corpus", "corpus")
-    query_rows = _load_dataset(name, "queries", "queries")
-    try:
-        qrels_rows, qrels_where = _load_dataset(name, "default", split), f"{where} qrels"
-    except DataError as first_error:
-        try:
-            qrels_rows, qrels_where = _load_dataset(f"{name}-qrels", None, split), f"hub:{name}-qrels"
-        except DataError:
-            raise first_error from None
-    corpus = read_corpus(enumerate(corpus_rows, start=1), f"{where} corpus")
-    all_queries = read_queries(enumerate(query_rows, start=1), f"{where} queries")
-    qrels_iter = ((line, str(_column(row, ("query-id",), qrels_where, line)),
-                   str(_column(row, ("corpus-id",), qrels_where, line)),
-                   _column(row, ("score",), qrels_where, line))
-                  for line, row in enumerate(qrels_rows, start=1))
-    qrels = read_qrels(qrels_iter, qrels_where, corpus, all_queries, corpus_name="the corpus",
-                       queries_name="the queries")
-    queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
-    return BEIRDataset(corpus, queries, qrels, name=name.split("/")[-1], split=split, source=where)

@@ -37,7 +37,7 @@ class ModelSpec:
 def resolve_backend_on_node(spec: dict, backend: str) -> str:
     """``backend`` resolved (``auto``: calibrated, cached per machine) on a node like those that encode. It
     runs once per run, so every actor uses the same backend and one run's shards are made alike."""
-    from embedkit.encoding.backends import resolve_backend
+    from embedkit.encoding.auto import resolve_backend
 
     model_spec = ModelSpec(**spec)
     with ExitStack() as stack:

@@ -46,6 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from embedkit.atomic import write_text_atomic
+from embedkit.encoding.backends import AUTO, changes_embeddings, check_backend
+from embedkit.encoding.engine import encode_into, model_device, understands
 from embedkit.machine import CpuInfo, cpu_info
 
 AUTO_VERSION = 3  # part of the key: change when the candidates, the rule or the timing change (3: no recompiles)
@@ -105,8 +107,6 @@ def candidates(cpu: CpuInfo, device_type: str, exportable: bool = True, installe
 def choose(measured: dict[str, dict]) -> str:
     """The pick among calibration results ``{backend: {"texts_per_s", "mean_cosine"} or {"error"}}``: the
     fastest close enough to float32; one that changes embeddings must beat the fastest exact one by MIN_GAIN."""
-    from embedkit.encoding.backends import changes_embeddings
-
     usable = {name: m for name, m in measured.items() if "error" not in m and m["mean_cosine"] >= MIN_MEAN_COSINE}
     exact = {name: m["texts_per_s"] for name, m in usable.items() if not changes_embeddings(name)}
     best_exact = max(exact, key=exact.get) if exact else "torch"
@@ -151,8 +151,6 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def calibrate(model, names: list[str], device: str | None = None, texts: list[str] | None = None) -> dict[str, dict]:
     """Measure each backend in ``names`` on ``texts`` (default :func:`timing_texts`); see the module docstring."""
-    from embedkit.encoding.engine import encode_into
-
     texts = texts or timing_texts(model)
     reference = encode_into(model, texts, device=device, backend="torch")
     measured: dict[str, dict] = {}
@@ -195,9 +193,7 @@ def _read_choice(path: Path) -> str | None:
 
 def calibration_record(model, device: str | None = None) -> dict | None:
     """The calibration file behind ``auto``'s choice for ``model`` on ``device`` (None if none was needed or made)."""
-    from embedkit.encoding.engine import _model_device
-
-    device_type = _model_device(model, device).type
+    device_type = model_device(model, device).type
     names = candidates(cpu_info(), device_type, _exportable(model))
     try:
         return json.loads(choice_path(model, device_type, names).read_text(encoding="utf-8"))
@@ -222,12 +218,11 @@ def recorded_choices() -> list[dict]:
 
 def auto_backend(model, device: str | None = None) -> str:
     """The backend ``auto`` stands for with this model on ``device`` (calibrating once, see the module docstring)."""
-    from embedkit.encoding.engine import _model_device, understands
     from embedkit.models import model_name
 
     if not understands(model):
         return "torch"
-    device_type = _model_device(model, device).type
+    device_type = model_device(model, device).type
     names = candidates(cpu_info(), device_type, _exportable(model))
     if len(names) == 1:
         return names[0]
@@ -252,3 +247,10 @@ def auto_backend(model, device: str | None = None) -> str:
         logger.info("backend auto -> %s (%s)", pick, path)
         _chosen[str(path)] = pick
         return pick
+
+
+def resolve_backend(model, backend: str, device: str | None = None) -> str:
+    """``backend`` itself, or for ``auto`` the backend chosen for this CPU and model (cached calibration)."""
+    if check_backend(backend) != AUTO:
+        return backend
+    return auto_backend(model, device)

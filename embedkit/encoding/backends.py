@@ -19,7 +19,7 @@
 
 ``bf16`` and the int8 backends give slightly different embeddings: the measured quality cost is in
 ``benchmarks/README.md``. The bf16 and torch-int8 copies are made once per model and reused until the
-model's weights change (a training step bumps the parameters' version counters, which invalidates them).
+model's weights change (:mod:`embedkit.encoding.derived`).
 
 Mixture-of-experts models (:mod:`embedkit.modules.moe`) run on ``torch`` and ``sentence-transformers``
 only: their experts are chosen per call (``routed(model, domain)``, ``domain_ids``), and neither an
@@ -29,10 +29,9 @@ was made, and is not remade when the domain changes) follows that choice, so the
 from __future__ import annotations
 
 import copy
-import threading
 import warnings
-import weakref
 
+from embedkit.encoding.derived import derived_copy
 from embedkit.errors import ConfigError
 
 AUTO = "auto"
@@ -41,10 +40,6 @@ CPU_ONLY = ("int8", "onnx", "onnx-int8", "openvino", "openvino-int8")
 ROUTING_BACKENDS = ("torch", "sentence-transformers")  # the ones that follow an MoE model's domain routing
 CHANGES_EMBEDDINGS = ("bf16", "int8", "onnx-int8", "openvino-int8")
 DEFAULT_BACKEND = "torch"
-
-_copies: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {kind: (weights version, copy)}
-_copy_lock = threading.Lock()
-
 
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
@@ -88,31 +83,6 @@ def installed_backends() -> dict[str, str]:
             "int8": "yes", "onnx": needs("onnxruntime", "onnx", extra="fast"),
             "onnx-int8": needs("onnxruntime", "onnx", extra="fast"), "openvino": needs("openvino", extra="openvino"),
             "openvino-int8": needs("openvino", "nncf", extra="openvino"), "sentence-transformers": "yes"}
-
-
-def resolve_backend(model, backend: str, device: str | None = None) -> str:
-    """``backend`` itself, or for ``auto`` the backend chosen for this CPU and model (cached calibration)."""
-    if check_backend(backend) != AUTO:
-        return backend
-    from embedkit.encoding.auto import auto_backend
-
-    return auto_backend(model, device)
-
-
-def weights_version(model) -> tuple:
-    return tuple((p.data_ptr(), p._version) for p in model.parameters())
-
-
-def derived_copy(model, kind: str, make):
-    """``make(model)``, made once per model and ``kind`` and reused while the model's weights stand."""
-    version = weights_version(model)
-    with _copy_lock:
-        cached = _copies.setdefault(model, {}).get(kind)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        made = make(model)
-        _copies[model][kind] = (version, made)
-        return made
 
 
 def _quantise_int8(model):

@@ -58,6 +58,6 @@ class Bf16Encoder:
 
 def bf16_model(model) -> Bf16Encoder:
     """The bf16 encoder of ``model`` (made on first use, cached while the model's weights stand)."""
-    from embedkit.encoding.backends import derived_copy
+    from embedkit.encoding.derived import derived_copy
 
     return derived_copy(model, "bf16", Bf16Encoder)

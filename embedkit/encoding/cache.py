@@ -14,8 +14,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant, resolve_backend
-from embedkit.encoding.engine import Role, encode, resolve_prompt
+from embedkit.encoding.api import encode
+from embedkit.encoding.auto import resolve_backend
+from embedkit.encoding.backends import DEFAULT_BACKEND, embedding_variant
+from embedkit.encoding.engine import Role, resolve_prompt
 from embedkit.paths import cache_dir
 
 CHUNK = 2048

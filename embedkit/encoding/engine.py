@@ -1,4 +1,4 @@
-"""Encode texts to a float32 numpy array, one row per text, in input order.
+"""The encode engine: texts to a float32 numpy array, one row per text, in input order.
 
 What it does differently from ``SentenceTransformer.encode`` (and why it is faster on a CPU):
 
@@ -13,9 +13,8 @@ What it does differently from ``SentenceTransformer.encode`` (and why it is fast
 
 The forward pass is the model's own: ``model.preprocess`` tokenises (prompts, truncation, prompt
 length for pooling that excludes the prompt) and ``model(features)`` runs every module, so pooling,
-Dense and Normalize modules apply exactly as in ``model.encode``. A model that is not a
-SentenceTransformer with ``preprocess`` (e.g. the GRACE causal-LM encoders, which only have
-``encode``), or that routes inputs by task (a ``Router`` module), is encoded by its own ``encode``.
+Dense and Normalize modules apply exactly as in ``model.encode``. Only models it ``understands`` come here;
+:func:`embedkit.encoding.api.encode` hands the others to their own ``encode``.
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend, model_for_backend, resolve_backend
+from embedkit.encoding.backends import DEFAULT_BACKEND, model_for_backend
 from embedkit.encoding.bucketing import plan_batches, token_lengths
 from embedkit.encoding.pipeline import run_pipeline
 from embedkit.encoding.threads import ThreadPlan
@@ -60,7 +59,7 @@ def understands(model) -> bool:
     return not any(isinstance(module, Router) for module in model.children())
 
 
-def _model_device(model, device: str | None):
+def model_device(model, device: str | None):
     import torch
 
     if device is not None:
@@ -116,16 +115,16 @@ def encode_into(
     out: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """The engine proper: embed ``texts`` (non-empty) with the full prompt already resolved.
+    """The engine proper: embed ``texts`` (non-empty) with the full prompt and the backend already resolved
+    (``auto`` is resolved above, by :func:`embedkit.encoding.auto.resolve_backend`, whose calibration runs this).
 
     Writes into ``out`` (``len(texts)`` rows) when given, e.g. a window of a memory-mapped file, and
     returns the array written. ``workers``/``threads`` override the thread plan (see ThreadPlan).
     """
-    target = _model_device(model, device)
+    target = model_device(model, device)
     plan = ThreadPlan.for_device(target.type, workers, threads)
-    backend = resolve_backend(model, backend, str(target))
     runner = model_for_backend(model, backend, target.type, plan.threads, plan.workers)
-    if runner is model and device is not None and _model_device(model, None) != target:
+    if runner is model and device is not None and model_device(model, None) != target:
         model.to(target)
     runner.eval()
     lengths = token_lengths(model, texts)
@@ -141,67 +140,3 @@ def encode_into(
     with reuse_freed_memory() if target.type == "cpu" else contextlib.nullcontext():
         run_pipeline((b.rows for b in batches), prepare, forward, rows_out.write, plan, progress)
     return rows_out.array
-
-
-def _encode_with_model(model, texts: list[str], prompt: str, batch_size: int, normalize: bool, device: str | None,
-                       show_progress: bool) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        out = model.encode(texts, prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress,
-                           convert_to_numpy=True, device=device,
-                           normalize_embeddings=normalize or getattr(model, "truncate_dim", None) is not None)
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def encode(
-    model,
-    texts: Sequence[str],
-    *,
-    role: Role | None = None,
-    prompt: str | None = None,
-    batch_size: int = 32,
-    normalize: bool = False,
-    device: str | None = None,
-    show_progress: bool | None = None,
-    backend: str = DEFAULT_BACKEND,
-    workers: int | None = None,
-    threads: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Embed ``texts`` with ``model``; ``role`` picks the model's query/document prompt unless ``prompt`` is given.
-
-    ``backend``: ``"torch"`` (default, same embeddings as ``model.encode``), ``"auto"`` (the fastest path
-    for this CPU, chosen by a cached calibration), ``"onnx"`` / ``"openvino"`` (ONNX Runtime / OpenVINO,
-    same embeddings), ``"bf16"``, ``"onnx-int8"`` / ``"openvino-int8"`` / ``"int8"`` (faster on CPUs with
-    the instructions for them, slightly different embeddings) or ``"sentence-transformers"``
-    (``model.encode`` itself); see :mod:`embedkit.encoding.backends`.
-    ``workers``/``threads``: batches in flight and torch threads per batch (default: see
-    :class:`embedkit.encoding.threads.ThreadPlan`).
-    ``progress``: called with the number of texts each finished batch held, for a caller's own progress
-    bar (none is drawn here then).
-    """
-    from tqdm.auto import tqdm
-
-    check_backend(backend)
-    texts = list(texts)
-    full_prompt = resolve_prompt(model, role, prompt)
-    show = bool(show_progress) if show_progress is not None else len(texts) > 1000
-    if not texts:
-        from embedkit.models import embedding_dim
-
-        return np.zeros((0, embedding_dim(model) or 0), dtype=np.float32)
-    backend = resolve_backend(model, backend, device)
-    if backend == "sentence-transformers" or not understands(model):
-        if backend not in ("torch", "sentence-transformers"):
-            from embedkit.errors import ConfigError
-
-            raise ConfigError(f"backend {backend!r} needs a SentenceTransformer model, got {type(model).__name__}")
-        out = _encode_with_model(model, texts, full_prompt, batch_size, normalize, device, show and progress is None)
-        if progress is not None:
-            progress(len(texts))
-        return out
-    with tqdm(total=len(texts), desc="encode", unit="text", disable=not show or progress is not None) as bar:
-        return encode_into(model, texts, prompt=full_prompt, batch_size=batch_size, normalize=normalize,
-                           device=device, backend=backend, workers=workers, threads=threads,
-                           progress=progress or bar.update)

@@ -242,7 +242,7 @@ class OnnxRunner:
 
 def onnx_runner(model, backend: str, threads: int) -> OnnxRunner:
     """One ONNX Runtime session per (model weights, backend, threads), reused across calls."""
-    from embedkit.encoding.backends import weights_version
+    from embedkit.encoding.derived import weights_version
 
     key = (weights_version(model), backend, threads)
     with _lock:

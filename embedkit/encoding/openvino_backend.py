@@ -180,7 +180,7 @@ class OpenvinoRunner:
 
 def openvino_runner(model, backend: str, threads: int, workers: int) -> OpenvinoRunner:
     """One compiled model per (model weights, backend, thread plan), reused across calls."""
-    from embedkit.encoding.backends import weights_version
+    from embedkit.encoding.derived import weights_version
 
     key = (weights_version(model), backend, threads, workers)
     with _lock:

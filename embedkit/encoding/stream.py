@@ -27,7 +27,8 @@ from typing import Iterator
 
 import numpy as np
 
-from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend, resolve_backend
+from embedkit.encoding.auto import resolve_backend
+from embedkit.encoding.backends import DEFAULT_BACKEND, check_backend
 from embedkit.encoding.engine import Role, encode_into, resolve_prompt, understands
 from embedkit.errors import DataError
 

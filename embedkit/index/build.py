@@ -132,7 +132,8 @@ def build_index(model, documents: Iterable, spec: str = "Flat", metric: str = "c
     backend (default exact float32 ``torch``; ``auto`` is resolved here), recorded so that queries and
     later additions are encoded by the same one.
     """
-    from embedkit.encoding.backends import embedding_variant, resolve_backend
+    from embedkit.encoding.auto import resolve_backend
+    from embedkit.encoding.backends import embedding_variant
     from embedkit.models import model_fingerprint, model_name, model_source_of
 
     dim = embedding_dim(model)

@@ -49,6 +49,7 @@ from embedkit.index.storage import MANIFEST
 from embedkit.index.docstore import DocStore
 from embedkit.index.ondisk import ondisk_lists
 from embedkit.index.hits import Hit, SearchResults, TuneResult
+from embedkit.version import embedkit_version
 
 FORMAT = "embedkit-faiss-index"
 FORMAT_VERSION = 2  # 2: one manifest for the FAISS and BM25 sides, a generation tag; 1 is read too
@@ -62,13 +63,7 @@ def _now() -> str:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        embedkit_version = version("embedkit")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        embedkit_version = "unknown"
-    return {"embedkit": embedkit_version, "faiss": faiss.__version__}
+    return {"embedkit": embedkit_version(), "faiss": faiss.__version__}
 
 
 class FaissIndex:

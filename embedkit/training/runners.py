@@ -8,11 +8,12 @@ Most methods train on the recipe's ``data``; a method that names its data in its
 data set per domain) registers with ``data_in_params=True``, and its recipes may leave ``data`` out. A
 method whose training rows are not the rows of its ``data`` (``moe``; ``ccp``: documents -> sentence
 pairs) registers ``read_data``, which ``embedkit train --check`` calls to count them.
-Modules listed in ``RUNNER_MODULES`` are imported on first lookup so their ``register_runner`` calls run.
+The modules of the entry-point group ``embedkit.training_methods`` (pyproject.toml; another package can add
+its own) are imported on first lookup so their ``register_runner`` calls run: the generative methods live on
+a floor above this one, and an entry point lets them register without this module importing them.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -25,8 +26,7 @@ if TYPE_CHECKING:
     from embedkit.training.recipe import Recipe
     from embedkit.training.result import TrainResult
 
-RUNNER_MODULES = ["embedkit.training.trainer", "embedkit.training.moe", "embedkit.training.ccp",
-                  "embedkit.generative.rankgen_train", "embedkit.generative.grace_train"]
+METHODS_GROUP = "embedkit.training_methods"
 
 RunFn = Callable[["Recipe", Any, Path, bool], "TrainResult"]
 ReadDataFn = Callable[["Recipe", Any], "tuple[int, int]"]
@@ -60,9 +60,15 @@ def register_runner(name: str, params_model: type[BaseModel] | None, run_fn: Run
 def _import_runner_modules() -> None:
     global _imported
     if not _imported:
+        from importlib.metadata import entry_points
+
+        entries = entry_points(group=METHODS_GROUP)
+        if not entries:  # a source tree on sys.path without its package metadata
+            raise ConfigError(f"no training methods registered (entry points {METHODS_GROUP!r}): "
+                              "install embedkit (pip install -e .) before training")
+        for entry in entries:
+            entry.load()
         _imported = True
-        for module in RUNNER_MODULES:
-            importlib.import_module(module)
 
 
 def runner_names() -> list[str]:

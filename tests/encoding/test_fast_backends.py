@@ -9,7 +9,8 @@ import pytest
 from embedkit.encoding import cached_encode, encode
 from embedkit.encoding import auto as auto_module
 from embedkit.encoding.auto import candidates, choose
-from embedkit.encoding.backends import BACKENDS, resolve_backend
+from embedkit.encoding.auto import resolve_backend
+from embedkit.encoding.backends import BACKENDS
 from embedkit.encoding.cache import _chunk_key
 from embedkit.machine import CpuInfo
 

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from embedkit.errors import ConfigError, DataError
 
-FORMATS = ("text", "jsonl", "parquet")
 # Rows between two recorded offsets; parts are whole numbers of grains. Not smaller: the engine sorts
 # texts by length within a part, and on SciFact abstracts parts of 64 rows padded 3.4% more tokens than
 # parts of 256 (6.6% against one sort of the whole corpus), which made a one-actor run 3.8% slower.

@@ -36,7 +36,6 @@ import numpy as np
 
 from embedkit.errors import ConfigError
 
-ONNX_BACKENDS = ("onnx", "onnx-int8")
 # Part of the cached file names: change it whenever the export or the int8 graph changes, so that files
 # written by an earlier version (v1: scaled-dot-product attention traced as is, no fusions) are not reused.
 # The embedding cache keys onnx-int8 entries by it too (``backends.embedding_variant``).

@@ -34,7 +34,6 @@ import numpy as np
 
 from embedkit.errors import ConfigError
 
-OPENVINO_BACKENDS = ("openvino", "openvino-int8")
 GRAPH_VERSION = "v1"  # change when the conversion or the quantisation changes, so old files are not reused
 CALIBRATION_SIZE = 300
 _CONFIG = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"}

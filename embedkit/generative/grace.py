@@ -60,10 +60,6 @@ class GraceSettings(BaseModel):
     lora: LoraSettings = LoraSettings()
 
 
-def is_grace_folder(path: str | os.PathLike) -> bool:
-    return (Path(path) / GRACE_MARKER).is_file()
-
-
 class GraceEncoder(LMTextEncoder):
     """A policy LM used as a text encoder (see the module docstring)."""
 

@@ -50,7 +50,7 @@ from embedkit.encoding.backends import AUTO, changes_embeddings, check_backend
 from embedkit.encoding.engine import encode_into, model_device, understands
 from embedkit.machine import CpuInfo, cpu_info
 
-AUTO_VERSION = 3  # part of the key: change when the candidates, the rule or the timing change (3: no recompiles)
+AUTO_VERSION = 4  # part of the key: change when the candidates, the rule or the timing change (4: int8 ops in bf16)
 TIMING_TEXTS = 48
 ROUNDS = 2
 MIN_MEAN_COSINE = 0.95

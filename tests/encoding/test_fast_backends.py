@@ -70,6 +70,26 @@ def test_alternating_backends_reuse_their_compiled_models(tiny_model, openvino_c
     assert openvino_runner(tiny_model, "openvino", 1, 1) is not first["openvino"]
 
 
+def test_openvino_int8_runs_its_float_ops_in_bf16_only_on_bf16_hardware(tiny_model, openvino_calibration,
+                                                                         monkeypatch):
+    import embedkit.machine as machine
+    from embedkit.encoding.backends import embedding_variant
+    from embedkit.encoding.openvino_backend import int8_precision, openvino_runner
+
+    here = machine.cpu_info()
+    variants = {}
+    for cpu in (AVX512_VNNI, SAPPHIRE_RAPIDS):
+        monkeypatch.setattr(machine, "cpu_info", lambda cpu=cpu: cpu)
+        variants[cpu] = embedding_variant("openvino-int8")
+    # the precision is part of the embeddings' identity: a cache never serves one for the other
+    assert variants[AVX512_VNNI].endswith("-f32") and variants[SAPPHIRE_RAPIDS].endswith("-bf16")
+    monkeypatch.setattr(machine, "cpu_info", lambda: here)
+    compiled = {b: openvino_runner(tiny_model, b, 1, 1).compiled for b in ("openvino", "openvino-int8")}
+    hint = {b: c.get_property("INFERENCE_PRECISION_HINT").get_type_name() for b, c in compiled.items()}
+    assert hint["openvino"] == "f32"  # the exact backend stays float32 on every CPU
+    assert int8_precision() == ("bf16" if here.bf16 else "f32") == hint["openvino-int8"]
+
+
 def test_openvino_int8_without_calibration_sentences_is_a_config_error(tiny_model, tmp_path, monkeypatch):
     pytest.importorskip("openvino")
     from embedkit.errors import ConfigError

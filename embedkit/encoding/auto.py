@@ -50,7 +50,8 @@ from embedkit.encoding.backends import AUTO, changes_embeddings, check_backend
 from embedkit.encoding.engine import encode_into, model_device, understands
 from embedkit.machine import CpuInfo, cpu_info
 
-AUTO_VERSION = 4  # part of the key: change when the candidates, the rule or the timing change (4: int8 ops in bf16)
+AUTO_VERSION = 5  # part of the key: change when the candidates, the rule, the timing or the file change
+# (4: int8 ops in bf16; 5: the file names its version, so `embedkit info` can tell current choices)
 TIMING_TEXTS = 48
 ROUNDS = 2
 MIN_MEAN_COSINE = 0.95
@@ -202,16 +203,21 @@ def calibration_record(model, device: str | None = None) -> dict | None:
 
 
 def recorded_choices() -> list[dict]:
-    """What ``auto`` chose on this machine so far: one entry per calibration file (model, device, backend)."""
+    """What ``auto`` chose on this machine as it is now: one entry (model, device, backend) per calibration
+    file made on this CPU, with these library versions and this ``AUTO_VERSION``. Files from another CPU
+    sharing the cache, from other versions or from an earlier ``auto`` are left out: ``auto`` does not
+    read them here, it would calibrate again."""
     from embedkit.paths import cache_dir
 
+    current = {"auto_version": AUTO_VERSION, "cpu": cpu_info().as_dict(), "versions": _versions()}
     out = []
     for path in sorted((cache_dir() / "auto").glob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            out.append({"model": record["model"], "device": record["device"], "backend": record["backend"],
-                        "path": str(path)})
-        except (OSError, ValueError, KeyError, TypeError):
+            if all(record.get(field) == value for field, value in current.items()):
+                out.append({"model": record["model"], "device": record["device"], "backend": record["backend"],
+                            "path": str(path)})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
     return out
 
@@ -240,7 +246,8 @@ def auto_backend(model, device: str | None = None) -> str:
                 measured = calibrate(model, names, device)
                 pick = choose(measured)
                 write_text_atomic(path, json.dumps({
-                    "backend": pick, "measured": measured, "candidates": names, "model": model_name(model),
+                    "backend": pick, "auto_version": AUTO_VERSION, "measured": measured, "candidates": names,
+                    "model": model_name(model),
                     "cpu": cpu_info().as_dict(), "device": device_type, "versions": _versions(),
                     "calibration_seconds": round(time.perf_counter() - start, 1),
                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}, indent=2) + "\n")

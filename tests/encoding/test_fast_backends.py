@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,6 +148,16 @@ def test_auto_calibrates_once_records_the_choice_and_encodes_with_it(tiny_model,
     assert resolve_backend(tiny_model, "auto") == "int8" and calls == [["torch", "bf16", "int8"]]
     record = auto_module.calibration_record(tiny_model)
     assert record["backend"] == "int8" and record["cpu"]["model"] == SAPPHIRE_RAPIDS.model
+    # `embedkit info` lists the choices auto would use here: not one of an earlier auto, nor another CPU's
+    [choice] = auto_module.recorded_choices()
+    assert choice["backend"] == "int8"
+    path = Path(choice["path"])
+    earlier = {**json.loads(path.read_text()), "auto_version": auto_module.AUTO_VERSION - 1, "backend": "bf16"}
+    (path.parent / "earlier.json").write_text(json.dumps(earlier))
+    assert [c["backend"] for c in auto_module.recorded_choices()] == ["int8"]
+    monkeypatch.setattr(auto_module, "cpu_info", lambda: AVX2)
+    assert auto_module.recorded_choices() == []
+    monkeypatch.setattr(auto_module, "cpu_info", lambda: SAPPHIRE_RAPIDS)
     assert np.array_equal(encode(tiny_model, texts, backend="auto"), encode(tiny_model, texts, backend="int8"))
     # the cache keys its entries by what auto resolved to
     assert np.array_equal(cached_encode(tiny_model, texts, backend="auto"), encode(tiny_model, texts, backend="int8"))

@@ -19,7 +19,10 @@ Methods (``--backends``, a comma list) are embedkit's backends (``torch``, ``aut
 ``embedkit distill static``, given by ``--static-model``, on embedkit's engine) and sentence-transformers'
 own fast backends (``st-onnx-O1`` ... ``st-onnx-O4``, ``st-onnx-int8``, ``st-openvino``,
 ``st-openvino-int8``), which run in their own virtualenv (``--peer-python``; see st_peers.py for why and
-make_peer_venv.sh for how). sentence-transformers float32 (this environment's) is always the first row.
+make_peer_venv.sh for how). ``st-bf16`` / ``st-fp16`` are sentence-transformers' own torch model cast to that
+dtype (``model.bfloat16()`` / ``model.half()``, what a user of it tries first on a CPU with bf16 hardware or on
+a GPU), run in this environment like the float32 row, since a cast needs no optimum export.
+sentence-transformers float32 (this environment's) is always the first row.
 ``--record PATH`` writes the run as a record (embedkit.records) with the CPU's model and flags.
 
 ``--max-seq-length N`` cuts embedkit's inputs at N tokens (sentence-transformers, the reference, keeps the
@@ -56,10 +59,31 @@ QUALITY_TOLERANCE = 0.5  # points of STS-B Spearman or SciFact nDCG@10 a row may
 PEER_PYTHON = None  # --peer-python
 PEER_WORK = None  # --peer-work: where st_peers.py keeps the exported models
 STATIC_MODEL = None  # --static-model, loaded once per process
+CAST_MODELS: dict = {}  # cast_model's copies, one per method
+
+
+ST_CAST = {"st-bf16": "bfloat16", "st-fp16": "float16"}  # sentence-transformers' model cast to this dtype
+
+
+def is_sentence_transformers(method: str) -> bool:
+    """Whether ``method`` is a sentence-transformers row (the rows embedkit's must be compared with)."""
+    return method == ST or method.startswith(PEER_PREFIX)
 
 
 def is_peer(method: str) -> bool:
-    return method.startswith(PEER_PREFIX)
+    """Whether ``method`` runs in the peer virtualenv (every sentence-transformers row but float32 and the casts)."""
+    return method.startswith(PEER_PREFIX) and method not in ST_CAST
+
+
+def cast_model(model, method: str):
+    """A copy of ``model`` cast to ``method``'s dtype (a copy: quality mode scores every method in one process)."""
+    import copy
+
+    import torch
+
+    if method not in CAST_MODELS:
+        CAST_MODELS[method] = copy.deepcopy(model).to(getattr(torch, ST_CAST[method]))
+    return CAST_MODELS[method]
 
 
 def model_dir(model_arg: str) -> str:
@@ -132,6 +156,11 @@ def embed(model, texts, method: str, batch_size: int, device: str | None) -> np.
     if method == STATIC:
         return encode(static_model(), texts, batch_size=batch_size, device=device, show_progress=False)
 
+    if method in ST_CAST:  # sentence-transformers' own encode, at the model's own token limit like the float32 row
+        cast = cast_model(model, method)
+        set_max_seq_length(cast, MODEL_MAX_SEQ_LENGTH)
+        return np.asarray(cast.encode(texts, batch_size=batch_size, show_progress_bar=False, device=device),
+                          dtype=np.float32)
     set_max_seq_length(model, MODEL_MAX_SEQ_LENGTH if method == ST or MAX_SEQ_LENGTH is None else MAX_SEQ_LENGTH)
     if QUALITY_CACHE is not None and method != "auto" and (method == ST or not changes_embeddings(method)):
         return cached_encode(model, texts, batch_size=batch_size, device=device, show_progress=False,
@@ -193,7 +222,7 @@ def speed(args, model) -> list[dict]:
         for method in methods:
             rates = {bs: len(texts) / _quiet_median(per_batch[(method, bs)]) for bs in args.batch_sizes}
             best[method] = max(rates.items(), key=lambda kv: kv[1])
-        best_peer = max((m for m in methods if m == ST or is_peer(m)), key=lambda m: best[m][1])
+        best_peer = max((m for m in methods if is_sentence_transformers(m)), key=lambda m: best[m][1])
         for method in methods:
             bs, rate = best[method]
             ratio = rate / best[ST][1]

@@ -31,6 +31,7 @@ LABELS = {
     "st-onnx-int8": "sentence-transformers ONNX int8 (this CPU's config)",
     "st-openvino": "sentence-transformers `openvino`, float32",
     "st-openvino-int8": "sentence-transformers `openvino` int8 (static)",
+    "st-bf16": "sentence-transformers, model cast to bf16", "st-fp16": "sentence-transformers, model cast to fp16",
     "torch": "embedkit `torch` (exact)", "bf16": "embedkit `bf16`", "int8": "embedkit `int8` (torch)",
     "onnx": "embedkit `onnx`", "onnx-int8": "embedkit `onnx-int8`", "openvino": "embedkit `openvino`",
     "openvino-int8": "embedkit `openvino-int8`", "auto": "embedkit `auto`", "static": "static model (model2vec)",

@@ -55,14 +55,12 @@ from benchlib import QUIET_OTHERS_CPU, Run, describe_load, machine, median, quie
 ST = "sentence-transformers"
 STATIC = "static"  # the --static-model, encoded by embedkit's engine
 PEER_PREFIX = "st-"  # sentence-transformers' own fast backends, run in the peer virtualenv (st_peers.py)
+ST_CAST = {"st-bf16": "bfloat16", "st-fp16": "float16"}  # sentence-transformers' model cast to this dtype, run here
 QUALITY_TOLERANCE = 0.5  # points of STS-B Spearman or SciFact nDCG@10 a row may lose before it is flagged
 PEER_PYTHON = None  # --peer-python
 PEER_WORK = None  # --peer-work: where st_peers.py keeps the exported models
 STATIC_MODEL = None  # --static-model, loaded once per process
 CAST_MODELS: dict = {}  # cast_model's copies, one per method
-
-
-ST_CAST = {"st-bf16": "bfloat16", "st-fp16": "float16"}  # sentence-transformers' model cast to this dtype
 
 
 def is_sentence_transformers(method: str) -> bool:

@@ -233,7 +233,7 @@ def eval_sets_for(recipe, params: GraceParams):
 def _save_checkpoint(encoder, optimizer, out_dir: Path, step: int, log: list) -> None:
     import torch
 
-    from embedkit.training.result import write_text_atomic
+    from embedkit.atomic import write_text_atomic
 
     folder = out_dir / f"checkpoint-{step}"
     encoder.save(folder)
@@ -254,7 +254,7 @@ def _restore(encoder, optimizer, checkpoint: Path) -> tuple[int, list]:
 
 
 def _write_lines(path: Path, entries: list) -> None:
-    from embedkit.training.result import write_text_atomic
+    from embedkit.atomic import write_text_atomic
 
     write_text_atomic(path, "".join(json.dumps(e) + "\n" for e in entries))
 
@@ -272,7 +272,7 @@ def train_grace(recipe, params: GraceParams, out_dir: Path, resume: bool = False
 
     from embedkit.training.checkpoints import prepare_out_dir
     from embedkit.training.evaluation import evaluate_sets
-    from embedkit.training.result import TrainResult, results_table, write_results, write_text_atomic
+    from embedkit.training.result import TrainResult, results_table, write_run_files
     from embedkit.training.trainer import evaluate_before
 
     out_dir = Path(out_dir)
@@ -329,9 +329,7 @@ def train_grace(recipe, params: GraceParams, out_dir: Path, resume: bool = False
                          headline={s.name: s.headline for s in eval_sets})
     result.after = evaluate_sets(encoder, eval_sets, recipe.eval.batch_size) if eval_sets else {}
     encoder.save(out_dir)
-    write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
-    write_results(result)
-    write_text_atomic(out_dir / "README.md", _model_card(result, log, results_table(result)))
+    write_run_files(result, _model_card(result, log, results_table(result)))
     return result
 
 

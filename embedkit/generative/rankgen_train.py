@@ -181,7 +181,7 @@ def train_rankgen(recipe, params: RankGenParams, out_dir: Path, resume: bool = F
     from embedkit.models import load_model
     from embedkit.training.checkpoints import prepare_out_dir
     from embedkit.training.evaluation import evaluate_sets, load_eval_sets
-    from embedkit.training.result import TrainResult, model_card, write_results, write_text_atomic
+    from embedkit.training.result import TrainResult, evaluation_log, model_card, write_run_files
 
     try:
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -234,13 +234,10 @@ def train_rankgen(recipe, params: RankGenParams, out_dir: Path, resume: bool = F
     result = TrainResult(out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model,
                          steps=trainer.state.global_step, train_seconds=round(seconds, 1),
                          resumed_from=str(resume_from) if resume_from else None, before=before, after=after,
-                         during=[e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)],
+                         during=evaluation_log(trainer.state.log_history),
                          headline=headline)
     model.save(str(out_dir), create_model_card=False)
-    write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
-    write_results(result)
-    write_text_atomic(out_dir / "README.md", model_card(result) + _card_note(len(columns["anchor"]), len(dev),
-                                                                             params.negatives))
+    write_run_files(result, model_card(result) + _card_note(len(columns["anchor"]), len(dev), params.negatives))
     return result
 
 

@@ -187,7 +187,7 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     from embedkit.training.collapse import CollapseGuard
     from embedkit.training.datasets import to_dataset
     from embedkit.training.evaluation import RecipeEvaluator, evaluate_sets, load_eval_sets
-    from embedkit.training.result import model_card, write_results, write_text_atomic
+    from embedkit.training.result import evaluation_log, write_run_files
     from embedkit.training.trainer import check_length, evaluate_before
 
     out_dir = Path(out_dir)
@@ -228,16 +228,14 @@ def train_ccp(recipe: Recipe, params: CCPParams, out_dir: Path, resume: bool = F
     result = TrainResult(
         out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model, steps=trainer.state.global_step,
         train_seconds=round(seconds, 1), resumed_from=str(resume_from) if resume_from else None, before=before,
-        during=[e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)]
+        during=evaluation_log(trainer.state.log_history)
         + [{"step": step, "embedding_spread": spread} for step, spread in collapse.history],
         headline={s.name: s.headline for s in eval_sets},
     )
     if args.should_save:
         result.after = evaluate_sets(model, eval_sets, recipe.eval.batch_size)
         model.save(str(out_dir), create_model_card=False)
-        write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
-        write_results(result)
-        write_text_atomic(out_dir / "README.md", model_card(result))
+        write_run_files(result)
     return result
 
 

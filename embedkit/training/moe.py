@@ -326,7 +326,7 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
     from embedkit.training.checkpoints import prepare_out_dir
     from embedkit.training.collapse import CollapseGuard
     from embedkit.training.datasets import to_dataset
-    from embedkit.training.result import model_card, write_results, write_text_atomic
+    from embedkit.training.result import evaluation_log, write_run_files
     from embedkit.training.trainer import check_length
 
     out_dir = Path(out_dir)
@@ -374,23 +374,19 @@ def train_moe(recipe: Recipe, params: MoEParams, out_dir: Path, resume: bool = F
         out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model, steps=trainer.state.global_step,
         train_seconds=round(seconds, 1), resumed_from=str(resume_from) if resume_from else None, before=before,
         during=sorted([{"step": step, "embedding_spread": spread} for step, spread in collapse.history]
-                      + [e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)],
+                      + evaluation_log(trainer.state.log_history),
                       key=lambda entry: entry["step"]),
     )
     if args.should_save:
         result.after = evaluate_domains({n: (model, r) for n, r in routes.items()}, evals, recipe.eval.batch_size)
         result.headline = headlines(result.after, evals)
         model.save(str(out_dir), create_model_card=False)
-        write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
-        write_results(result)
-        write_text_atomic(out_dir / "README.md", model_card(result))
-        if (out_dir / "eval").is_dir() and not any((out_dir / "eval").iterdir()):
-            (out_dir / "eval").rmdir()  # the trainer makes it for evaluator files; ours writes none
+        write_run_files(result)
     return result
 
 
 def _evaluate_before(base, names: list[str], evals, recipe: Recipe, out_dir: Path) -> dict:
-    from embedkit.training.result import write_text_atomic
+    from embedkit.atomic import write_text_atomic
 
     if not recipe.eval.before or not evals:
         return {}

@@ -29,8 +29,20 @@ class TrainResult:
     data: dict = field(default_factory=dict)  # what building the training rows reported (DebCSE's sampling)
 
 
-def write_results(result: TrainResult) -> None:
-    write_text_atomic(Path(result.out_dir) / "results.json", json.dumps(asdict(result), indent=2) + "\n")
+def evaluation_log(log_history: list[dict]) -> list[dict]:
+    """The evaluation entries of a ``SentenceTransformerTrainer``'s log history (``TrainResult.during``)."""
+    return [entry for entry in log_history if any(key.startswith("eval_") for key in entry)]
+
+
+def write_run_files(result: TrainResult, card: str | None = None) -> None:
+    """The files beside a saved model: recipe.yaml, results.json and README.md (``card``, by default
+    :func:`model_card`); an empty ``eval/`` left by the trainer goes."""
+    out_dir = Path(result.out_dir)
+    write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
+    write_text_atomic(out_dir / "results.json", json.dumps(asdict(result), indent=2) + "\n")
+    write_text_atomic(out_dir / "README.md", model_card(result) if card is None else card)
+    if (out_dir / "eval").is_dir() and not any((out_dir / "eval").iterdir()):
+        (out_dir / "eval").rmdir()  # the trainer makes it for evaluator files; ours writes none
 
 
 def write_training_record(result: TrainResult, path: str | os.PathLike, command: str, wall_seconds: float,

@@ -11,13 +11,14 @@ import json
 import time
 from pathlib import Path
 
+from embedkit.atomic import write_text_atomic
 from embedkit.errors import ConfigError
 from embedkit.training.callbacks import LossStateCheckpointer, NonFiniteLossGuard
 from embedkit.training.checkpoints import prepare_out_dir
 from embedkit.training.datasets import load_training_data, to_dataset
 from embedkit.training.evaluation import RecipeEvaluator, evaluate_sets, load_eval_sets
 from embedkit.training.recipe import Recipe
-from embedkit.training.result import TrainResult, model_card, write_results, write_text_atomic
+from embedkit.training.result import TrainResult, evaluation_log, write_run_files
 from embedkit.training.runners import register_runner
 
 
@@ -78,17 +79,13 @@ def train_contrastive(recipe: Recipe, params: None, out_dir: Path, resume: bool 
     result = TrainResult(
         out_dir=str(out_dir), recipe_yaml=recipe.to_yaml(), base_model=recipe.model, steps=trainer.state.global_step,
         train_seconds=round(seconds, 1), resumed_from=str(resume_from) if resume_from else None, before=before,
-        during=[e for e in trainer.state.log_history if any(k.startswith("eval_") for k in e)],
+        during=evaluation_log(trainer.state.log_history),
         headline={s.name: s.headline for s in eval_sets}, data=sampling,
     )
     if args.should_save:
         result.after = evaluate_sets(model, eval_sets, recipe.eval.batch_size)
         model.save(str(out_dir), create_model_card=False)
-        write_text_atomic(out_dir / "recipe.yaml", result.recipe_yaml)
-        write_results(result)
-        write_text_atomic(out_dir / "README.md", model_card(result))
-        if (out_dir / "eval").is_dir() and not any((out_dir / "eval").iterdir()):
-            (out_dir / "eval").rmdir()  # the trainer makes it for evaluator files; ours writes none
+        write_run_files(result)
     return result
 
 
